@@ -1,0 +1,166 @@
+"""The Channel contract every transport implements, and the logic they all share.
+
+A channel moves sparse activation blocks between the workers of one run. A transport
+fills two hooks:
+
+- `_send_frames(layer, dst, frames)`: deliver the frames (header + payload bytes) of one block
+  to worker `dst`. May buffer; `flush()` must push everything out.
+- `_poll(layer, pending, timeout)`: return raw frames that have arrived for this worker, waiting
+  at most `timeout` seconds. It may return frames of other layers or runs, duplicates and
+  partial chunk sets: the base class sorts that out once, here.
+
+Delivery semantics the base class provides on top of the hooks:
+
+- `send()` encodes the block, splits it into frames no larger than `max_frame_bytes`, and
+  hands them to the transport. An empty block is still sent (receivers never wait on silence).
+- `receive()` yields `(src, block)` for every expected sender of a layer, in arrival order;
+  duplicate frames are dropped, frames of another run are dropped, frames of later layers are
+  kept for later, damaged frames are counted and dropped. If a sender is still missing after
+  `timeout` seconds it raises `WorkerTimeout` naming the worker, the layer and the senders.
+- `stats` counts messages, bytes and API requests (by API, and billed in 64 KiB chunks where
+  the service bills that way) for the run record and the cost model.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import scipy.sparse as sp
+
+from ..errors import WorkerTimeout
+from .encoding import FrameError, Header, decode_block, encode_block, frames_for, unpack_header
+
+BILLING_CHUNK = 64 * 1024  # SNS, SQS bill every 64 KiB of a payload as one request
+
+
+def billed_chunks(nbytes: int) -> int:
+    """Requests billed for one payload of `nbytes` (at least one)."""
+    return max(1, -(-nbytes // BILLING_CHUNK))
+
+
+@dataclass
+class ChannelStats:
+    """What a channel did, for the run record and the cost model."""
+
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    duplicates: int = 0
+    foreign: int = 0
+    malformed: int = 0
+    requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    billed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def count(self, api: str, requests: int = 1, billed: int | None = None) -> None:
+        self.requests[api] += requests
+        self.billed[api] += requests if billed is None else billed
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, dict)}
+        d["requests"] = dict(self.requests)
+        d["billed_requests"] = dict(self.billed)
+        return d
+
+
+class Channel(ABC):
+    """One worker's end of a run's transport. Not thread-safe: one worker, one channel."""
+
+    #: Largest frame (header included) the transport carries; None = unlimited.
+    max_frame_bytes: int | None = None
+    #: Short name used in registries, records and errors.
+    name: str = "channel"
+
+    def __init__(self, run_id: str, worker: int) -> None:
+        self.run_id = run_id
+        self.worker = worker
+        self.stats = ChannelStats()
+        # (layer, src) -> {chunk: payload}, and the chunk count announced
+        self._parts: dict[tuple[int, int], dict[int, bytes]] = defaultdict(dict)
+        self._nchunks: dict[tuple[int, int], int] = {}
+        self._done: set[tuple[int, int]] = set()
+        self._ready: dict[int, list[tuple[int, sp.csr_matrix]]] = defaultdict(list)
+
+    # ------------------------------------------------------------------ public API
+    def send(self, layer: int, dst: int, block: sp.csr_matrix) -> None:
+        """Send one sparse float32 block to worker `dst` for `layer` (may be buffered)."""
+        payload = encode_block(block)
+        frames = frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, self.max_frame_bytes)
+        self.stats.messages_sent += len(frames)
+        self.stats.bytes_sent += sum(len(f) for f in frames)
+        self._send_frames(layer, dst, frames)
+
+    def flush(self) -> None:
+        """Push out anything `send` buffered. Transports that do not buffer need not override."""
+
+    def receive(self, layer: int, senders: Iterable[int], timeout: float) -> Iterator[tuple[int, sp.csr_matrix]]:
+        """Yield `(src, block)` once per expected sender of `layer`, in arrival order."""
+        pending = set(senders)
+        deadline = time.monotonic() + timeout
+        while True:
+            for src, block in self._ready.pop(layer, []):
+                if src in pending:
+                    pending.discard(src)
+                    yield src, block
+            if not pending:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                who = ", ".join(str(s) for s in sorted(pending))
+                raise WorkerTimeout(f"worker {self.worker} timed out after {timeout:g}s waiting for "
+                                    f"layer {layer} from worker(s) {who}")
+            for frame in self._poll(layer, pending, remaining):
+                self._accept(frame)
+
+    def close(self) -> None:
+        """Release connections and threads; the run's data stays for `cleanup`."""
+
+    def cleanup(self) -> None:
+        """Delete what this run left in the transport (queues drained, objects deleted)."""
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
+        """Deliver the frames of one block to `dst`."""
+
+    @abstractmethod
+    def _poll(self, layer: int, pending: set[int], timeout: float) -> list[bytes]:
+        """Return frames that arrived for this worker, waiting at most `timeout` seconds."""
+
+    # ------------------------------------------------------------------ shared logic
+    def _accept(self, frame: bytes) -> None:
+        """Sort one raw frame: drop foreign, damaged and duplicate ones; reassemble chunks."""
+        try:
+            header, payload = unpack_header(frame)
+        except FrameError:
+            self.stats.malformed += 1
+            return
+        if header.run_id != self.run_id or header.dst != self.worker:
+            self.stats.foreign += 1
+            return
+        key = (header.layer, header.src)
+        parts = self._parts[key]
+        if key in self._done or header.chunk in parts:
+            self.stats.duplicates += 1
+            return
+        if self._nchunks.setdefault(key, header.chunks) != header.chunks:
+            self.stats.malformed += 1
+            return
+        parts[header.chunk] = payload
+        self.stats.messages_received += 1
+        self.stats.bytes_received += len(frame)
+        if len(parts) < header.chunks:
+            return
+        data = b"".join(parts[k] for k in range(header.chunks))
+        del self._parts[key], self._nchunks[key]
+        try:
+            block = decode_block(data)
+        except FrameError:
+            self.stats.malformed += 1
+            return
+        self._done.add(key)
+        self._ready[header.layer].append((header.src, block))
