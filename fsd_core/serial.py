@@ -36,11 +36,17 @@ class InferenceResult:
 
 
 def layer_step(y: sp.csr_matrix, w: sp.csr_matrix, bias: np.ndarray, ymax: float) -> sp.csr_matrix:
-    """One layer on a sparse batch, the textbook way: the semantics in five lines."""
+    """One layer on a sparse batch, the textbook way: the semantics in a few lines.
+
+    Column indices are kept sorted: scipy's product emits them unsorted, and the next
+    product accumulates each output in storage order, so sorting is what makes every float32
+    sum run in ascending input-neuron order, the canonical order every engine reproduces.
+    """
     z = (y @ w).tocsr()
     z.data += bias[z.indices]
     np.clip(z.data, 0.0, ymax, out=z.data)
     z.eliminate_zeros()
+    z.sort_indices()
     return z
 
 
@@ -58,6 +64,7 @@ def infer(model: SparseDNN, inputs: sp.spmatrix) -> InferenceResult:
 
     start = time.perf_counter()
     y = sp.csr_matrix(inputs, dtype=np.float32)
+    y.sort_indices()
     batch, n = y.shape
     alive = np.flatnonzero(np.diff(y.indptr) > 0)  # global ids of the rows still non-zero
     ys: sp.csr_matrix | np.ndarray = y[alive]

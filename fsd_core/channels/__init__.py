@@ -1,0 +1,28 @@
+"""Channel registry: `open_channel("local"|"queue"|"object", ...)` imports the backend lazily,
+so `worker.py` (and anything else that only sees a Channel) never imports boto3."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import Channel
+
+_BACKENDS = {
+    "local": "fsd_core.channels.local:LocalChannel",
+    "queue": "fsd_core.channels.queue:QueueChannel",
+    "object": "fsd_core.channels.object:ObjectChannel",
+}
+
+
+def open_channel(kind: str, run_id: str, worker: int, config: dict[str, Any]) -> Channel:
+    """Open worker `worker`'s end of the run's channel of type `kind` from its event config."""
+    try:
+        target = _BACKENDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown channel {kind!r}; known: {', '.join(sorted(_BACKENDS))}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls).from_config(run_id, worker, config)
+
+
+__all__ = ["Channel", "open_channel"]

@@ -1,0 +1,80 @@
+"""`fsd partition`: partition a model for P workers and print the plan's communication metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import positive_int, print_json, si, table
+
+CONTRACT_KEYS = ("method", "workers", "volume_rows", "messages", "max_send_rows", "imbalance", "seconds")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..partition import METHODS  # light: numpy/scipy only
+
+    p = sub.add_parser("partition", help="partition a model for P workers and report communication volume",
+                       description="Assign every neuron of every layer to a worker and print the resulting "
+                                   "communication plan's metrics (rows moved, messages, imbalance).")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--workers", required=True, type=int, help="number of workers P (1..N)")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="partitioner (default: hypergraph, or metis without mtkahypar)")
+    p.add_argument("--per-layer", dest="per_layer", action="store_true", default=None,
+                   help="partition every layer given the previous layer's owners (the default)")
+    p.add_argument("--shared", dest="per_layer", action="store_false",
+                   help="one partition shared by all layers")
+    p.add_argument("--compare", action="store_true", help="run every method side by side")
+    p.add_argument("--json", action="store_true", help="print JSON (a list with --compare)")
+    p.add_argument("--out", help="write the plan (PLAN.npz, owners int32 (L+1, N)); not with --compare")
+    p.add_argument("--seed", type=int, default=0, help="seed for random/metis/hypergraph (default 0)")
+    p.add_argument("--batch", type=positive_int, default=None,
+                   help="also report the activation bound volume_rows * BATCH")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..model import SparseDNN
+    from ..partition import DEFAULT_PER_LAYER, METHODS, check_workers, default_method
+    from ..plan import make_plan
+
+    if args.compare and args.out:
+        raise InputError("--out writes one plan; it cannot be combined with --compare")
+    if args.compare and args.method:
+        raise InputError("--compare runs every method; drop --method")
+    model = SparseDNN.load(args.model)
+    check_workers(model, args.workers)
+    per_layer = DEFAULT_PER_LAYER if args.per_layer is None else args.per_layer
+    methods = METHODS if args.compare else (args.method or default_method(),)
+    results = []
+    for method in methods:
+        plan = make_plan(model, args.workers, method, per_layer=per_layer, seed=args.seed)
+        m = plan.metrics(model)
+        if args.batch:
+            m["batch"] = args.batch
+            m["volume_activations"] = m["volume_rows"] * args.batch
+        results.append(m)
+        if args.out:
+            plan.save(args.out)
+    if args.json:
+        out = [{k: v for k, v in m.items() if not k.endswith("_per_layer")} for m in results]
+        print_json(out if args.compare else out[0])
+        return 0
+    base = results[0]["volume_rows"] if args.compare else None
+    headers = ["method", "layout", "workers", "volume rows", "messages", "max send", "max recv", "imbalance",
+               "seconds"] + (["vs " + methods[0]] if base is not None else [])
+    rows = []
+    for m in results:
+        row = [m["method"], "per-layer" if m["per_layer"] else "shared", m["workers"], f"{m['volume_rows']:,}",
+               f"{m['messages']:,}", f"{m['max_send_rows']:,}", f"{m['max_recv_rows']:,}",
+               f"{100 * m['imbalance']:.2f}%", f"{m['seconds']:.2f}"]
+        if base is not None:
+            row.append(f"{m['volume_rows'] / base:.3f}x" if base else "-")
+        rows.append(row)
+    print(table(headers, rows))
+    if args.batch:
+        for m in results:
+            print(f"{m['method']}: at most {si(m['volume_activations'])} activations for a batch of {args.batch}")
+    if args.out:
+        print(f"plan written to {args.out}")
+    return 0

@@ -1,0 +1,107 @@
+"""The worker entry point: `handler(event, context)` is what AWS Lambda calls.
+
+Locally, `python -m fsd_core.handler` runs the same function on the event a Lambda would get
+(from the FSD_EVENT environment variable), so the local launcher exercises the deployed path:
+start the children of the launch tree, fetch the shard and inputs from the stage, run the
+layer loop over the run's channel, stage the result (worker 0) and a report.
+
+Event fields: run_id, worker, workers, branching, variant, channel (config), stage (config),
+launcher (config), manifest (cloud variants), timeout, requested_at; optional progress_dir,
+fault (test injection), debug.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .channels import open_channel
+from .launch import children, open_launcher
+from .plan import WorkerShard
+from .stage import open_stage
+from .worker import run_worker
+
+CHANNEL_OF_VARIANT = {"local": "local", "queue": "queue", "object": "object"}
+
+
+def matrix_to_bytes(m: sp.spmatrix) -> bytes:
+    buf = io.BytesIO()
+    sp.save_npz(buf, sp.csr_matrix(m, dtype=np.float32), compressed=True)
+    return buf.getvalue()
+
+
+def matrix_from_bytes(data: bytes) -> sp.csr_matrix:
+    return sp.csr_matrix(sp.load_npz(io.BytesIO(data)))
+
+
+def _progress_writer(directory: str | None, worker: int):
+    if not directory:
+        return None
+    target = Path(directory) / f"w{worker}"
+
+    def write(layer: int) -> None:
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(str(layer))
+        os.replace(tmp, target)
+
+    return write
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Run one worker of a run; returns (and stages) its report."""
+    started_at = time.time()
+    me = int(event["worker"])
+    stage = open_stage(event["stage"])
+    report: dict[str, Any] = {"worker": me, "pid": os.getpid(), "requested_at": event.get("requested_at"),
+                              "started_at": started_at}
+    launcher = open_launcher(event["launcher"], event.get("manifest"))
+    kids = [launcher.start(dict(event, worker=c)) for c in children(me, int(event["workers"]), int(event["branching"]))]
+    report["launched_at"] = time.time()
+    channel = None
+    try:
+        shard_bytes = stage.get(f"shard-{me}.npz")
+        input_bytes = stage.get(f"inputs-{me}.npz")
+        if shard_bytes is None or input_bytes is None:
+            raise RuntimeError(f"worker {me}: shard or inputs not found in the stage")
+        shard = WorkerShard.from_bytes(shard_bytes)
+        inputs = matrix_from_bytes(input_bytes)
+        channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])
+        report["loaded_at"] = time.time()
+        outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
+                             progress=_progress_writer(event.get("progress_dir"), me),
+                             fault=event.get("fault"))
+        if outcome.final is not None:
+            stage.put("result.npz", matrix_to_bytes(outcome.final))
+        report.update(outcome.report(), status="ok", channel=channel.stats.as_dict())
+    except Exception as exc:  # the report says why; the coordinator turns it into a RunError
+        report.update(status="failed", error=str(exc) if str(exc).startswith("worker") else f"worker {me}: {exc}",
+                      traceback=traceback.format_exc(limit=5))
+        if channel is not None:
+            report["channel"] = channel.stats.as_dict()
+    finally:
+        report["finished_at"] = time.time()
+        stage.put(f"report-{me}.json", json.dumps(report).encode())
+        if channel is not None:
+            channel.close()
+    for kid in kids:  # reap the processes we started (a no-op on Lambda)
+        launcher.wait(kid, timeout=float(event["timeout"]))
+    return {k: v for k, v in report.items() if k in ("worker", "status", "error")}
+
+
+def main() -> int:
+    event = json.loads(os.environ["FSD_EVENT"])
+    result = handler(event)
+    return 0 if result.get("status") == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Hierarchical launch: the client starts worker 0; worker i starts workers i*b+1 .. i*b+b.
+
+P workers are running after about ceil(log_b(P)) rounds instead of P sequential starts.
+Two launchers behind one interface: local processes (each runs the Lambda handler with the
+event a Lambda would get) and AWS Lambda (`Invoke`, InvocationType `Event`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+def children(worker: int, workers: int, branching: int) -> range:
+    """The workers that `worker` starts: worker*b+1 .. worker*b+b, capped at P-1."""
+    if branching < 1:
+        raise ValueError("branching factor must be at least 1")
+    first = worker * branching + 1
+    return range(min(first, workers), min(first + branching, workers))
+
+
+def depth(worker: int, branching: int) -> int:
+    """The launch round in which `worker` is started (worker 0: round 0)."""
+    d = 0
+    while worker > 0:
+        worker = (worker - 1) // branching
+        d += 1
+    return d
+
+
+def rounds(workers: int, branching: int) -> int:
+    """Launch rounds needed for P workers: the depth of the deepest worker."""
+    return depth(workers - 1, branching) if workers > 1 else 0
+
+
+def expected_rounds(workers: int, branching: int) -> float:
+    """log_b(P), for comparison with `rounds` (it is within one of it)."""
+    return math.log(workers, branching) if workers > 1 and branching > 1 else float(workers - 1)
+
+
+class Launcher(ABC):
+    """Starts one worker with its event and returns a handle (or None if it cannot be waited on)."""
+
+    kind: str = "launcher"
+
+    @abstractmethod
+    def start(self, event: dict[str, Any]) -> Any:
+        """Start the worker described by `event` without waiting for it."""
+
+    def wait(self, handle: Any, timeout: float | None = None) -> int | None:
+        """Wait for a started worker; None when the platform does not let us (Lambda)."""
+        return None
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+class LocalLauncher(Launcher):
+    """Each worker is a local process running `python -m fsd_core.handler` on the event."""
+
+    kind = "local"
+
+    def __init__(self, new_session: bool = False) -> None:
+        self.new_session = new_session
+
+    def start(self, event: dict[str, Any]) -> subprocess.Popen:
+        event = dict(event, requested_at=time.time())
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.Popen(
+            [sys.executable, "-m", "fsd_core.handler"],
+            env=dict(env, FSD_EVENT=json.dumps(event)),
+            start_new_session=self.new_session,
+            stdout=subprocess.DEVNULL,
+            stderr=None if event.get("debug") else subprocess.DEVNULL,
+        )
+
+    def wait(self, handle: subprocess.Popen, timeout: float | None = None) -> int | None:
+        try:
+            return handle.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class LambdaLauncher(Launcher):
+    """Asynchronous Lambda invocation of the worker function (no retries: see Terraform)."""
+
+    kind = "lambda"
+
+    def __init__(self, client: Any, function_name: str) -> None:
+        self.client = client
+        self.function_name = function_name
+
+    def start(self, event: dict[str, Any]) -> None:
+        event = dict(event, requested_at=time.time())
+        self.client.invoke(FunctionName=self.function_name, InvocationType="Event",
+                           Payload=json.dumps(event).encode())
+        return None
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "function_name": self.function_name}
+
+
+def open_launcher(config: dict[str, Any], manifest: dict[str, Any] | None = None) -> Launcher:
+    """Reopen the launcher described in an event (children use the same kind as the root)."""
+    if config["kind"] == "local":
+        return LocalLauncher()
+    if config["kind"] == "lambda":
+        from .cloud import Manifest, client
+
+        m = Manifest.from_dict(manifest or {})
+        return LambdaLauncher(client(m, "lambda"), config["function_name"])
+    raise ValueError(f"unknown launcher {config['kind']!r}")

@@ -1,0 +1,68 @@
+# ---------------------------------------------------------------------------
+# FSD-Inference: the cloud side of one deployment
+#
+#   queue channel   SNS topic(s) -> one SQS queue per worker slot (filter on dst)
+#   object channel  one S3 bucket (runs/ scratch prefix, packages/)
+#   worker function one Lambda function, its role, log group, async config
+#
+# The outputs (outputs.tf) are the deployment manifest `fsd` reads.
+# ---------------------------------------------------------------------------
+
+locals {
+  create_bucket   = var.enable_object || var.package_file != null
+  create_function = var.package_file != null || var.package_s3_key != null
+}
+
+module "queue_channel" {
+  source = "./modules/queue_channel"
+  count  = var.enable_queue ? 1 : 0
+
+  name_prefix         = var.name_prefix
+  topic_count         = var.topic_count
+  queue_count         = var.max_workers
+  message_retention_s = var.message_retention_s
+  visibility_timeout  = var.timeout_s
+}
+
+module "object_channel" {
+  source = "./modules/object_channel"
+  count  = local.create_bucket ? 1 : 0
+
+  name_prefix     = var.name_prefix
+  run_expiry_days = var.run_expiry_days
+  force_destroy   = var.force_destroy
+}
+
+# The deployment package, when given as a local file, travels through the bucket
+# (direct uploads to Lambda are limited to 50 MB; numpy + scipy come close).
+resource "aws_s3_object" "package" {
+  count = var.package_file != null ? 1 : 0
+
+  bucket      = module.object_channel[0].bucket
+  key         = "packages/${filesha256(var.package_file)}.zip"
+  source      = var.package_file
+  source_hash = filemd5(var.package_file)
+}
+
+module "worker_function" {
+  source = "./modules/worker_function"
+  count  = local.create_function ? 1 : 0
+
+  name                 = "${var.name_prefix}-worker"
+  memory_mb            = var.memory_mb
+  timeout_s            = var.timeout_s
+  architecture         = var.architecture
+  runtime              = var.runtime
+  reserved_concurrency = var.reserved_concurrency
+  log_retention_days   = var.log_retention_days
+
+  s3_bucket = (var.package_file != null ? aws_s3_object.package[0].bucket
+  : coalesce(var.package_s3_bucket, try(module.object_channel[0].bucket, null)))
+  s3_key = var.package_file != null ? aws_s3_object.package[0].key : var.package_s3_key
+
+  topic_arns    = try(module.queue_channel[0].topic_arns, [])
+  queue_arns    = try(module.queue_channel[0].queue_arns, [])
+  bucket_arn    = var.enable_object ? module.object_channel[0].bucket_arn : null
+  run_prefix    = "runs/"
+  topic_kms_key = try(module.queue_channel[0].kms_master_key_id, null)
+}

@@ -1,0 +1,106 @@
+# ---------------------------------------------------------------------------
+# Object channel (FSD-Inf-Object)
+#
+# One private bucket. Workers exchange activations as objects
+# runs/{run_id}/l{layer}/{src}-{dst}; packages/ holds Lambda deployment zips.
+# ---------------------------------------------------------------------------
+
+resource "aws_s3_bucket" "this" {
+  # checkov:skip=CKV_AWS_18: access logging would need a second bucket and logs every activation object; runs/ is short-lived scratch data
+  # checkov:skip=CKV_AWS_21: versioning would keep every deleted activation object as a noncurrent version; runs/ is scratch data and packages/ are rebuilt by `fsd package`
+  # checkov:skip=CKV_AWS_144: cross-region replication doubles the cost of scratch data that lives for seconds
+  # checkov:skip=CKV_AWS_145: SSE-S3 (AES256) instead of KMS: a KMS request per activation GET/PUT would dominate the channel's cost
+  # checkov:skip=CKV2_AWS_62: no consumer for event notifications; receivers GET the keys their plan names
+
+  bucket_prefix = "${var.name_prefix}-"
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    id     = "expire-runs"
+    status = "Enabled"
+
+    filter {
+      prefix = "runs/"
+    }
+
+    expiration {
+      days = var.run_expiry_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+data "aws_iam_policy_document" "tls_only" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.this.arn,
+      "${aws_s3_bucket.this.arn}/*",
+    ]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  bucket = aws_s3_bucket.this.id
+  policy = data.aws_iam_policy_document.tls_only.json
+
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}

@@ -1,0 +1,20 @@
+# ---------------------------------------------------------------------------
+# Object channel inputs
+# ---------------------------------------------------------------------------
+
+variable "name_prefix" {
+  description = "Prefix of the bucket name (a unique suffix is appended by AWS/Terraform)."
+  type        = string
+}
+
+variable "run_expiry_days" {
+  description = "Days after which objects under runs/ expire (runs delete their own objects; this is the safety net)."
+  type        = number
+  default     = 1
+}
+
+variable "force_destroy" {
+  description = "Allow destroying the bucket while it still holds objects."
+  type        = bool
+  default     = true
+}

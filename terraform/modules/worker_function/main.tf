@@ -1,0 +1,54 @@
+# ---------------------------------------------------------------------------
+# Worker function
+#
+# One Lambda function runs every worker; worker i invokes workers
+# i*b+1 .. i*b+b asynchronously (launch tree), so async invocations must not
+# be retried: a retried worker would publish its activations twice.
+# ---------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "this" {
+  # checkov:skip=CKV_AWS_338: a year of worker logs costs storage at rest; retention is log_retention_days (default 7)
+  # checkov:skip=CKV_AWS_158: a customer KMS key costs $1/month at rest; CloudWatch Logs encrypts with its own key
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.log_retention_days
+}
+
+# Failed asynchronous invocations (a worker that crashed) land here.
+resource "aws_sqs_queue" "dlq" {
+  name                      = "${var.name}-dlq"
+  sqs_managed_sse_enabled   = true
+  message_retention_seconds = 1209600
+}
+
+resource "aws_lambda_function" "this" {
+  # checkov:skip=CKV_AWS_117: no VPC: the workers only call public AWS APIs, and a VPC would need NAT or interface endpoints that cost money at rest
+  # checkov:skip=CKV_AWS_272: code signing needs an AWS Signer profile; the package is built and uploaded by the operator's own `fsd package`
+  function_name = var.name
+  role          = aws_iam_role.this.arn
+  handler       = var.handler
+  runtime       = var.runtime
+  architectures = [var.architecture]
+  memory_size   = var.memory_mb
+  timeout       = var.timeout_s
+
+  s3_bucket = var.s3_bucket
+  s3_key    = var.s3_key
+
+  reserved_concurrent_executions = var.reserved_concurrency
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dlq.arn
+  }
+
+  tracing_config {
+    mode = "PassThrough"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+}
+
+resource "aws_lambda_function_event_invoke_config" "this" {
+  function_name                = aws_lambda_function.this.function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 60
+}

@@ -1,0 +1,90 @@
+# ---------------------------------------------------------------------------
+# Worker function inputs
+# ---------------------------------------------------------------------------
+
+variable "name" {
+  description = "Function name (also names its role, log group and dead-letter queue)."
+  type        = string
+}
+
+variable "memory_mb" {
+  description = "Memory in MB (128-10240)."
+  type        = number
+  default     = 2048
+}
+
+variable "timeout_s" {
+  description = "Timeout in seconds (1-900)."
+  type        = number
+  default     = 300
+}
+
+variable "architecture" {
+  description = "arm64 or x86_64."
+  type        = string
+  default     = "arm64"
+}
+
+variable "runtime" {
+  description = "Lambda runtime."
+  type        = string
+  default     = "python3.11"
+}
+
+variable "handler" {
+  description = "Entry point inside the package."
+  type        = string
+  default     = "fsd_core.handler.handler"
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions; -1 = none."
+  type        = number
+  default     = -1
+}
+
+variable "log_retention_days" {
+  description = "Days the function's logs are kept."
+  type        = number
+  default     = 7
+}
+
+variable "s3_bucket" {
+  description = "Bucket of the deployment zip."
+  type        = string
+}
+
+variable "s3_key" {
+  description = "Key of the deployment zip."
+  type        = string
+}
+
+variable "topic_arns" {
+  description = "SNS topics the workers publish to (queue channel); empty = no SNS permission."
+  type        = list(string)
+  default     = []
+}
+
+variable "queue_arns" {
+  description = "Worker queues the workers receive from and delete in (queue channel); empty = no SQS permission."
+  type        = list(string)
+  default     = []
+}
+
+variable "bucket_arn" {
+  description = "Object channel bucket ARN; null = no S3 permission."
+  type        = string
+  default     = null
+}
+
+variable "run_prefix" {
+  description = "Key prefix of run objects in the bucket; the workers may touch only keys under it."
+  type        = string
+  default     = "runs/"
+}
+
+variable "topic_kms_key" {
+  description = "KMS key of the topics. A customer key ARN gets GenerateDataKey/Decrypt for publishing; an alias (alias/aws/sns) needs no grant."
+  type        = string
+  default     = null
+}

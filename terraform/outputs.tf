@@ -1,0 +1,39 @@
+# ---------------------------------------------------------------------------
+# The deployment manifest: `terraform output -json` is read by `fsd`
+# (fsd_core/cloud.py, Manifest). Keep the names in step with its fields.
+# ---------------------------------------------------------------------------
+
+output "region" {
+  description = "AWS region of the deployment."
+  value       = var.region
+}
+
+output "endpoint" {
+  description = "Emulator base URL every client must use, or null on AWS."
+  value       = var.endpoint
+}
+
+output "max_workers" {
+  description = "Worker slots: the largest number of workers a run may use."
+  value       = var.max_workers
+}
+
+output "topic_arns" {
+  description = "SNS topic ARNs of the queue channel (sender src publishes on topic src mod length); empty without the queue channel."
+  value       = try(module.queue_channel[0].topic_arns, [])
+}
+
+output "queue_urls" {
+  description = "SQS queue URL per worker slot (index = worker id); empty without the queue channel."
+  value       = try(module.queue_channel[0].queue_urls, [])
+}
+
+output "bucket" {
+  description = "S3 bucket of the object channel (keys runs/...) and of the packages (packages/...); null when none is provisioned."
+  value       = try(module.object_channel[0].bucket, null)
+}
+
+output "function_name" {
+  description = "Name of the worker Lambda function; null when no package was given (no function created)."
+  value       = try(module.worker_function[0].function_name, null)
+}
