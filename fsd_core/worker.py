@@ -110,10 +110,10 @@ def run_worker(
     batch = inputs.shape[0]
     y = sp.csr_matrix(inputs, dtype=np.float32)
     stats: list[LayerStats] = []
-    for l, ls in enumerate(shard.layers, start=1):
+    kernels = [_LayerKernel(ls) for ls in shard.layers]  # before layer 1: off the critical path
+    for l, (ls, kernel) in enumerate(zip(shard.layers, kernels), start=1):
         if fault and fault.get("worker") == me and fault.get("layer") == l:
             _inject(fault)
-        kernel = _LayerKernel(ls)
         st, mark = LayerStats(l), _Snapshot(channel)
         t0 = time.perf_counter()
         for dst, pos in ls.send.items():

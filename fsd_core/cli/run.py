@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a worker waits for a message")
     p.add_argument("--categories-out", metavar="F", type=Path)
     p.add_argument("--verify", action="store_true", help="check equality with the serial kernel")
+    p.add_argument("--check", metavar="TRUTH", type=Path, help="compare categories with a truth file (PASSED/FAILED)")
     p.add_argument("--manifest", type=Path, help="deployment manifest (default: the active one, or a local emulator)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_run)
@@ -58,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from ..coordinator import RunConfig, run
     from ..errors import InputError
-    from ..tsv import write_categories
+    from ..tsv import read_categories, write_categories
 
     manifest = None
     if args.manifest:
@@ -68,6 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.manifest}: cannot read the manifest: {exc}") from None
     config = RunConfig(str(args.model), str(args.inputs), args.variant, args.workers, args.partition,
                        args.per_layer, args.branching, args.timeout, verify=args.verify, manifest=manifest)
+    truth = read_categories(args.check) if args.check else None
     update, stop = progress_printer(not args.json and sys.stderr.isatty())
     try:
         result = run(config, update)
@@ -82,6 +84,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.status != "ok":
         sys.stderr.write(f"fsd: error: run {result.run_id} failed: {result.error}\n")
         return 1
+    if truth is not None:
+        import numpy as np
+
+        passed = len(truth) == len(result.categories) and bool(np.array_equal(truth, result.categories))
+        print("PASSED" if passed else f"FAILED: {len(result.categories)} categories, truth has {len(truth)}")
+        return 0 if passed else 1
     return 0
 
 

@@ -1,0 +1,198 @@
+"""`fsd recommend` (which variant, how many workers, what it costs) and `fsd calibrate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import InputError
+from .common import positive_int, print_json, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recommend", help="rank serial, queue and object by cost per query",
+                       description="Rank the serial, queue and object variants by predicted cost per "
+                       "query under a latency target and Lambda's limits (docs/cost-model.md).")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model directory (sizes read from model.json)")
+    src.add_argument("--neurons", type=positive_int, help="N (with --layers): a RadiX-Net, no model needed")
+    p.add_argument("--layers", type=positive_int, help="L, with --neurons")
+    p.add_argument("--batch", type=positive_int, required=True, help="inputs per query (B)")
+    p.add_argument("--workers", default="2-256", help="P or a range A-B (default 2-256)")
+    p.add_argument("--queries-per-hour", type=float, help="compare cost per day with EC2 servers")
+    p.add_argument("--burst-size", type=positive_int, default=1, help="queries per burst (idle gaps between)")
+    p.add_argument("--latency-target", type=float, help="seconds per query")
+    p.add_argument("--memory", type=positive_int, help="Lambda memory in MB (default: smallest that fits, >= 1769)")
+    p.add_argument("--method", default="hypergraph", choices=("block", "random", "metis", "hypergraph"),
+                   help="partition the volume estimate assumes")
+    p.add_argument("--density", type=float, help="constant activation density (default: measured profile)")
+    p.add_argument("--prices", help="JSON price file (see docs/cost-model.md)")
+    p.add_argument("--region", help="price region (needs --prices unless us-east-1)")
+    p.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"))
+    p.add_argument("--params", help="JSON file of model parameters (e.g. from fsd calibrate)")
+    p.add_argument("--exact", action="store_true", help="build the plan (loads the model; one P only)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run_recommend)
+
+    c = sub.add_parser("calibrate", help="fit the cost model's time parameters to measured runs",
+                       description="Fit latency and throughput parameters by least squares to measured "
+                       "runs: a JSON list of {variant, neurons, layers, batch, workers, memory_mb, seconds, "
+                       "requests?, bytes_sent?}.")
+    c.add_argument("runs", nargs="?", help="JSON file with the measured runs")
+    c.add_argument("--store", nargs="?", const="", metavar="DB",
+                   help="read runs from the run store instead (default database if DB omitted)")
+    c.add_argument("--limit", type=positive_int, default=200, help="most recent runs read from the store")
+    c.add_argument("--memory", type=positive_int, default=1769,
+                   help="Lambda MB of store runs that do not record it")
+    c.add_argument("--params", help="starting parameters (JSON)")
+    c.add_argument("--fit", default="startup_s,madds_per_s,queue_bytes_per_s,object_bytes_per_s",
+                   help="comma-separated parameters to fit")
+    c.add_argument("--out", help="write the fitted parameters here (for recommend --params)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(handler=run_calibrate)
+
+
+def parse_workers(text: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi) if sep else int(lo)
+    except ValueError:
+        raise InputError(f"--workers {text!r}: give P or a range A-B of positive integers") from None
+    if a < 1 or b < a:
+        raise InputError(f"--workers {text!r}: need 1 <= A <= B")
+    return a, b
+
+
+def load_params(path: str | None):
+    from ..cost import Params
+
+    if path is None:
+        return Params()
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable JSON parameter file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: a parameter file must be a JSON object")
+    return Params().updated(doc.get("params", doc), where=path)
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    from .. import cost
+    from ..prices import load_prices
+
+    prices = load_prices(args.prices, args.region)
+    params = load_params(args.params)
+    lo, hi = parse_workers(args.workers)
+    for name in ("queries_per_hour", "latency_target"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    comm_for = None
+    if args.model:
+        from ..model import read_manifest
+
+        mf = read_manifest(args.model)
+        nnz = [int(e.get("nnz", 0)) for e in mf["layer_files"]]
+        w = cost.Workload.build(mf["neurons"], mf["layers"], args.batch, nnz, args.density)
+        if args.exact:
+            comm_for = _exact_comm(args, lo, hi)
+    else:
+        if args.layers is None:
+            raise InputError("--neurons needs --layers")
+        if args.exact:
+            raise InputError("--exact needs --model")
+        w = cost.Workload.build(args.neurons, args.layers, args.batch, None, args.density)
+    out = cost.recommend(w, (lo, hi), params, prices, args.memory, args.latency_target, args.method,
+                         args.queries_per_hour, args.burst_size, args.arch, comm_for)
+    if args.json:
+        print_json(out)
+        return 0
+    rows = [[r["variant"], r["workers"], r["memory_mb"], f"${r['cost_usd']:.5f}", f"{r['latency_s']:.1f}",
+             "yes" if r["feasible"] else "no", r["why_not"] or ""] for r in out["rows"]]
+    print(table(["variant", "workers", "memory MB", "$/query", "latency s", "feasible", "why not"], rows))
+    print(f"recommended: {out['recommended'] or 'none'} -- {out['reason']}")
+    x = out["crossover"]
+    if x["workers"]:
+        print(f"queue/object cross-over at {x['workers']} workers ({x['below']} cheaper below, {x['above']} above)")
+    elif x.get("cheaper_everywhere"):
+        print(f"no queue/object cross-over: {x['cheaper_everywhere']} is cheaper for {x['range'][0]}-{x['range'][1]} workers")
+    s = out.get("sporadic")
+    if s:
+        print(f"at {s['queries_per_hour']:g} queries/hour: serverless ${s['serverless_usd_per_day']:.2f}/day", end="")
+        if s.get("server"):
+            be = s["break_even_queries_per_hour_vs_always_on"]
+            print(f", always-on {s['server']['instance']} ${s['always_on_usd_per_day']:.2f}/day, job-scoped "
+                  f"${s['job_scoped_usd_per_day']:.2f}/day; break-even vs always-on: "
+                  f"{be:,.0f} queries/hour; cheapest: {s['cheapest']}")
+        else:
+            print(f" ({s['note']})")
+    return 0
+
+
+def _exact_comm(args: argparse.Namespace, lo: int, hi: int):
+    if lo != hi:
+        raise InputError("--exact builds a plan for one worker count: give --workers P")
+    try:
+        from ..plan import make_plan
+    except ImportError:
+        raise InputError("--exact needs fsd_core.plan, which this installation lacks") from None
+    from ..cost import CommProfile
+    from ..model import SparseDNN
+
+    model = SparseDNN.load(args.model)
+    profile = CommProfile.from_plan(model, make_plan(model, lo, args.method), args.method)
+    return lambda p: profile
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ..cost import calibrate
+    from ..fileio import atomic_write_text
+
+    if (args.runs is None) == (args.store is None):
+        raise InputError("give a JSON file of runs or --store, not both or neither")
+    if args.store is not None:
+        records = _store_records(args.store or None, args.limit, args.memory)
+    else:
+        try:
+            records = json.loads(Path(args.runs).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{args.runs}: not a readable JSON list of runs ({exc})") from None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise InputError(f"{args.runs}: must be a JSON list of run objects")
+    fit = [f.strip() for f in args.fit.split(",") if f.strip()]
+    fitted, report = calibrate(records, load_params(args.params), fit)
+    doc = {"params": {k: getattr(fitted, k) for k in fit}, "report": report}
+    if args.out:
+        atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
+    if args.json:
+        print_json(doc)
+    else:
+        for k in fit:
+            print(f"{k:24s} {getattr(fitted, k):.6g}")
+        worst = max((abs(r) for r in report["relative_residuals"]), default=0.0)
+        print(f"{report['records']} run(s); worst relative error {worst:.1%}")
+    return 0
+
+
+def _store_records(path: str | None, limit: int, memory_mb: int) -> list[dict]:
+    """Successful serial/queue/object runs of the run store, as calibration records."""
+    from ..runs import RunStore
+
+    out = []
+    for run in RunStore(path).list(limit):
+        extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
+        if run.get("variant") not in ("serial", "queue", "object") or not run.get("seconds"):
+            continue
+        if str(run.get("status")) not in ("ok", "succeeded", "success", "done"):
+            continue
+        if not all(run.get(k) for k in ("neurons", "layers", "batch", "workers")):
+            continue
+        out.append({"variant": run["variant"], "neurons": run["neurons"], "layers": run["layers"],
+                    "batch": run["batch"], "workers": run["workers"], "seconds": run["seconds"],
+                    "memory_mb": extra.get("memory_mb", memory_mb), "requests": run.get("requests") or {},
+                    "bytes_sent": run.get("bytes_sent") or 0})
+    if not out:
+        raise InputError("the run store has no finished serial, queue or object runs to calibrate from")
+    return out
