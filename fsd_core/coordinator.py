@@ -34,6 +34,7 @@ from .stage import DirectoryStage, Stage
 
 VARIANTS = ("serial", "local", "queue", "object")
 DEFAULT_TIMEOUT = 60.0  # seconds a worker waits for a promised message before failing
+DEFAULT_LAUNCH_GRACE = 60.0  # extra wait in layer 1, while the launch tree is still starting workers
 
 
 @dataclass
@@ -48,6 +49,7 @@ class RunConfig:
     per_layer: bool = False
     branching: int = 2
     timeout: float = DEFAULT_TIMEOUT
+    launch_grace: float = DEFAULT_LAUNCH_GRACE
     seed: int = 0
     verify: bool = False
     record: bool = True
@@ -238,13 +240,14 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
             "run_id": run_id, "worker": 0, "workers": P, "branching": config.branching,
             "variant": config.variant, "channel": backend.channel_config, "stage": backend.stage.config(),
             "launcher": backend.launcher.config(), "manifest": backend.manifest, "timeout": config.timeout,
-            "progress_dir": str(backend.progress_dir), "fault": config.fault, "debug": config.debug,
+            "launch_grace": config.launch_grace, "progress_dir": str(backend.progress_dir), "fault": config.fault, "debug": config.debug,
         }
         _set_subreaper()
         t = time.perf_counter()
         root = backend.launcher.start(event)
         snap.phase = "running"
-        reports, final, error = _watch(backend, P, model.layers, config.timeout, root, snap, progress)
+        reports, final, error = _watch(backend, P, model.layers, config.timeout, config.launch_grace, root,
+                                        snap, progress)
         timings["run"] = time.perf_counter() - t
     finally:
         if root is not None:
@@ -280,12 +283,12 @@ def _notify(progress: Callable[[Progress], None] | None, snap: Progress) -> None
         progress(snap)
 
 
-def _watch(backend: _Backend, P: int, layers: int, timeout: float, root: Any, snap: Progress,
+def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace: float, root: Any, snap: Progress,
            progress: Callable[[Progress], None] | None) -> tuple[dict[int, dict], sp.csr_matrix | None, str | None]:
     """Follow progress and reports until success, a failure, or a stall longer than `timeout`."""
     reports: dict[int, dict] = {}
     last_change = time.monotonic()
-    stall_limit = timeout + 15.0
+    stall_limit = timeout + launch_grace + 15.0
     while True:
         changed = False
         for p in range(P):

@@ -249,14 +249,11 @@ class CommProfile:
 
     @classmethod
     def from_plan(cls, model: Any, plan: Any, method: str = "plan") -> "CommProfile":
-        """Exact volumes from a plan: `plan.pairs(model, l)` -> (sender, receiver, nrows) arrays."""
-        vols, pairs = [], []
-        for l in range(1, model.layers + 1):
-            got = plan.pairs(model, l)
-            nrows = np.asarray(got[2] if isinstance(got, tuple) else np.asarray(got)[:, 2])
-            vols.append(float(nrows.sum()))
-            pairs.append(float(np.count_nonzero(nrows)))
-        return cls(int(plan.owners.max()) + 1, np.array(vols), np.array(pairs), method, exact=True)
+        """Exact volumes from a plan: `plan.pairs(model, l).nrows` per non-empty (sender, receiver)."""
+        nrows = [np.asarray(plan.pairs(model, l).nrows) for l in range(1, model.layers + 1)]
+        vols = np.array([float(r.sum()) for r in nrows])
+        pairs = np.array([float(np.count_nonzero(r)) for r in nrows])
+        return cls(int(plan.workers), vols, pairs, method, exact=True)
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -274,7 +271,7 @@ class Params:
     bytes_per_nnz: float = 3.4  # encoded bytes per sent non-zero activation (compressed)
     block_overhead_bytes: int = HEADER.size + 32  # frame header + block shape + compressor framing
     # compute
-    madds_per_s: float = 2.0e8  # per full vCPU
+    madds_per_s: float = 1.8e7  # per full vCPU (paper fit; our scipy kernel is faster: calibrate)
     vcpus_used: float = 1.0  # threads the kernel keeps busy
     imbalance: float = 1.05  # slowest worker / mean
     runtime_mb: float = 250.0  # Python, numpy, scipy, boto3
@@ -286,7 +283,7 @@ class Params:
     load_bytes_per_s: float = 80e6  # shard download + decode
     # queue channel
     queue_request_s: float = 0.02  # one PublishBatch / ReceiveMessage / DeleteMessageBatch
-    queue_bytes_per_s: float = 4e6  # base64 wire bytes through SNS->SQS, per worker
+    queue_bytes_per_s: float = 6.2e5  # base64 wire bytes through SNS->SQS per worker (paper fit)
     queue_hop_s: float = 0.05  # publish -> visible in the queue, per layer
     msgs_per_receive: float = 2.0  # mean messages per non-empty ReceiveMessage
     empty_polls_per_worker_layer: float = 1.0
@@ -409,8 +406,8 @@ def _comm_counts(variant: str, w: Workload, comm: CommProfile, params: Params) -
     fbytes = np.divide(per_msg, np.maximum(nframes, 1))
     wsize = 4.0 * np.ceil(fbytes / 3.0) + DEFAULT_ATTR_BYTES
     fit = np.minimum(SNS_MAX_BATCH_ENTRIES, np.floor(SNS_MAX_PAYLOAD / np.maximum(wsize, 1.0)))
-    per_sender = np.ceil(frames / p)  # the busiest sender of a round
-    senders = np.minimum(frames, p)
+    senders = np.minimum(msgs, p)  # the gather has P-1 senders
+    per_sender = np.ceil(np.divide(frames, senders, out=np.zeros_like(frames), where=senders > 0))
     full, rem = np.floor(per_sender / fit), np.mod(per_sender, fit)
     chunk = lambda k: np.maximum(1.0, np.ceil(k * wsize / BILLING_CHUNK))  # noqa: E731
     batches = senders * (full + (rem > 0))

@@ -136,6 +136,8 @@ BOLD_FRACTION = 0.45
 THRESHOLD = 0.725
 #: Images per vectorised chunk are bounded so a chunk's S x S float32 images stay ~64 MB.
 _CHUNK_PIXELS = 16 * 2**20
+#: Images whose random choices come from one generator (see `synthetic_inputs`).
+_DRAW_BLOCK = 1024
 
 
 def _interpft_matrix(n: int, m: int) -> np.ndarray:
@@ -162,37 +164,42 @@ def _interpft_matrix(n: int, m: int) -> np.ndarray:
     return np.fft.ifft(out, axis=0).real * (m / n)
 
 
-def _pen_images(rng: np.random.Generator, count: int, pen_scale: float = 1.0) -> np.ndarray:
-    """`count` grey 28 x 28 digit-like images in [0, 1]: one continuous pen path each.
+def _pen_draws(rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+    """The random choices behind `count` images: path knots, pen kind and width, path length."""
+    bold = rng.random(count) < BOLD_FRACTION
+    return {
+        "knots": rng.random((count, SEGMENTS * 3 + 1, 2)),
+        "bold": bold,
+        "sigma": np.where(bold, rng.uniform(*PEN_SIGMA_BOLD, count), rng.uniform(*PEN_SIGMA_THIN, count)),
+        # Thin-pen images use their first 1..SEGMENTS pieces (short and long strokes, like "1"
+        # and "8"); bold ones the whole path.
+        "pieces": np.where(bold, SEGMENTS, rng.integers(MIN_SEGMENTS, SEGMENTS + 1, size=count)),
+    }
 
-    The path (SEGMENTS cubic Bézier pieces) is scaled into the 20 x 20 box keeping its aspect
-    ratio and centred by its centre of mass, as MNIST was; ink is splatted bilinearly with
-    weight = arc length, blurred by the pen's Gaussian and saturated.
+
+def _pen_images(draws: dict[str, np.ndarray], pen_scale: float = 1.0) -> np.ndarray:
+    """Grey 28 x 28 digit-like images in [0, 1]: one continuous pen path each.
+
+    The path (SEGMENTS cubic Bézier pieces sharing end points) is scaled, ink included, into
+    the 20 x 20 box keeping its aspect ratio and centred by its centre of mass, as MNIST was;
+    ink is splatted bilinearly with weight = arc length, blurred by the pen's Gaussian and
+    saturated.
     """
     from scipy.ndimage import gaussian_filter
 
-    # Control points: a chain of cubic pieces sharing end points (a continuous stroke).
-    knots = rng.random((count, SEGMENTS * 3 + 1, 2))
+    knots = draws["knots"]
+    count = len(knots)
     t = np.linspace(0.0, 1.0, POINTS, endpoint=False)[:, None]
-    c0 = knots[:, 0:-1:3, None]
-    c1 = knots[:, 1::3, None]
-    c2 = knots[:, 2::3, None]
-    c3 = knots[:, 3::3, None]
+    c0, c1, c2, c3 = (knots[:, k::3][:, :SEGMENTS, None] for k in range(4))
     pts = ((1 - t) ** 3 * c0 + 3 * (1 - t) ** 2 * t * c1 + 3 * (1 - t) * t**2 * c2 + t**3 * c3)
     pts = pts.reshape(count, SEGMENTS * POINTS, 2)
-    # A bold or a thin pen per image (Gaussian sigma, rounded to a few levels to vectorise).
-    bold = rng.random(count) < BOLD_FRACTION
-    sigma = np.where(bold, rng.uniform(*PEN_SIGMA_BOLD, count), rng.uniform(*PEN_SIGMA_THIN, count))
-    levels = np.round(sigma * pen_scale * 20) / 20
-    # Thin-pen images use their first 1..SEGMENTS pieces (short and long strokes, like "1" and
-    # "8"); bold ones the whole path.
-    pieces = np.where(bold, SEGMENTS, rng.integers(MIN_SEGMENTS, SEGMENTS + 1, size=count))
-    active = (np.arange(SEGMENTS * POINTS) // POINTS)[None, :] < pieces[:, None]
+    # Pen widths rounded to a few levels, so each level is blurred in one vectorised call.
+    levels = np.round(draws["sigma"] * pen_scale * 20) / 20
+    active = (np.arange(SEGMENTS * POINTS) // POINTS)[None, :] < draws["pieces"][:, None]
     seglen = np.linalg.norm(np.diff(pts, axis=1, append=pts[:, -1:]), axis=2) * active
-    # Fit into the 20 x 20 box (aspect kept), then centre the mass at the canvas centre.
     lo = np.where(active[..., None], pts, np.inf).min(axis=1)
     hi = np.where(active[..., None], pts, -np.inf).max(axis=1)
-    # MNIST fitted the inked digit into the box: leave room for the pen (1.5 sigma each side).
+    # Fit the inked digit into the box (1.5 sigma of pen each side), then centre its mass.
     scale = (DIGIT_BOX - 3 * levels) / np.maximum((hi - lo).max(axis=1), 1e-6)
     pts = (pts - lo[:, None]) * scale[:, None, None]
     weight = seglen * scale[:, None]
@@ -223,7 +230,7 @@ def _pen_images(rng: np.random.Generator, count: int, pen_scale: float = 1.0) ->
 
 
 def synthetic_inputs(neurons: int, count: int, seed: int = 0) -> sp.csr_matrix:
-    """`count` x N binary float32 images imitating the challenge's MNIST inputs (~10% dense).
+    """`count` x N binary float32 images imitating the challenge's MNIST inputs (~11% dense).
 
     Each image is a pen-drawn digit-like stroke on a 28 x 28 canvas, Fourier-upscaled to
     S x S (S = sqrt(N)), thresholded and flattened column-major (`col = x * S + y`).
@@ -235,20 +242,25 @@ def synthetic_inputs(neurons: int, count: int, seed: int = 0) -> sp.csr_matrix:
     if side * side != neurons or side < 2:
         raise InputError(f"input width {neurons} is not a perfect square >= 4 "
                          f"(images are S x S; challenge sizes 1024, 4096, 16384, 65536)")
-    rng = np.random.default_rng(seed)
     up = _interpft_matrix(CANVAS, side).astype(np.float32)
     # Below 28 x 28 (tiny test sizes) the pen widens so strokes keep their width in pixels.
     pen_scale = max(1.0, CANVAS / side)
     chunk = max(1, _CHUNK_PIXELS // neurons)
     parts = []
-    for start in range(0, count, chunk):
-        grey = _pen_images(rng, min(chunk, count - start), pen_scale).astype(np.float32)
-        big = up @ grey @ up.T                                   # (b, S, S) indexed [y, x]
-        on = big > THRESHOLD
-        empty = ~on.any(axis=(1, 2))  # a faint stroke: keep its darkest pixels, never an empty image
-        on[empty] = big[empty] >= big[empty].max(axis=(1, 2), keepdims=True) * 0.9
-        on = on.transpose(0, 2, 1).reshape(len(grey), neurons)  # col = x * S + y
-        parts.append(sp.csr_matrix(on, dtype=np.float32))
+    # Random choices come in fixed blocks of images, each from its own (seed, block) generator,
+    # so the first B images are the same whatever the count and the width.
+    for first in range(0, count, _DRAW_BLOCK):
+        draws = _pen_draws(np.random.default_rng([seed, first // _DRAW_BLOCK]), _DRAW_BLOCK)
+        for lo in range(first, min(first + _DRAW_BLOCK, count), chunk):
+            hi = min(lo + chunk, first + _DRAW_BLOCK, count)
+            sel = {k: v[lo - first:hi - first] for k, v in draws.items()}
+            grey = _pen_images(sel, pen_scale).astype(np.float32)
+            big = up @ grey @ up.T                                   # (b, S, S) indexed [y, x]
+            on = big > THRESHOLD
+            empty = ~on.any(axis=(1, 2))  # a faint stroke: keep its darkest pixels, never empty
+            on[empty] = big[empty] >= big[empty].max(axis=(1, 2), keepdims=True) * 0.9
+            on = on.transpose(0, 2, 1).reshape(hi - lo, neurons)  # col = x * S + y
+            parts.append(sp.csr_matrix(on, dtype=np.float32))
     if not parts:
         return sp.csr_matrix((0, neurons), dtype=np.float32)
     return sp.vstack(parts, format="csr", dtype=np.float32)

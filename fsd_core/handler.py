@@ -78,7 +78,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         report["loaded_at"] = time.time()
         outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
                              progress=_progress_writer(event.get("progress_dir"), me),
-                             fault=event.get("fault"))
+                             fault=event.get("fault"), launch_grace=float(event.get("launch_grace", 0.0)))
         if outcome.final is not None:
             stage.put("result.npz", matrix_to_bytes(outcome.final))
         report.update(outcome.report(), status="ok", channel=channel.stats.as_dict())

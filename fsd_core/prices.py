@@ -134,7 +134,7 @@ def load_prices(path: str | os.PathLike[str] | None = None, region: str | None =
     if not isinstance(raw, dict):
         raise InputError(f"{path}: field 'prices' must be an object")
     for key, entry in raw.items():
-        where = f"{path}: field 'prices.{key}'"
+        where = f"{path}: field prices.{key}"
         if key not in _DEFAULT_PRICES:
             raise InputError(f"{where} is not a known price (known: {', '.join(PRICE_KEYS)})")
         if isinstance(entry, (int, float)) and not isinstance(entry, bool):
@@ -153,7 +153,7 @@ def load_prices(path: str | os.PathLike[str] | None = None, region: str | None =
     if not isinstance(raw_ec2, dict):
         raise InputError(f"{path}: field 'ec2' must be an object")
     for name, entry in raw_ec2.items():
-        where = f"{path}: field 'ec2.{name}'"
+        where = f"{path}: field ec2.{name}"
         if not isinstance(entry, dict):
             raise InputError(f"{where} must be an object with vcpu, memory_gib, usd_per_hour")
         vcpu = _nonneg(entry.get("vcpu"), f"{where}.vcpu")

@@ -100,10 +100,12 @@ def run_worker(
     timeout: float,
     progress: Callable[[int], None] | None = None,
     fault: dict | None = None,
+    launch_grace: float = 0.0,
 ) -> WorkerOutcome:
     """Run every layer of this worker's shard; worker 0 also gathers the final activations.
 
-    `inputs` is B x |shard.input_cols| (this worker's input features). `fault` injects a crash
+    `inputs` is B x |shard.input_cols| (this worker's input features). In layer 1 a receive
+    may wait `launch_grace` seconds longer: the senders may still be starting. `fault` injects a crash
     or a hang at a layer, for the failure tests: {"worker": p, "layer": l, "kind": "crash"|"hang"}.
     """
     me = shard.worker
@@ -124,7 +126,8 @@ def run_worker(
         st.compute_s += time.perf_counter() - t0
         pieces = [(x_local, ls.local_dst)]
         t1 = time.perf_counter()
-        for src, block in channel.receive(l, ls.recv.keys(), timeout):
+        wait_limit = timeout + (launch_grace if l == 1 else 0.0)
+        for src, block in channel.receive(l, ls.recv.keys(), wait_limit):
             pieces.append((block, ls.recv[src]))
         t2 = time.perf_counter()
         st.wait_s += t2 - t1
@@ -137,7 +140,7 @@ def run_worker(
         stats.append(st)
         if progress:
             progress(l)
-    final = _gather(shard, y, channel, timeout, stats)
+    final = _gather(shard, y, channel, timeout + (launch_grace if not shard.layers else 0.0), stats)
     return WorkerOutcome(me, stats, final, channel.stats.duplicates, channel.stats.foreign)
 
 

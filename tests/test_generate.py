@@ -102,8 +102,8 @@ def test_32_per_row_and_column_values_and_bias(n):
     assert model.ymax == 32.0
 
 
-def test_1024_two_blocks_are_permuted_base_layers():
-    model = radixnet(1024, 12, seed=7)
+def test_1024_three_blocks_are_permuted_base_layers():
+    model = radixnet(1024, 18, seed=7)
     assert_block_structure(model)
     # The second block really is relabelled (not the base pattern).
     assert not np.array_equal(model.weights[6].toarray() != 0, base_pattern(1024, 1))
@@ -214,6 +214,12 @@ def test_inputs_deterministic_and_never_empty(side, count, seed):
     assert x.shape == (count, n) and x.dtype == np.float32
     assert (x.data == 1.0).all() and (np.diff(x.indptr) > 0).all()
     assert csr_equal(x, synthetic_inputs(n, count, seed))
+
+
+def test_fewer_inputs_are_a_prefix_of_more():
+    many = synthetic_inputs(1024, 2100, seed=9)  # spans three blocks of random draws
+    for count in (1, 700, 1500):
+        assert csr_equal(synthetic_inputs(1024, count, seed=9), many[:count])
 
 
 def test_input_seeds_differ():

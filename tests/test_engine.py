@@ -1,0 +1,167 @@
+"""The distributed engine equals the serial kernel exactly; failures fail fast and clean."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fsd_core.cli import main
+from fsd_core.coordinator import RunConfig, activations_equal, run
+from fsd_core.generate import radixnet, synthetic_inputs
+from fsd_core.runs import RunStore
+from fsd_core.serial import infer
+
+from .conftest import random_inputs, random_model
+from .engine_harness import run_threads
+
+
+def assert_exact(model, inputs, final):
+    ref = infer(model, inputs)
+    assert activations_equal(ref.activations, final)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.sampled_from([16, 40, 64]), layers=st.integers(1, 5), batch=st.integers(1, 30),
+       workers=st.integers(1, 6), method=st.sampled_from(["block", "random", "metis"]),
+       per_layer=st.booleans(), seed=st.integers(0, 1000))
+def test_worker_threads_equal_serial_on_random_networks(n, layers, batch, workers, method, per_layer, seed):
+    model = random_model(n, layers, 0.15, seed)
+    inputs = random_inputs(batch, n, 0.3, seed + 1)
+    out = run_threads(model, inputs, workers, method, per_layer, seed)
+    assert_exact(model, inputs, out[0].final)
+    for p, o in out.items():
+        assert (o.final is None) == (p != 0)
+        assert [s.layer for s in o.layers] == list(range(1, layers + 2))
+
+
+def test_worker_threads_equal_serial_on_real_network(gc_model, gc_inputs):
+    model, inputs = gc_model.truncated(30), gc_inputs[:300]
+    for workers, method in ((3, "hypergraph"), (8, "random")):
+        out = run_threads(model, inputs, workers, method)
+        assert_exact(model, inputs, out[0].final)
+
+
+@pytest.fixture(scope="module")
+def small_generated(tmp_path_factory):
+    model = radixnet(256, 24, seed=3)
+    inputs = synthetic_inputs(256, 60, seed=3)
+    return model, inputs
+
+
+# The issue's grid: P in {1, 2, 3, 4, 8, 16} x every partitioner x b in {2, 4}, through real
+# worker processes (the Lambda handler run by the local launcher).
+GRID = [(p, m, b) for p in (1, 2, 3, 4, 8, 16) for m in ("block", "random", "metis", "hypergraph") for b in (2, 4)]
+
+
+@pytest.mark.parametrize("workers,method,branching", GRID)
+def test_local_processes_equal_serial_generated(small_generated, workers, method, branching):
+    model, inputs = small_generated
+    r = run(RunConfig(None, None, "local", workers, method, branching=branching, verify=True,
+                      record=False, model=model, inputs=inputs, timeout=30))
+    assert r.status == "ok", r.error
+    assert r.verified is True
+    assert_exact(model, inputs, r.activations)
+    assert len(r.worker_reports) == workers and all(w["status"] == "ok" for w in r.worker_reports)
+
+
+@pytest.mark.parametrize("workers,method,branching", [(p, m, b) for p, m, b in GRID if (p + b) % 3 != 1])
+def test_local_processes_equal_serial_imported(gc_model, gc_inputs, workers, method, branching):
+    model, inputs = gc_model.truncated(20), gc_inputs[:200]
+    r = run(RunConfig(None, None, "local", workers, method, branching=branching, record=False,
+                      model=model, inputs=inputs, timeout=30))
+    assert r.status == "ok", r.error
+    assert_exact(model, inputs, r.activations)
+
+
+def _handler_processes(run_id: str) -> list[int]:
+    """Pids of live worker processes of one run (by the event in their environment)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if f'"run_id": "{run_id}"'.encode() in env and "State:\tZ" not in status:
+            pids.append(int(entry.name))
+        elif f'"run_id": "{run_id}"'.encode() in env:
+            pids.append(-int(entry.name))  # a zombie: not reaped
+    return pids
+
+
+@pytest.mark.parametrize("kind", ["crash", "hang"])
+def test_failed_worker_fails_the_run_and_leaves_no_process(small_generated, kind, tmp_path):
+    model, inputs = small_generated
+    db = tmp_path / "runs.sqlite"
+    r = run(RunConfig(None, None, "local", 6, "block", branching=2, timeout=3, runs_db=str(db),
+                      model=model, inputs=inputs, fault={"worker": 4, "layer": 5, "kind": kind}))
+    assert r.status == "failed"
+    assert "worker 4" in r.error and "layer 5" in r.error, r.error
+    assert _handler_processes(r.run_id) == []
+    rec = RunStore(db).get(r.run_id)
+    assert rec["status"] == "failed" and "worker 4" in rec["error"]
+
+
+def test_run_record_has_per_worker_per_layer_rows(small_generated, tmp_path):
+    model, inputs = small_generated
+    db = tmp_path / "runs.sqlite"
+    r = run(RunConfig("m", "x", "local", 3, "block", runs_db=str(db), model=model, inputs=inputs))
+    rec = RunStore(db).get(r.run_id)
+    assert rec["status"] == "ok" and rec["workers"] == 3 and rec["variant"] == "local"
+    assert rec["categories"] == (r.categories + 1).tolist()
+    assert len(rec["workers_detail"]) == 3
+    assert all(w["started_at"] >= w["requested_at"] for w in rec["workers_detail"])
+    layers = rec["layers_detail"]
+    assert len(layers) == 3 * (model.layers + 1)
+    assert sum(l["bytes_sent"] for l in layers) == r.bytes_sent > 0
+    assert sum(l["messages_received"] for l in layers) == sum(l["messages_sent"] for l in layers)
+
+
+def test_fsd_run_json_follows_the_contract(tmp_path, capsys, small_generated):
+    model, inputs = small_generated
+    model.save(tmp_path / "m")
+    from fsd_core.tsv import write_triples
+
+    write_triples(tmp_path / "x.tsv", inputs, value_fmt="%d")
+    code = main(["run", "--model", str(tmp_path / "m"), "--inputs", str(tmp_path / "x.tsv"), "--variant", "local",
+                 "--workers", "3", "--verify", "--json", "--categories-out", str(tmp_path / "c.tsv")])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for key in ("run_id", "status", "variant", "workers", "seconds", "edges_per_second", "categories",
+                "bytes_sent", "messages", "requests", "billed_requests", "cost_usd", "predicted"):
+        assert key in out
+    assert out["status"] == "ok" and out["verified"] is True and out["workers"] == 3
+    ref = infer(model, inputs).categories + 1
+    assert out["categories"] == ref.tolist()
+    assert np.loadtxt(tmp_path / "c.tsv", dtype=int, ndmin=1).tolist() == ref.tolist()
+
+
+def test_fsd_run_serial_goes_through_the_same_path(tmp_path, capsys, small_generated):
+    model, inputs = small_generated
+    model.save(tmp_path / "m")
+    from fsd_core.tsv import write_triples
+
+    write_triples(tmp_path / "x.tsv", inputs, value_fmt="%d")
+    code = main(["run", "--model", str(tmp_path / "m"), "--inputs", str(tmp_path / "x.tsv"), "--variant",
+                 "serial", "--verify", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["variant"] == "serial" and out["verified"] is True
+    assert RunStore().get(out["run_id"])["variant"] == "serial"
+
+
+def test_bad_worker_counts_are_refused(tmp_path, capsys, small_generated):
+    model, inputs = small_generated
+    model.save(tmp_path / "m")
+    (tmp_path / "x.tsv").write_text("1\t1\t1\n")
+    for bad in ("0", "257"):
+        code = main(["run", "--model", str(tmp_path / "m"), "--inputs", str(tmp_path / "x.tsv"),
+                     "--variant", "local", "--workers", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "workers" in err

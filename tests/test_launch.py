@@ -1,0 +1,33 @@
+"""The hierarchical launch tree: every worker started exactly once, in about log_b(P) rounds."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, strategies as st
+
+from fsd_core.launch import children, depth, rounds
+
+
+@given(workers=st.integers(1, 500), branching=st.integers(1, 12))
+def test_every_worker_is_started_exactly_once(workers, branching):
+    started = [c for w in range(workers) for c in children(w, workers, branching)]
+    assert sorted(started) == list(range(1, workers))
+    for w in range(workers):
+        for c in children(w, workers, branching):
+            assert c > w and depth(c, branching) == depth(w, branching) + 1
+
+
+@given(workers=st.integers(2, 5000), branching=st.integers(2, 12))
+def test_rounds_are_logarithmic(workers, branching):
+    r = rounds(workers, branching)
+    # a full b-ary tree with r levels below the root holds sum_{k<=r} b^k nodes
+    assert sum(branching ** k for k in range(r)) < workers <= sum(branching ** k for k in range(r + 1))
+    assert r <= math.ceil(math.log(workers, branching)) + 1
+
+
+def test_examples():
+    assert list(children(0, 16, 4)) == [1, 2, 3, 4]
+    assert list(children(3, 16, 4)) == [13, 14, 15]
+    assert list(children(4, 16, 4)) == []
+    assert rounds(16, 2) == 4 and rounds(16, 4) == 2 and rounds(1, 2) == 0
