@@ -196,7 +196,7 @@ class _Backend:
         else:
             from .cloud_stage import S3Stage, resolve_manifest
 
-            self.manifest = resolve_manifest(manifest, workers)
+            self.manifest = resolve_manifest(manifest, workers, variant)
             self.stage = S3Stage(self.manifest, f"stage/{run_id}/")
             self.channel_config = {"manifest": self.manifest}
         self.launcher = LocalLauncher(new_session=True)

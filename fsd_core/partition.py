@@ -28,9 +28,9 @@ from .errors import InputError
 from .model import SparseDNN
 
 METHODS = ("block", "random", "metis", "hypergraph")
-#: Measured in docs/partitioning.md: the shared hypergraph partition moves the fewest rows.
+#: Measured in docs/partitioning.md: per-layer hypergraph partitions move the fewest rows.
 DEFAULT_METHOD = "hypergraph"
-DEFAULT_PER_LAYER = False
+DEFAULT_PER_LAYER = True
 DEFAULT_TOLERANCE = 0.03
 #: Mt-KaHyPar threads (the machine and a Lambda worker both have about 2 cores).
 THREADS = 2
@@ -144,9 +144,30 @@ def _metis_part(graph: sp.csr_matrix, vweights: np.ndarray, parts: int, seed: in
     if graph.nnz == 0:
         return split_by_weight(np.arange(n), vweights, parts)
     opts = pymetis.Options(ufactor=max(1, int(round(tolerance * 1000))), seed=int(seed) % (2**31))
-    _, part = pymetis.part_graph(parts, xadj=graph.indptr, adjncy=graph.indices, vweights=vweights.astype(np.int64),
-                                 eweights=graph.data, options=opts)
-    return np.asarray(part, dtype=np.int32)
+    adjacency = pymetis.CSRAdjacency(graph.indptr, graph.indices)
+    _, part = pymetis.part_graph(parts, adjacency, vweights=vweights.astype(np.int64), eweights=graph.data,
+                                 options=opts)
+    return repair_balance(np.asarray(part, dtype=np.int32), vweights, parts, tolerance)
+
+
+def repair_balance(owner: np.ndarray, weights: np.ndarray, parts: int, tolerance: float) -> np.ndarray:
+    """Move the lightest neurons of overloaded parts to the lightest parts (METIS's ufactor is
+    a target, not a guarantee); stops when no move fits under (1 + tolerance) * mean."""
+    owner = owner.copy()
+    weights = np.asarray(weights, dtype=np.float64)
+    load = np.bincount(owner, weights=weights, minlength=parts)
+    budget = (1 + tolerance) * weights.sum() / parts
+    for p in np.flatnonzero(load > budget):           # a loop over workers, then over moved neurons
+        for v in np.flatnonzero(owner == p)[np.argsort(weights[owner == p], kind="stable")]:
+            if load[p] <= budget:
+                break
+            dst = int(load.argmin())
+            if load[dst] + weights[v] > budget:
+                break
+            owner[v] = dst
+            load[p] -= weights[v]
+            load[dst] += weights[v]
+    return owner
 
 
 def _metis(model: SparseDNN, workers: int, weights: np.ndarray, per_layer: bool, seed: int,
@@ -159,8 +180,6 @@ def _metis(model: SparseDNN, workers: int, weights: np.ndarray, per_layer: bool,
             a = a + _pattern(w)
         owner = _metis_part(a + a.T, weights.sum(0), workers, seed, tolerance)
         return np.broadcast_to(owner, (layers + 1, n)).astype(np.int32)
-    from scipy.optimize import linear_sum_assignment
-
     owners = np.empty((layers + 1, n), dtype=np.int32)
     for l, w in enumerate(model.weights, start=1):
         b = _pattern(w)
@@ -169,11 +188,7 @@ def _metis(model: SparseDNN, workers: int, weights: np.ndarray, per_layer: bool,
             owners[1] = part
             owners[0] = majority_owner(w, part, workers, part)
             continue
-        # Relabel parts so that as many (input, output) links as possible stay on one worker.
-        rows = np.repeat(np.arange(n), np.diff(w.indptr))
-        overlap = np.bincount(part[w.indices] * workers + owners[l - 1][rows], minlength=workers * workers)
-        _, relabel = linear_sum_assignment(overlap.reshape(workers, workers), maximize=True)
-        owners[l] = relabel[part]
+        owners[l] = relabel_to_previous(w, part, owners[l - 1], workers)
     return owners
 
 
@@ -214,7 +229,6 @@ def shared_nets(model: SparseDNN) -> tuple[np.ndarray, np.ndarray]:
         body[net_ptr[:-1]] = False
         p[body] = w.indices[keep]
         real = size > 1
-        starts = net_ptr[:-1][real]
         sizes = size[real]
         sel = np.repeat(real, size)
         pins.append(p[sel])
@@ -310,13 +324,47 @@ def _layer_hypergraph_part(w: sp.csr_matrix, vw: np.ndarray, prev: np.ndarray | 
     ptr2 = np.concatenate([[0], np.cumsum(sizes[rep])]).astype(np.int64)
     pins2 = pins[np.repeat(chosen, sizes)]
     if prev is None:
-        part = _kahypar_part(ngroups, ptr2, pins2, gweight, workers, seed, tolerance, net_weights=net_weight)
-    else:
-        fixed = np.concatenate([np.full(ngroups, -1), np.arange(workers)])
-        vweights = np.concatenate([gweight, np.ones(workers, dtype=np.int64)])
-        part = _kahypar_part(ngroups + workers, ptr2, pins2, vweights, workers, seed, tolerance, fixed,
-                             net_weight)[:ngroups]
-    return part[group]
+        return _kahypar_part(ngroups, ptr2, pins2, gweight, workers, seed, tolerance, net_weights=net_weight)[group]
+    fixed = np.concatenate([np.full(ngroups, -1), np.arange(workers)])
+    vweights = np.concatenate([gweight, np.ones(workers, dtype=np.int64)])
+    with_fixed = _kahypar_part(ngroups + workers, ptr2, pins2, vweights, workers, seed, tolerance, fixed,
+                               net_weight)[:ngroups]
+    # Second candidate: the outputs alone (no fixed pins), labels matched to the previous owners.
+    free_pins = pins2 < ngroups
+    free_ptr = np.concatenate([[0], np.cumsum(np.add.reduceat(free_pins, ptr2[:-1]))]) if len(rep) else ptr2
+    free = _kahypar_part(ngroups, free_ptr, pins2[free_pins], gweight, workers, seed, tolerance,
+                         net_weights=net_weight)
+    best, best_volume = None, None
+    for cand in (with_fixed, free):
+        owner = relabel_to_previous(w, cand[group], prev[:n], workers)
+        volume = layer_volume(w, owner, prev[:n], workers)
+        if best_volume is None or volume < best_volume:
+            best, best_volume = owner, volume
+    return best
+
+
+def layer_volume(w: sp.csr_matrix, owner: np.ndarray, prev: np.ndarray, workers: int) -> int:
+    """Rows moved at one layer: pairs (i, p) with p owning an output of row i and p != prev[i]."""
+    n = w.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(w.indptr))
+    pairs = np.unique(rows * workers + owner[w.indices])
+    return int((prev[pairs // workers] != pairs % workers).sum())
+
+
+def relabel_to_previous(w: sp.csr_matrix, owner: np.ndarray, prev: np.ndarray, workers: int) -> np.ndarray:
+    """Permute part labels to minimise the layer volume given the previous owners.
+
+    Volume = sum_i lambda_i - #{i : prev[i] among the parts of row i}; lambda is label-free, so
+    the best relabelling is a linear assignment on M[a, p] = #{i : a in parts(i), prev[i] = p}.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n = w.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(w.indptr))
+    pairs = np.unique(rows * workers + owner[w.indices])
+    m = np.bincount((pairs % workers) * workers + prev[pairs // workers], minlength=workers * workers)
+    _, relabel = linear_sum_assignment(m.reshape(workers, workers), maximize=True)
+    return relabel[owner].astype(np.int32)
 
 
 def _hypergraph(model: SparseDNN, workers: int, weights: np.ndarray, per_layer: bool, seed: int,

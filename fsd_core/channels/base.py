@@ -23,6 +23,7 @@ Delivery semantics the base class provides on top of the hooks:
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
@@ -55,13 +56,16 @@ class ChannelStats:
     malformed: int = 0
     requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     billed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, api: str, requests: int = 1, billed: int | None = None) -> None:
-        self.requests[api] += requests
-        self.billed[api] += requests if billed is None else billed
+        """Count API requests (thread-safe: transports count from their I/O threads)."""
+        with self._lock:
+            self.requests[api] += requests
+            self.billed[api] += requests if billed is None else billed
 
     def as_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, dict)}
+        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, (dict, type(self._lock)))}
         d["requests"] = dict(self.requests)
         d["billed_requests"] = dict(self.billed)
         return d

@@ -1,0 +1,169 @@
+"""FSD-Inf-Object: one S3 object per (run, layer, sender, receiver).
+
+Sending: `PutObject` of `runs/{run}/l{layer}/{src}-{dst}` (S3 takes objects far larger than
+any block, so a block is never chunked); the puts of a layer run in parallel threads at
+`flush()`. A block with no non-zero is a zero-length object: the receiver still learns that
+the sender is done with the layer, at the price of one request.
+
+Receiving: the plan says exactly which keys to expect. Each missing key is fetched by its own
+thread (`GetObject`), retried with capped exponential back-off while it does not exist yet
+(NoSuchKey: billed like any GET), and every block is handed to the worker as soon as it
+arrives, so the worker decodes and places blocks while others are still being written.
+
+Clean-up: the coordinator deletes the run's prefix (`ListObjectsV2` + `DeleteObjects`); a
+lifecycle rule on `runs/` (Terraform) expires anything a crash left behind.
+
+Billing units counted: s3:PutObject, s3:GetObject (including misses), s3:ListObjectsV2,
+s3:DeleteObjects.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import RunError
+from .base import Channel
+from .encoding import Header, encode_block, frames_for
+
+GET_THREADS = 8
+PUT_THREADS = 8
+RETRY_FIRST = 0.01   # seconds before the first retry of a missing key
+RETRY_CAP = 0.25     # longest pause between two GETs of one missing key
+
+
+def object_key(run_id: str, layer: int, src: int, dst: int) -> str:
+    return f"runs/{run_id}/l{layer}/{src}-{dst}"
+
+
+def _botocore_config(pool: int) -> Any:
+    from botocore.config import Config
+
+    return Config(max_pool_connections=pool, retries={"max_attempts": 6, "mode": "standard"},
+                  connect_timeout=10, read_timeout=60)
+
+
+class ObjectChannel(Channel):
+    """One worker's end of the S3 channel."""
+
+    name = "object"
+    max_frame_bytes = None
+
+    def __init__(self, run_id: str, worker: int, manifest: Any) -> None:
+        from ..cloud import client
+
+        super().__init__(run_id, worker)
+        if not manifest.bucket:
+            raise RunError(f"worker {worker}: the deployment has no bucket")
+        self.bucket = manifest.bucket
+        self.s3 = client(manifest, "s3", _botocore_config(GET_THREADS + PUT_THREADS))
+        self._puts: list[tuple[str, bytes]] = []
+        self._put_pool = ThreadPoolExecutor(PUT_THREADS, thread_name_prefix=f"put-w{worker}")
+        self._get_pool = ThreadPoolExecutor(GET_THREADS, thread_name_prefix=f"get-w{worker}")
+        self._fetching: dict[tuple[int, int], Future] = {}
+
+    @classmethod
+    def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "ObjectChannel":
+        from ..cloud import Manifest
+
+        return cls(run_id, worker, Manifest.from_dict(config["manifest"]))
+
+    # ---------------------------------------------------------------- sending
+    def send(self, layer: int, dst: int, block: sp.csr_matrix) -> None:
+        if block.nnz == 0 or not np.any(block.data):
+            self.stats.messages_sent += 1
+            self._send_frames(layer, dst, [b""])
+            return
+        super().send(layer, dst, block)
+
+    def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
+        (frame,) = frames  # never chunked: max_frame_bytes is None
+        self._puts.append((object_key(self.run_id, layer, self.worker, dst), frame))
+
+    def flush(self) -> None:
+        puts, self._puts = self._puts, []
+        for future in [self._put_pool.submit(self._put, key, body) for key, body in puts]:
+            future.result()
+
+    def _put(self, key: str, body: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        except (ClientError, BotoCoreError) as exc:
+            raise RunError(f"worker {self.worker}: S3 PutObject {key} failed: {exc}") from exc
+        finally:
+            self.stats.count("s3:PutObject")
+
+    # ---------------------------------------------------------------- receiving
+    def _poll(self, layer: int, pending: set[int], timeout: float) -> list[bytes]:
+        deadline = time.monotonic() + timeout
+        for src in pending:
+            if (layer, src) not in self._fetching:
+                self._fetching[(layer, src)] = self._get_pool.submit(self._fetch, layer, src, deadline)
+        waiting = {self._fetching[(layer, src)]: src for src in pending}
+        done, _ = wait(waiting, timeout=max(timeout, 0.0), return_when=FIRST_COMPLETED)
+        frames = []
+        for future in done:
+            src = waiting[future]
+            del self._fetching[(layer, src)]
+            frame = future.result()
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def _fetch(self, layer: int, src: int, deadline: float) -> bytes | None:
+        """GET one expected key, retrying while it does not exist yet; None past the deadline."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = object_key(self.run_id, layer, src, self.worker)
+        pause = RETRY_FIRST
+        while True:
+            try:
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                self.stats.count("s3:GetObject")
+                break
+            except ClientError as exc:
+                self.stats.count("s3:GetObject")
+                if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                    raise RunError(f"worker {self.worker}: S3 GetObject {key} failed: {exc}") from exc
+            except BotoCoreError as exc:
+                raise RunError(f"worker {self.worker}: S3 GetObject {key} failed: {exc}") from exc
+            if time.monotonic() + pause > deadline:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_CAP)
+        if body:
+            return body
+        # A zero-length object is an empty block: rebuild its frame for the shared decoder.
+        empty = encode_block(sp.csr_matrix((0, 0), dtype=np.float32))
+        return frames_for(Header(self.run_id, layer, src, self.worker, 0, 1), empty, None)[0]
+
+    def close(self) -> None:
+        self._put_pool.shutdown(wait=True)
+        self._get_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def delete_run_objects(manifest: Any, run_id: str) -> dict[str, int]:
+    """Delete every object under `runs/{run_id}/`; returns the requests it took."""
+    return delete_run_objects_under(manifest, f"runs/{run_id}/")
+
+
+def delete_run_objects_under(manifest: Any, prefix: str) -> dict[str, int]:
+    """Delete every object under `prefix` of the deployment bucket; returns the requests."""
+    from ..cloud import client
+
+    s3 = client(manifest, "s3")
+    counts = {"s3:ListObjectsV2": 0, "s3:DeleteObjects": 0}
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=manifest.bucket, Prefix=prefix):
+        counts["s3:ListObjectsV2"] += 1
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        for i in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=manifest.bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
+            counts["s3:DeleteObjects"] += 1
+    return counts

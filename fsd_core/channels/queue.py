@@ -1,0 +1,214 @@
+"""FSD-Inf-Queue: SNS topic fan-out into one SQS queue per worker.
+
+Sending: a worker publishes on topic `worker mod T`. Every frame is one SNS message: the body
+is the frame in base64 (binary attributes break raw delivery in the emulator, and text is
+what SNS carries), the String attribute `dst` routes it: each worker's queue subscribes with
+the filter policy {"dst": ["<worker>"]} and raw delivery (Terraform, modules/queue_channel).
+The frames of one layer are packed into `PublishBatch` calls of at most 10 entries and
+256 KiB (`packing.pack_batches`: AWS's limits, enforced here because the emulator does not),
+published by a few threads in parallel; entries SNS reports as failed and throttled calls
+are retried with capped exponential back-off.
+
+Receiving: a background thread long-polls the worker's queue (`ReceiveMessage`, up to 10
+messages, `WaitTimeSeconds` = `poll_wait`) and deletes what it got (`DeleteMessageBatch`)
+at once, so the queue stays shallow (the emulator slows down as a queue deepens) and
+communication overlaps computation. SQS delivers at least once; the base class dedupes.
+
+Billing units counted (see `cost.py`): sns:PublishBatch (1 per call, billed per 64 KiB of
+the call's payload), sqs:ReceiveMessage (1 per call including empty polls, billed per 64 KiB
+returned), sqs:DeleteMessageBatch (1 per call).
+"""
+
+from __future__ import annotations
+
+import base64
+import queue as queue_mod
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import RunError
+from .base import Channel, billed_chunks
+from .packing import attribute_bytes, billed_publish_chunks, max_frame_bytes_for_sns, pack_batches, wire_size
+
+SQS_MAX_MESSAGES = 10  # ReceiveMessage returns at most 10 messages per call
+DEFAULT_POLL_WAIT = 1  # seconds of long polling per ReceiveMessage (0..20)
+PUBLISH_THREADS = 4
+MAX_RETRIES = 8
+THROTTLE_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+                  "TooManyRequestsException", "KMSThrottlingException", "InternalError", "ServiceUnavailable"}
+
+
+def dst_attributes(dst: int) -> dict[str, dict[str, str]]:
+    """The message attributes that route a frame to worker `dst` (String: see module doc)."""
+    return {"dst": {"DataType": "String", "StringValue": str(dst)}}
+
+
+def attr_bytes_for(dst: int) -> int:
+    """SNS-counted size of `dst_attributes(dst)`; the cost model uses the same function."""
+    return attribute_bytes(dst_attributes(dst))
+
+
+def _botocore_config(pool: int) -> Any:
+    from botocore.config import Config
+
+    return Config(max_pool_connections=pool, retries={"max_attempts": 6, "mode": "standard"},
+                  connect_timeout=10, read_timeout=60)
+
+
+class QueueChannel(Channel):
+    """One worker's end of the SNS -> SQS channel."""
+
+    name = "queue"
+
+    def __init__(self, run_id: str, worker: int, manifest: Any, poll_wait: int = DEFAULT_POLL_WAIT,
+                 receive: bool = True) -> None:
+        from ..cloud import client
+
+        super().__init__(run_id, worker)
+        if worker >= len(manifest.queue_urls):
+            raise RunError(f"worker {worker}: the deployment has only {len(manifest.queue_urls)} queues")
+        self.manifest = manifest
+        self.topic_arn = manifest.topic_arns[worker % len(manifest.topic_arns)]
+        self.queue_url = manifest.queue_urls[worker]
+        self.sns = client(manifest, "sns", _botocore_config(PUBLISH_THREADS * 2))
+        self.sqs = client(manifest, "sqs", _botocore_config(4))
+        # The largest destination id has the longest attribute: size frames for it.
+        self.max_frame_bytes = max_frame_bytes_for_sns(attr_bytes_for(max(manifest.max_workers - 1, 0)))
+        self.poll_wait = int(poll_wait)
+        self._outbox: list[tuple[int, bytes]] = []
+        self._pool = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix=f"publish-w{worker}")
+        self._inbox: queue_mod.Queue[bytes] = queue_mod.Queue()
+        self._stop = threading.Event()
+        self._receiver_error: BaseException | None = None
+        self._receiver = None
+        if receive:
+            self._receiver = threading.Thread(target=self._receive_loop, name=f"receive-w{worker}", daemon=True)
+            self._receiver.start()
+
+    @classmethod
+    def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "QueueChannel":
+        from ..cloud import Manifest
+
+        return cls(run_id, worker, Manifest.from_dict(config["manifest"]), config.get("poll_wait", DEFAULT_POLL_WAIT))
+
+    # ---------------------------------------------------------------- sending
+    def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
+        self._outbox.extend((dst, f) for f in frames)
+
+    def flush(self) -> None:
+        """Publish everything sent since the last flush, packed into PublishBatch calls."""
+        outbox, self._outbox = self._outbox, []
+        if not outbox:
+            return
+        entries = [{"Id": str(i), "Message": base64.b64encode(frame).decode("ascii"),
+                    "MessageAttributes": dst_attributes(dst)} for i, (dst, frame) in enumerate(outbox)]
+        sizes = [wire_size(len(frame), attr_bytes_for(dst)) for dst, frame in outbox]
+        batches = [[entries[i] for i in batch] for batch in pack_batches(sizes)]
+        wires = [sum(sizes[i] for i in batch) for batch in pack_batches(sizes)]
+        for future in [self._pool.submit(self._publish, b, w) for b, w in zip(batches, wires)]:
+            future.result()
+
+    def _publish(self, entries: list[dict], wire_bytes: int) -> None:
+        from botocore.exceptions import ClientError
+
+        delay = 0.05
+        for attempt in range(MAX_RETRIES + 1):
+            try:
+                response = self.sns.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
+                self.stats.count("sns:PublishBatch", 1, billed_publish_chunks(wire_bytes))
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                self.stats.count("sns:PublishBatch", 1, billed_publish_chunks(wire_bytes))
+                if code not in THROTTLE_CODES or attempt == MAX_RETRIES:
+                    raise RunError(f"worker {self.worker}: SNS PublishBatch failed: {code or exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            failed = {f["Id"] for f in response.get("Failed", [])}
+            if not failed:
+                return
+            if attempt == MAX_RETRIES:
+                raise RunError(f"worker {self.worker}: SNS rejected {len(failed)} message(s) after retries")
+            entries = [e for e in entries if e["Id"] in failed]
+            wire_bytes = sum(len(e["Message"]) + attribute_bytes(e["MessageAttributes"]) for e in entries)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # ---------------------------------------------------------------- receiving
+    def _receive_loop(self) -> None:
+        """Drain the queue continuously into the in-process inbox until closed."""
+        try:
+            while not self._stop.is_set():
+                for frame in self._receive_once(self.poll_wait):
+                    self._inbox.put(frame)
+        except BaseException as exc:  # surfaced by _poll in the worker's thread
+            self._receiver_error = exc
+            self._inbox.put(b"")
+
+    def _receive_once(self, wait: int) -> list[bytes]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=SQS_MAX_MESSAGES,
+                                            WaitTimeSeconds=wait)
+        except (ClientError, BotoCoreError) as exc:
+            if self._stop.is_set():
+                return []
+            raise RunError(f"worker {self.worker}: SQS ReceiveMessage failed: {exc}") from exc
+        messages = resp.get("Messages", [])
+        payload = sum(len(m["Body"]) for m in messages)
+        self.stats.count("sqs:ReceiveMessage", 1, billed_chunks(payload))
+        if messages:
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            self.stats.count("sqs:DeleteMessageBatch")
+        frames = []
+        for m in messages:
+            try:
+                frames.append(base64.b64decode(m["Body"], validate=True))
+            except ValueError:
+                self.stats.malformed += 1
+        return frames
+
+    def _poll(self, layer: int, pending: set[int], timeout: float) -> list[bytes]:
+        if self._receiver is None:  # receive-less use (tests, cleanup): poll inline
+            return self._receive_once(min(self.poll_wait, max(0, int(timeout))))
+        try:
+            frames = [self._inbox.get(timeout=max(timeout, 0.0))]
+        except queue_mod.Empty:
+            return []
+        while True:
+            try:
+                frames.append(self._inbox.get_nowait())
+            except queue_mod.Empty:
+                break
+        if self._receiver_error is not None:
+            raise RunError(str(self._receiver_error)) from self._receiver_error
+        return [f for f in frames if f]
+
+    def close(self) -> None:
+        """Stop the receiver (it ends after its current long poll) and the publishers."""
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+
+
+def drain_queues(manifest: Any, workers: int) -> dict[str, int]:
+    """Delete every message waiting in the first `workers` queues; returns requests made."""
+    from ..cloud import client
+
+    sqs = client(manifest, "sqs", _botocore_config(4))
+    counts = {"sqs:ReceiveMessage": 0, "sqs:DeleteMessageBatch": 0}
+    for url in manifest.queue_urls[:workers]:
+        while True:
+            resp = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=SQS_MAX_MESSAGES, WaitTimeSeconds=0,
+                                       VisibilityTimeout=30)
+            counts["sqs:ReceiveMessage"] += 1
+            messages = resp.get("Messages", [])
+            if not messages:
+                break
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            counts["sqs:DeleteMessageBatch"] += 1
+    return counts
