@@ -46,7 +46,7 @@ class RunConfig:
     variant: str = "local"
     workers: int = 4
     partition: str | None = None
-    per_layer: bool = False
+    per_layer: bool | None = None  # None: the partitioner default (per-layer)
     branching: int = 2
     timeout: float = DEFAULT_TIMEOUT
     launch_grace: float = DEFAULT_LAUNCH_GRACE
@@ -57,6 +57,8 @@ class RunConfig:
     manifest: dict[str, Any] | None = None
     fault: dict[str, Any] | None = None
     debug: bool = False
+    memory_mb: int = 2048  # Lambda memory the run's dollars are computed for
+    predict: bool = True   # predict the deterministic requests (cloud variants) before running
     model: SparseDNN | None = field(default=None, repr=False)
     inputs: sp.csr_matrix | None = field(default=None, repr=False)
 
@@ -221,8 +223,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     P = config.workers
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    kwargs = {"per_layer": config.per_layer, "seed": config.seed}
-    plan = make_plan(model, P, config.partition, **kwargs) if config.partition else make_plan(model, P, **kwargs)
+    plan = cached_plan(model, P, config.partition, config.per_layer, config.seed)
     timings["plan"] = time.perf_counter() - t_start
     backend = _Backend(config.variant, run_id, P, config.manifest)
     snap = Progress(run_id, "staging", model.layers, [-1] * P)
@@ -231,11 +232,16 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     try:
         t = time.perf_counter()
         y0 = sp.csc_matrix(inputs, dtype=np.float32)
-        for p in range(P):
-            shard = plan.shard(model, p)
+        shards = plan.shards(model)
+        for p, shard in enumerate(shards):
             backend.stage.put(f"shard-{p}.npz", shard.to_bytes())
             backend.stage.put(f"inputs-{p}.npz", matrix_to_bytes(y0[:, shard.input_cols]))
         timings["stage"] = time.perf_counter() - t
+        predicted = None
+        if config.predict and config.variant in ("queue", "object"):
+            t = time.perf_counter()
+            predicted = _predict(config.variant, model, shards, inputs, backend.manifest)
+            timings["predict"] = time.perf_counter() - t
         event = {
             "run_id": run_id, "worker": 0, "workers": P, "branching": config.branching,
             "variant": config.variant, "channel": backend.channel_config, "stage": backend.stage.config(),
@@ -273,9 +279,89 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
         messages=sum(r.get("channel", {}).get("messages_sent", 0) for r in ordered),
         requests=requests, billed_requests=billed, error=error, partition=plan.method,
         worker_reports=ordered, timings=timings)
+    _price(result, config.memory_mb, predicted)
     snap.phase = status
     _notify(progress, snap)
     return result
+
+
+def _price(result: RunResult, memory_mb: int, predicted: dict | None) -> None:
+    """Dollars of the counted requests and worker durations; and of the predicted requests.
+
+    The prediction covers the deterministic requests (invocations, publishes and their
+    billed chunks, PUTs) and bytes; polls, GET retries and clean-up depend on timing, so the
+    predicted dollars take those from the measurement (listed under "measured_apis").
+    """
+    from .cost import dollars
+
+    durations = worker_durations(result.worker_reports)
+    result.cost_usd = dollars(result.billed_requests, durations, memory_mb)
+    if predicted is not None:
+        billed = dict(predicted["billed_requests"])
+        measured = sorted(set(result.billed_requests) - set(billed))
+        for api in measured:
+            billed[api] = result.billed_requests[api]
+        predicted["measured_apis"] = measured
+        predicted["cost_usd"] = dollars(billed, durations, memory_mb)
+        result.predicted = predicted
+
+
+def worker_durations(reports: list[dict]) -> list[float]:
+    """Billed seconds per worker: from its start to the end of its handler."""
+    return [max(0.0, r["finished_at"] - r["started_at"]) for r in reports
+            if r.get("finished_at") and r.get("started_at")]
+
+
+def _predict(variant: str, model: SparseDNN, shards: list, inputs: sp.csr_matrix,
+             manifest: dict | None) -> dict[str, Any]:
+    from .cost import predict_requests
+    from .predict import run_frames
+
+    max_frame = None
+    attr: Any = 0
+    if variant == "queue":
+        from .channels.queue import attr_bytes_for, frame_limit
+
+        max_frame = frame_limit(int((manifest or {}).get("max_workers", len(shards))))
+        attr = attr_bytes_for
+    counts = predict_requests(variant, run_frames(model, shards, inputs, variant, max_frame), len(shards), attr)
+    return counts.as_dict()
+
+
+def plan_cache_dir() -> Path:
+    from .runs import data_dir
+
+    return data_dir() / "plans"
+
+
+def model_fingerprint(model: SparseDNN) -> str:
+    """A digest of the network's structure and values (plans depend on nothing else)."""
+    import hashlib
+
+    h = hashlib.sha1(f"{model.neurons}:{model.layers}".encode())
+    for w in model.weights:
+        h.update(w.indptr.tobytes())
+        h.update(w.indices.tobytes())
+        h.update(w.data.tobytes())
+    return h.hexdigest()[:16]
+
+
+def cached_plan(model: SparseDNN, workers: int, method: str | None, per_layer: bool | None, seed: int):
+    """make_plan, memoised on disk: hypergraph partitioning of a large model takes minutes."""
+    from .partition import DEFAULT_METHOD, DEFAULT_PER_LAYER
+    from .plan import Plan, make_plan
+
+    method = method or DEFAULT_METHOD
+    per_layer = DEFAULT_PER_LAYER if per_layer is None else per_layer
+    path = plan_cache_dir() / f"{model_fingerprint(model)}-p{workers}-{method}-{'pl' if per_layer else 'sh'}-s{seed}.npz"
+    if path.is_file():
+        try:
+            return Plan.load(path, model)
+        except InputError:
+            path.unlink(missing_ok=True)  # a damaged cache entry is simply recomputed
+    plan = make_plan(model, workers, method, per_layer=per_layer, seed=seed)
+    plan.save(path)
+    return plan
 
 
 def _notify(progress: Callable[[Progress], None] | None, snap: Progress) -> None:

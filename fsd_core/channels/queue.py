@@ -50,6 +50,11 @@ def attr_bytes_for(dst: int) -> int:
     return attribute_bytes(dst_attributes(dst))
 
 
+def frame_limit(max_workers: int) -> int:
+    """Largest raw frame for a deployment of `max_workers` slots (sized for the longest `dst`)."""
+    return max_frame_bytes_for_sns(attr_bytes_for(max(max_workers - 1, 0)))
+
+
 def _botocore_config(pool: int) -> Any:
     from botocore.config import Config
 
@@ -75,7 +80,7 @@ class QueueChannel(Channel):
         self.sns = client(manifest, "sns", _botocore_config(PUBLISH_THREADS * 2))
         self.sqs = client(manifest, "sqs", _botocore_config(4))
         # The largest destination id has the longest attribute: size frames for it.
-        self.max_frame_bytes = max_frame_bytes_for_sns(attr_bytes_for(max(manifest.max_workers - 1, 0)))
+        self.max_frame_bytes = frame_limit(manifest.max_workers)
         self.poll_wait = int(poll_wait)
         self._outbox: list[tuple[int, bytes]] = []
         self._pool = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix=f"publish-w{worker}")

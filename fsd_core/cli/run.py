@@ -18,7 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", required=True, choices=VARIANTS)
     p.add_argument("--workers", type=positive_int, default=4)
     p.add_argument("--partition", metavar="METHOD", help="block, random, metis or hypergraph (default: the plan's)")
-    p.add_argument("--per-layer", action="store_true", help="partition every layer separately")
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument("--per-layer", dest="per_layer", action="store_true", default=None,
+                        help="partition every layer separately (the default)")
+    layout.add_argument("--shared", dest="per_layer", action="store_false",
+                        help="one partition shared by all layers")
     p.add_argument("--branching", type=positive_int, default=2, help="launch tree branching factor")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a worker waits for a message")
     p.add_argument("--categories-out", metavar="F", type=Path)
