@@ -62,13 +62,14 @@ def resolve_manifest(manifest: dict[str, Any] | None, workers: int, variant: str
     return m.to_dict()
 
 
-def cleanup_channel(variant: str, manifest: dict[str, Any], run_id: str, workers: int) -> dict[str, int]:
-    """Drain the run's queues (queue) or delete its objects (object); returns requests made."""
+def cleanup_channel(variant: str, manifest: dict[str, Any], run_id: str, workers: int,
+                    failed: bool = False) -> dict[str, int]:
+    """Drain the run's queues (purged first after a failure) or delete its objects."""
     m = Manifest.from_dict(manifest)
     if variant == "queue":
         from .channels.queue import drain_queues
 
-        return drain_queues(m, workers)
+        return drain_queues(m, workers, purge=failed)
     from .channels.object import delete_run_objects
 
     return delete_run_objects(m, run_id)

@@ -57,6 +57,7 @@ class RunConfig:
     manifest: dict[str, Any] | None = None
     fault: dict[str, Any] | None = None
     debug: bool = False
+    channel_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"duplicate": True} (tests)
     memory_mb: int = 2048  # Lambda memory the run's dollars are computed for
     predict: bool = True   # predict the deterministic requests (cloud variants) before running
     model: SparseDNN | None = field(default=None, repr=False)
@@ -203,14 +204,14 @@ class _Backend:
             self.channel_config = {"manifest": self.manifest}
         self.launcher = LocalLauncher(new_session=True)
 
-    def cleanup_channel(self, run_id: str, workers: int) -> dict[str, int]:
+    def cleanup_channel(self, run_id: str, workers: int, failed: bool) -> dict[str, int]:
         """Remove what the run left in the channel; returns the requests that took."""
         if self.variant == "local":
             shutil.rmtree(self.channel_root, ignore_errors=True)
             return {}
         from .cloud_stage import cleanup_channel
 
-        return cleanup_channel(self.variant, self.manifest, run_id, workers)
+        return cleanup_channel(self.variant, self.manifest, run_id, workers, failed)
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -229,6 +230,11 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     snap = Progress(run_id, "staging", model.layers, [-1] * P)
     _notify(progress, snap)
     root = None
+    reports: dict[int, dict] = {}
+    final: sp.csr_matrix | None = None
+    error: str | None = "the run did not start"
+    predicted = None
+    cleanup_requests: dict[str, int] = {}
     try:
         t = time.perf_counter()
         y0 = sp.csc_matrix(inputs, dtype=np.float32)
@@ -237,16 +243,16 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
             backend.stage.put(f"shard-{p}.npz", shard.to_bytes())
             backend.stage.put(f"inputs-{p}.npz", matrix_to_bytes(y0[:, shard.input_cols]))
         timings["stage"] = time.perf_counter() - t
-        predicted = None
         if config.predict and config.variant in ("queue", "object"):
             t = time.perf_counter()
             predicted = _predict(config.variant, model, shards, inputs, backend.manifest)
             timings["predict"] = time.perf_counter() - t
         event = {
             "run_id": run_id, "worker": 0, "workers": P, "branching": config.branching,
-            "variant": config.variant, "channel": backend.channel_config, "stage": backend.stage.config(),
-            "launcher": backend.launcher.config(), "manifest": backend.manifest, "timeout": config.timeout,
-            "launch_grace": config.launch_grace, "progress_dir": str(backend.progress_dir), "fault": config.fault, "debug": config.debug,
+            "variant": config.variant, "channel": dict(backend.channel_config, **config.channel_options),
+            "stage": backend.stage.config(), "launcher": backend.launcher.config(), "manifest": backend.manifest,
+            "timeout": config.timeout, "launch_grace": config.launch_grace,
+            "progress_dir": str(backend.progress_dir), "fault": config.fault, "debug": config.debug,
         }
         _set_subreaper()
         t = time.perf_counter()
@@ -255,14 +261,16 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
         reports, final, error = _watch(backend, P, model.layers, config.timeout, config.launch_grace, root,
                                         snap, progress)
         timings["run"] = time.perf_counter() - t
-    finally:
+    finally:  # whatever happened: no process, message, object or staged file is left behind
         if root is not None:
             _kill_tree(root)
-    t = time.perf_counter()
-    cleanup_requests = backend.cleanup_channel(run_id, P)
-    backend.stage.delete_all()
-    backend.close()
-    timings["cleanup"] = time.perf_counter() - t
+        t = time.perf_counter()
+        try:
+            cleanup_requests = backend.cleanup_channel(run_id, P, failed=error is not None)
+            backend.stage.delete_all()
+        finally:
+            backend.close()
+        timings["cleanup"] = time.perf_counter() - t
     seconds = time.perf_counter() - t_start
     ordered = [reports.get(p, {"worker": p, "status": "missing"}) for p in range(P)]
     requests, billed = _sum_requests(ordered)
@@ -295,7 +303,9 @@ def _price(result: RunResult, memory_mb: int, predicted: dict | None) -> None:
     from .cost import dollars
 
     durations = worker_durations(result.worker_reports)
-    result.cost_usd = dollars(result.billed_requests, durations, memory_mb)
+    # The local channel is free (files); its workers are priced as the Lambdas they stand for.
+    billed = {api: n for api, n in result.billed_requests.items() if not api.startswith("local:")}
+    result.cost_usd = dollars(billed, durations, memory_mb)
     if predicted is not None:
         billed = dict(predicted["billed_requests"])
         measured = sorted(set(result.billed_requests) - set(billed))
@@ -411,14 +421,15 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
 
 
 def _explain_failure(failed: list[dict], reports: dict[int, dict], P: int, snap: Progress) -> str:
-    """One line: the first failure, plus which workers never reported (crashed or silent)."""
+    """One line: workers that never reported (crashed or silent) first, then the first failure."""
     first = min(failed, key=lambda r: r.get("finished_at") or 0)
-    silent = [p for p in range(P) if p not in reports]
     msg = first.get("error") or f"worker {first['worker']} failed"
-    if silent:
-        where = ", ".join(f"{p} (after layer {max(snap.workers_done[p], 0)})" for p in silent)
-        msg += f"; no report from worker(s) {where}: crashed or stopped"
-    return msg
+    silent = [p for p in range(P) if p not in reports]
+    if not silent:
+        return msg
+    where = "; ".join(f"worker {p} stopped after layer {max(snap.workers_done[p], 0)} "
+                      f"(crashed or silent: no report)" for p in silent)
+    return f"{where}; {msg}"
 
 
 def _kill_tree(root: Any) -> None:

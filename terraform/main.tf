@@ -22,6 +22,7 @@ module "queue_channel" {
   queue_count         = var.max_workers
   message_retention_s = var.message_retention_s
   visibility_timeout  = var.timeout_s
+  dead_letter         = !local.emulated
 }
 
 module "object_channel" {
@@ -31,6 +32,7 @@ module "object_channel" {
   name_prefix     = var.name_prefix
   run_expiry_days = var.run_expiry_days
   force_destroy   = var.force_destroy
+  tls_only        = !local.emulated
 }
 
 # The deployment package, when given as a local file, travels through the bucket

@@ -64,3 +64,36 @@ def gc_inputs() -> sp.csr_matrix:
 @pytest.fixture(scope="session")
 def gc_model_dir(gc_model, tmp_path_factory) -> Path:
     return gc_model.save(tmp_path_factory.mktemp("gc") / "gc1024")
+
+
+@pytest.fixture(scope="session")
+def local_deployment(tmp_path_factory):
+    """A local deployment (moto server + Terraform apply) shared by the session's cloud tests.
+
+    Tests pass its manifest explicitly (RunConfig.manifest), so the per-test FSD_HOME does
+    not start emulators of its own.
+    """
+    from fsd_core import cloud
+
+    home = tmp_path_factory.mktemp("cloud-home")
+    old = os.environ.get("FSD_HOME")
+    os.environ["FSD_HOME"] = str(home)
+    try:
+        manifest = cloud.local_up(workers=8)
+    except Exception:
+        cloud.local_down()
+        raise
+    finally:
+        if old is None:
+            os.environ.pop("FSD_HOME", None)
+        else:
+            os.environ["FSD_HOME"] = old
+    yield manifest
+    os.environ["FSD_HOME"] = str(home)
+    try:
+        cloud.local_down()
+    finally:
+        if old is None:
+            os.environ.pop("FSD_HOME", None)
+        else:
+            os.environ["FSD_HOME"] = old

@@ -81,3 +81,138 @@ def test_empty_input_rows_stay_empty():
     x[2, :] = 0
     result = infer(model, sp.csr_matrix(x))
     assert 2 not in result.categories
+
+
+# --------------------------------------------------------------------------- bit identity of every path
+def float_model(n: int, layers: int, density: float, seed: int, ymax: float = 32.0):
+    """Random float weights of both signs (inexact products), random biases: rounding shows."""
+    rng = np.random.default_rng(seed)
+    weights = []
+    for _ in range(layers):
+        w = sp.random(n, n, density=density, random_state=rng, format="csr", dtype=np.float32)
+        w.data = rng.normal(0.35, 0.5, w.nnz).astype(np.float32)
+        weights.append(w)
+    biases = [rng.uniform(-0.4, 0.1, n).astype(np.float32) for _ in range(layers)]
+    from fsd_core.model import SparseDNN
+    return SparseDNN(weights, biases, ymax, name=f"float-{n}-{layers}-{seed}")
+
+
+def float_inputs(batch: int, n: int, density: float, seed: int, repeats: int = 3) -> sp.csr_matrix:
+    """Random float inputs where every row appears `repeats` times (shuffled): dedup has work."""
+    rng = np.random.default_rng(seed)
+    x = sp.random(batch, n, density=density, random_state=rng, format="csr", dtype=np.float32)
+    x.data = rng.uniform(0.1, 2.0, x.nnz).astype(np.float32)
+    order = rng.permutation(batch * repeats) % batch
+    return sp.csr_matrix(x[order])
+
+
+def canonical(model, inputs) -> sp.csr_matrix:
+    """The canonical semantics with no shortcut at all: layer_step on every row, every layer."""
+    y = sp.csr_matrix(inputs, dtype=np.float32)
+    y.sort_indices()
+    for w, b in zip(model.weights, model.biases):
+        y = serial.layer_step(y, w, b, model.ymax)
+    return y
+
+
+def assert_bit_identical(got: sp.csr_matrix, want: sp.csr_matrix):
+    got, want = sp.csr_matrix(got), sp.csr_matrix(want)
+    got.sort_indices()
+    want.sort_indices()
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data.view(np.uint32), want.data.view(np.uint32))
+
+
+PATHS = {  # (DENSE_THRESHOLD, CHUNK, threads, MERGE_FRACTION): force each path
+    "sparse": (2.0, 256, 1, 0.0),
+    "sparse-threads-no-merge": (2.0, 4, 2, 2.0),
+    "dense": (0.0, 256, 1, 0.0),
+    "dense-no-merge": (0.0, 256, 1, 2.0),
+    "dense-small-blocks-threads": (0.0, 3, 2, 0.0),
+    "adaptive": (0.25, 7, 2, serial.MERGE_FRACTION),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_path_bit_identical_on_float_networks(path, seed, monkeypatch):
+    threshold, chunk, threads, merge = PATHS[path]
+    monkeypatch.setattr(serial, "DENSE_THRESHOLD", threshold)
+    monkeypatch.setattr(serial, "MERGE_FRACTION", merge)
+    monkeypatch.setattr(serial, "CHUNK", chunk)
+    model = float_model(48, 6, 0.15, seed)
+    x = float_inputs(30, 48, 0.3, seed + 7)
+    want = canonical(model, x)
+    assert want.nnz > 0 and not np.all(want.data == model.ymax)  # rounding is really exercised
+    result = infer(model, x, threads=threads)
+    assert_bit_identical(result.activations, want)
+    np.testing.assert_array_equal(result.categories, np.flatnonzero(np.diff(want.indptr) > 0))
+
+
+def test_sparse_dense_sparse_dense_transitions_are_bit_identical(monkeypatch):
+    # Densities 0.6 -> 0.97 -> 0.28 -> 0.86 -> 0.98 with threshold 0.8: layer 1 sparse, layer 2
+    # dense, its output falls back to CSR (< 0.4), layer 3 sparse again, layer 4 dense again.
+    model = float_model(40, 4, 0.4, 5)
+    thin = float_model(40, 1, 0.01, 6)
+    model.weights[1], model.biases[1] = thin.weights[0], np.zeros(40, dtype=np.float32)
+    x = float_inputs(20, 40, 0.6, 8)
+    want = canonical(model, x)
+    events = []
+    real_blocks, real_step = serial._sparse_to_blocks, serial.layer_step
+    monkeypatch.setattr(serial, "_sparse_to_blocks", lambda y: events.append("dense") or real_blocks(y))
+    monkeypatch.setattr(serial, "layer_step", lambda *a: events.append("sparse") or real_step(*a))
+    monkeypatch.setattr(serial, "DENSE_THRESHOLD", 0.8)
+    got = infer(model, x, threads=2).activations
+    assert events == ["sparse", "dense", "sparse", "dense"]
+    assert_bit_identical(got, want)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_path_bit_identical_on_real_data(path, gc_model, gc_inputs, monkeypatch):
+    threshold, chunk, threads, merge = PATHS[path]
+    monkeypatch.setattr(serial, "DENSE_THRESHOLD", threshold)
+    monkeypatch.setattr(serial, "MERGE_FRACTION", merge)
+    monkeypatch.setattr(serial, "CHUNK", max(chunk, 64))
+    model = gc_model.truncated(10)
+    x = gc_inputs[np.arange(600) % 300]  # tiled, like the benchmark's real workload
+    assert_bit_identical(infer(model, x, threads=threads).activations, canonical(model, x))
+
+
+def test_hash_collisions_never_merge_different_rows(monkeypatch):
+    # With a constant hash every row collides; the exact comparison must still keep them apart.
+    monkeypatch.setattr(serial, "_float_probes", lambda n: np.zeros((2, n), dtype=np.float32))
+    monkeypatch.setattr(serial, "MERGE_FRACTION", 0.0)
+    monkeypatch.setattr(serial, "_column_keys", lambda z, mult: np.zeros(z.shape[1], dtype=np.uint64))
+    monkeypatch.setattr(serial, "CHUNK", 5)
+    x = float_inputs(12, 16, 0.5, 3)
+    x = sp.csr_matrix(x.multiply(x > 1.0))  # rows with equal counts but different entries collide
+    distinct, remap = serial._dedup_sparse(x)
+    np.testing.assert_array_equal(distinct[remap].toarray(), x.toarray())
+    blocks = serial._sparse_to_blocks(x)
+    distinct_blocks, remap = serial._dedup_blocks(blocks)
+    full = np.concatenate(distinct_blocks, axis=1)
+    np.testing.assert_array_equal(full[:, remap].T, x.toarray())
+    model = float_model(16, 4, 0.3, 4)
+    for threshold in (0.0, 2.0):
+        monkeypatch.setattr(serial, "DENSE_THRESHOLD", threshold)
+        assert_bit_identical(infer(model, x).activations, canonical(model, x))
+
+
+def test_identical_rows_are_computed_once():
+    x = float_inputs(10, 32, 0.3, 1, repeats=5)
+    distinct, remap = serial._dedup_sparse(x)
+    assert distinct.shape[0] == 10 and remap.shape == (50,)
+    np.testing.assert_array_equal(distinct[remap].toarray(), x.toarray())
+    blocks, remap = serial._dedup_blocks(serial._sparse_to_blocks(x))
+    assert sum(b.shape[1] for b in blocks) == 10
+
+
+def test_threads_do_not_change_a_bit(gc_model):
+    from fsd_core.generate import synthetic_inputs
+    model = gc_model.truncated(16)
+    x = synthetic_inputs(1024, 700, seed=2)
+    one = infer(model, x, threads=1).activations
+    assert_bit_identical(infer(model, x, threads=2).activations, one)
+    assert_bit_identical(one, canonical(model, x))

@@ -248,7 +248,8 @@ def _encode_index(m: sp.csr_matrix, counts: np.ndarray, nrows: int, cols: int) -
         gaps[starts] = ind[starts]
         gap_dtype = _uint_for(int(gaps.max()))
         if bitmap_size > nnz * gap_dtype.itemsize + count_size:
-            return _IDX_GAPS, gap_dtype.itemsize.bit_length() - 1, [_planes(gaps.astype(gap_dtype)), _planes(counts.astype(count_dtype))]
+            sections = [_planes(gaps.astype(gap_dtype)), _planes(counts.astype(count_dtype))]
+            return _IDX_GAPS, gap_dtype.itemsize.bit_length() - 1, sections
     # Bitmap: row r's bits start at byte r * row_bytes, so each row is packed separately.
     width = row_bytes * 8
     flat = np.repeat(np.arange(nrows, dtype=np.int64) * width, counts) + m.indices

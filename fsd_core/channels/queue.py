@@ -68,7 +68,7 @@ class QueueChannel(Channel):
     name = "queue"
 
     def __init__(self, run_id: str, worker: int, manifest: Any, poll_wait: int = DEFAULT_POLL_WAIT,
-                 receive: bool = True) -> None:
+                 receive: bool = True, duplicate: bool = False) -> None:
         from ..cloud import client
 
         super().__init__(run_id, worker)
@@ -82,6 +82,7 @@ class QueueChannel(Channel):
         # The largest destination id has the longest attribute: size frames for it.
         self.max_frame_bytes = frame_limit(manifest.max_workers)
         self.poll_wait = int(poll_wait)
+        self.duplicate = duplicate  # publish everything twice: at-least-once delivery, for tests
         self._outbox: list[tuple[int, bytes]] = []
         self._pool = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix=f"publish-w{worker}")
         self._inbox: queue_mod.Queue[bytes] = queue_mod.Queue()
@@ -96,7 +97,8 @@ class QueueChannel(Channel):
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "QueueChannel":
         from ..cloud import Manifest
 
-        return cls(run_id, worker, Manifest.from_dict(config["manifest"]), config.get("poll_wait", DEFAULT_POLL_WAIT))
+        return cls(run_id, worker, Manifest.from_dict(config["manifest"]), config.get("poll_wait", DEFAULT_POLL_WAIT),
+                   duplicate=bool(config.get("duplicate")))
 
     # ---------------------------------------------------------------- sending
     def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
@@ -112,6 +114,8 @@ class QueueChannel(Channel):
         sizes = [wire_size(len(frame), attr_bytes_for(dst)) for dst, frame in outbox]
         batches = [[entries[i] for i in batch] for batch in pack_batches(sizes)]
         wires = [sum(sizes[i] for i in batch) for batch in pack_batches(sizes)]
+        if self.duplicate:
+            batches, wires = batches * 2, wires * 2
         for future in [self._pool.submit(self._publish, b, w) for b, w in zip(batches, wires)]:
             future.result()
 
@@ -199,13 +203,27 @@ class QueueChannel(Channel):
         self._pool.shutdown(wait=True)
 
 
-def drain_queues(manifest: Any, workers: int) -> dict[str, int]:
-    """Delete every message waiting in the first `workers` queues; returns requests made."""
+def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, int]:
+    """Delete every message waiting in the first `workers` queues; returns requests made.
+
+    After a failed run a crashed worker may have left messages in flight (received, not
+    deleted: invisible for the visibility timeout), which no receive can reach; `purge=True`
+    first calls `PurgeQueue`, which removes those too (AWS allows one purge per queue per
+    60 s; a refused purge falls back to draining).
+    """
+    from botocore.exceptions import ClientError
+
     from ..cloud import client
 
     sqs = client(manifest, "sqs", _botocore_config(4))
     counts = {"sqs:ReceiveMessage": 0, "sqs:DeleteMessageBatch": 0}
     for url in manifest.queue_urls[:workers]:
+        if purge:
+            try:
+                sqs.purge_queue(QueueUrl=url)
+                counts["sqs:PurgeQueue"] = counts.get("sqs:PurgeQueue", 0) + 1
+            except ClientError:
+                pass
         while True:
             resp = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=SQS_MAX_MESSAGES, WaitTimeSeconds=0,
                                        VisibilityTimeout=30)

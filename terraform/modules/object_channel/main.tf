@@ -75,7 +75,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   }
 }
 
+# TLS only. Off (tls_only = false) only against the local emulator, which serves
+# plain HTTP on loopback and evaluates a Deny whose condition does not match as a
+# deny (moto 5.2), so this policy would block every object request there.
 data "aws_iam_policy_document" "tls_only" {
+  count = var.tls_only ? 1 : 0
+
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
@@ -99,8 +104,10 @@ data "aws_iam_policy_document" "tls_only" {
 }
 
 resource "aws_s3_bucket_policy" "this" {
+  count = var.tls_only ? 1 : 0
+
   bucket = aws_s3_bucket.this.id
-  policy = data.aws_iam_policy_document.tls_only.json
+  policy = data.aws_iam_policy_document.tls_only[0].json
 
   depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -18,3 +18,9 @@ variable "force_destroy" {
   type        = bool
   default     = true
 }
+
+variable "tls_only" {
+  description = "Attach the bucket policy that denies every request not made over TLS. Keep true on AWS; the root module turns it off only for the local emulator (plain HTTP)."
+  type        = bool
+  default     = true
+}

@@ -37,7 +37,10 @@ resource "aws_sns_topic" "this" {
 }
 
 # Shared dead-letter queue: messages a worker could not process max_receive_count times.
+# Off only against the local emulator (see var.dead_letter).
 resource "aws_sqs_queue" "dlq" {
+  count = var.dead_letter ? 1 : 0
+
   name                      = "${var.name_prefix}-dlq"
   sqs_managed_sse_enabled   = true
   message_retention_seconds = 1209600
@@ -51,10 +54,10 @@ resource "aws_sqs_queue" "this" {
   message_retention_seconds  = var.message_retention_s
   visibility_timeout_seconds = var.visibility_timeout
   receive_wait_time_seconds  = 20
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+  redrive_policy = var.dead_letter ? jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq[0].arn
     maxReceiveCount     = var.max_receive_count
-  })
+  }) : null
   policy = data.aws_iam_policy_document.queue[count.index].json
 }
 

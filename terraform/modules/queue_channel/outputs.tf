@@ -18,8 +18,8 @@ output "queue_arns" {
 }
 
 output "dlq_url" {
-  description = "URL of the shared dead-letter queue."
-  value       = aws_sqs_queue.dlq.url
+  description = "URL of the shared dead-letter queue (null without dead_letter)."
+  value       = try(aws_sqs_queue.dlq[0].url, null)
 }
 
 output "kms_master_key_id" {

@@ -41,3 +41,9 @@ variable "kms_master_key_id" {
   type        = string
   default     = "alias/aws/sns"
 }
+
+variable "dead_letter" {
+  description = "Give the worker queues a shared dead-letter queue (redrive after max_receive_count receives). The root module turns it off only for the local emulator: moto 5.2 echoes the redrive policy re-serialised, so every apply would rewrite it, and its SetQueueAttributes then drops the queue policy."
+  type        = bool
+  default     = true
+}

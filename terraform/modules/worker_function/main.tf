@@ -44,6 +44,12 @@ resource "aws_lambda_function" "this" {
     mode = "PassThrough"
   }
 
+  # The emulator does not echo dead_letter_config back, which would update the
+  # function on every apply; its target (our own DLQ) never changes anyway.
+  lifecycle {
+    ignore_changes = [dead_letter_config]
+  }
+
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
 }
 

@@ -1,0 +1,229 @@
+"""One contract suite over every channel: local (files), queue (SNS->SQS) and object (S3), the
+cloud ones against the real emulator over HTTP on loopback. Then end-to-end reliability runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fsd_core.channels import open_channel
+from fsd_core.cloud import Manifest, client
+from fsd_core.coordinator import RunConfig, activations_equal, run
+from fsd_core.errors import WorkerTimeout
+from fsd_core.generate import radixnet, synthetic_inputs
+from fsd_core.serial import infer
+
+from .conftest import random_inputs
+
+BACKENDS = ["local", "queue", "object"]
+
+
+def block(rows: int, cols: int, density: float, seed: int) -> sp.csr_matrix:
+    b = sp.random(rows, cols, density=density, random_state=np.random.default_rng(seed), format="csr",
+                  dtype=np.float32)
+    b.data = (b.data * 32).astype(np.float32)
+    return b
+
+
+def same(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
+    return a.shape == b.shape and activations_equal(a, b)
+
+
+@pytest.fixture(params=BACKENDS)
+def make_channel(request, tmp_path):
+    """Factory: make_channel(run_id, worker) -> an open channel end of the parametrised kind."""
+    kind = request.param
+    config = {"root": str(tmp_path / "channel")}
+    if kind != "local":
+        manifest = request.getfixturevalue("local_deployment")
+        config = {"manifest": manifest.to_dict(), "poll_wait": 1}
+    opened = []
+
+    def make(run_id: str, worker: int):
+        ch = open_channel(kind, run_id, worker, config)
+        opened.append(ch)
+        return ch
+
+    make.kind = kind
+    yield make
+    for ch in opened:
+        ch.close()
+
+
+def test_blocks_arrive_once_per_sender_in_any_order(make_channel):
+    run_id = uuid.uuid4().hex[:12]
+    receiver, s1, s2 = make_channel(run_id, 0), make_channel(run_id, 1), make_channel(run_id, 2)
+    b1, b2, later = block(20, 7, 0.3, 1), block(20, 5, 0.3, 2), block(20, 3, 0.5, 3)
+    s2.send(2, 0, later)         # a block of a later layer arrives first: kept for later
+    s2.flush()
+    s1.send(1, 0, b1)
+    s1.flush()
+    s2.send(1, 0, b2)
+    s2.flush()
+    got = dict(receiver.receive(1, [1, 2], timeout=30))
+    assert same(got[1], b1) and same(got[2], b2)
+    assert len(got) == 2
+    (src, blk), = list(receiver.receive(2, [2], timeout=30))
+    assert src == 2 and same(blk, later)
+
+
+def test_empty_block_is_delivered(make_channel):
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)
+    sender.send(1, 0, sp.csr_matrix((10, 4), dtype=np.float32))
+    sender.flush()
+    (src, blk), = list(receiver.receive(1, [1], timeout=30))
+    assert src == 1 and blk.nnz == 0
+
+
+def test_duplicates_are_dropped(make_channel):
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)
+    b = block(30, 6, 0.4, 4)
+    for _ in range(3):
+        sender.send(1, 0, b)
+        sender.flush()
+    sender.send(2, 0, b)
+    sender.flush()
+    assert [s for s, _ in receiver.receive(1, [1], timeout=30)] == [1]
+    assert [s for s, _ in receiver.receive(2, [1], timeout=30)] == [1]
+    if make_channel.kind != "object":  # an object key holds one value: rewrites are not duplicates
+        # The extra copies of layer 1 are dropped, not delivered: nothing more for layer 1.
+        deadline = time.monotonic() + 10
+        while receiver.stats.duplicates < 2 and time.monotonic() < deadline:
+            for frame in receiver._poll(1, {1}, 0.5):
+                receiver._accept(frame)
+        assert receiver.stats.duplicates == 2
+        assert receiver._ready.get(1) in (None, [])
+
+
+def test_messages_of_another_run_are_ignored(make_channel):
+    run_id, other = uuid.uuid4().hex[:12], uuid.uuid4().hex[:12]
+    receiver = make_channel(run_id, 0)
+    stranger, sender = make_channel(other, 1), make_channel(run_id, 1)
+    stranger.send(1, 0, block(10, 4, 0.5, 5))
+    stranger.flush()
+    mine = block(10, 4, 0.5, 6)
+    sender.send(1, 0, mine)
+    sender.flush()
+    (src, blk), = list(receiver.receive(1, [1], timeout=30))
+    assert same(blk, mine)
+
+
+def test_large_block_is_chunked_and_reassembled(make_channel):
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)
+    rng = np.random.default_rng(7)
+    big = sp.csr_matrix(rng.random((400, 500), dtype=np.float32))  # ~800 KB of incompressible floats
+    sender.send(1, 0, big)
+    sender.flush()
+    if make_channel.kind == "queue":
+        assert sender.stats.messages_sent >= 4  # over 256 KiB: several SNS messages
+    (src, blk), = list(receiver.receive(1, [1], timeout=60))
+    assert same(blk, big)
+
+
+def test_silent_sender_times_out_naming_worker_and_layer(make_channel):
+    run_id = uuid.uuid4().hex[:12]
+    receiver = make_channel(run_id, 3)
+    started = time.monotonic()
+    with pytest.raises(WorkerTimeout, match=r"worker 3 timed out after 2s waiting for layer 7 from worker\(s\) 5"):
+        list(receiver.receive(7, [5], timeout=2))
+    assert time.monotonic() - started < 6
+
+
+# ------------------------------------------------------------------- end to end on the emulator
+@pytest.fixture(scope="module")
+def rx_small():
+    return radixnet(256, 12, seed=5), synthetic_inputs(256, 48, seed=5)
+
+
+def queue_depths(manifest: Manifest, workers: int) -> list[int]:
+    sqs = client(manifest, "sqs")
+    out = []
+    for url in manifest.queue_urls[:workers]:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        out.append(int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]))
+    return out
+
+
+def run_objects(manifest: Manifest, run_id: str) -> list[str]:
+    s3 = client(manifest, "s3")
+    keys = []
+    for prefix in (f"runs/{run_id}/", f"stage/{run_id}/"):
+        keys += [o["Key"] for o in s3.list_objects_v2(Bucket=manifest.bucket, Prefix=prefix).get("Contents", [])]
+    return keys
+
+
+@pytest.mark.parametrize("variant", ["queue", "object"])
+@pytest.mark.parametrize("workers", [1, 2, 4, 8])
+def test_cloud_variants_equal_serial_generated(local_deployment, rx_small, variant, workers):
+    model, inputs = rx_small
+    r = run(RunConfig(None, None, variant, workers, "metis", record=False, model=model, inputs=inputs,
+                      manifest=local_deployment.to_dict(), timeout=30))
+    assert r.status == "ok", r.error
+    assert activations_equal(infer(model, inputs).activations, r.activations)
+    # Predicted deterministic requests and bytes equal the counted ones exactly.
+    for api, n in r.predicted["requests"].items():
+        assert r.requests.get(api, 0) == n, api
+        assert r.billed_requests.get(api, 0) == r.predicted["billed_requests"][api], api
+    assert r.predicted["bytes_sent"] == r.bytes_sent and r.predicted["messages"] == r.messages
+    assert abs(r.predicted["cost_usd"] - r.cost_usd) <= 0.01 * r.cost_usd
+    assert run_objects(local_deployment, r.run_id) == []
+    if variant == "queue":
+        assert queue_depths(local_deployment, workers) == [0] * workers
+
+
+@pytest.mark.parametrize("variant", ["queue", "object"])
+@pytest.mark.parametrize("workers", [2, 4])
+def test_cloud_variants_equal_serial_imported(local_deployment, gc_model, gc_inputs, variant, workers):
+    model, inputs = gc_model.truncated(16), gc_inputs[:150]
+    r = run(RunConfig(None, None, variant, workers, "hypergraph", record=False, model=model, inputs=inputs,
+                      manifest=local_deployment.to_dict(), timeout=30))
+    assert r.status == "ok", r.error
+    assert activations_equal(infer(model, inputs).activations, r.activations)
+
+
+def test_duplicated_sqs_deliveries_give_the_same_result(local_deployment, rx_small):
+    model, inputs = rx_small
+    r = run(RunConfig(None, None, "queue", 3, "block", record=False, model=model, inputs=inputs, predict=False,
+                      manifest=local_deployment.to_dict(), channel_options={"duplicate": True}, timeout=30))
+    assert r.status == "ok", r.error
+    assert activations_equal(infer(model, inputs).activations, r.activations)
+    assert sum(w.get("duplicates", 0) for w in r.worker_reports) > 0
+    assert queue_depths(local_deployment, 3) == [0, 0, 0]
+
+
+def test_foreign_messages_waiting_in_queues_are_ignored(local_deployment, rx_small):
+    model, inputs = rx_small
+    stale = open_channel("queue", "stale0run000", 1, {"manifest": local_deployment.to_dict()})
+    try:
+        for layer in (1, 2, 3):
+            stale.send(layer, 0, block(48, 10, 0.5, layer))
+            stale.send(layer, 1, block(48, 10, 0.5, layer))
+        stale.flush()
+    finally:
+        stale.close()
+    r = run(RunConfig(None, None, "queue", 2, "block", record=False, model=model, inputs=inputs, predict=False,
+                      manifest=local_deployment.to_dict(), timeout=30))
+    assert r.status == "ok", r.error
+    assert activations_equal(infer(model, inputs).activations, r.activations)
+    assert queue_depths(local_deployment, 2) == [0, 0]
+
+
+@pytest.mark.parametrize("variant", ["queue", "object"])
+def test_failed_cloud_run_is_cleaned_up(local_deployment, rx_small, variant):
+    model, inputs = rx_small
+    r = run(RunConfig(None, None, variant, 3, "block", record=False, model=model, inputs=inputs, predict=False,
+                      manifest=local_deployment.to_dict(), timeout=3,
+                      fault={"worker": 2, "layer": 4, "kind": "crash"}))
+    assert r.status == "failed" and "worker 2" in r.error and "layer 4" in r.error, r.error
+    assert run_objects(local_deployment, r.run_id) == []
+    if variant == "queue":
+        assert queue_depths(local_deployment, 3) == [0, 0, 0]

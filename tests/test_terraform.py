@@ -1,0 +1,160 @@
+"""The Terraform root module: fmt and validate offline, and a real apply against the emulator
+whose outputs (the manifest) are checked by using them: SNS filter routing, S3, policies."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cloud_fixtures import deployment_home, fsd_home, needs_terraform  # noqa: F401
+from fsd_core import cloud
+from fsd_core.deploy import TerraformProject, find_plugin_mirror, terraform_source_dir
+from fsd_core.errors import RunError
+
+TF_DIR = terraform_source_dir()
+pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform absent")
+
+
+def _tf_env(tmp_path: Path) -> dict[str, str]:
+    rc = tmp_path / "terraformrc"
+    rc.write_text(f'provider_installation {{\n filesystem_mirror {{\n  path = "{find_plugin_mirror()}"\n'
+                  '  include = ["registry.terraform.io/hashicorp/*"]\n }\n}\n')
+    return {**os.environ, "TF_CLI_CONFIG_FILE": str(rc), "TF_DATA_DIR": str(tmp_path / "data"),
+            "CHECKPOINT_DISABLE": "1"}
+
+
+def test_fmt_check_is_clean() -> None:
+    proc = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(TF_DIR)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@needs_terraform
+def test_init_offline_and_validate(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(TF_DIR, config, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    env = _tf_env(tmp_path)
+    init = subprocess.run(["terraform", "init", "-backend=false", "-input=false", "-no-color"],
+                          cwd=config, env=env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stdout + init.stderr
+    validate = subprocess.run(["terraform", "validate", "-json"], cwd=config, env=env,
+                              capture_output=True, text=True)
+    result = json.loads(validate.stdout)
+    assert result["valid"], result["diagnostics"]
+
+
+def test_outputs_are_exactly_the_manifest_fields() -> None:
+    text = (TF_DIR / "outputs.tf").read_text()
+    names = {line.split('"')[1] for line in text.splitlines() if line.startswith("output ")}
+    fields = set(cloud.Manifest.__dataclass_fields__) - {"source"}
+    assert names == fields
+
+
+def test_worker_policy_names_no_bare_wildcard_resource() -> None:
+    iam = (TF_DIR / "modules" / "worker_function" / "iam.tf").read_text()
+    assert '"*"' not in iam  # wildcards only inside ARNs, each explained in a comment
+
+
+def test_missing_terraform_is_one_line_error(fsd_home: Path,  # noqa: F811
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FSD_TERRAFORM", "/nonexistent/terraform")
+    with pytest.raises(RunError) as err:
+        TerraformProject(fsd_home / "tf").apply(variables={})
+    assert "\n" not in str(err.value) and "FSD_TERRAFORM" in str(err.value)
+
+
+def test_failing_apply_is_one_line_error(fsd_home: Path) -> None:  # noqa: F811
+    if find_plugin_mirror() is None:
+        pytest.skip("no provider mirror")
+    with pytest.raises(RunError) as err:
+        TerraformProject(fsd_home / "tf").apply(variables={"max_workers": 0})
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("terraform apply failed")
+    assert "terraform-apply.log" in message
+
+
+# --------------------------------------------------------------------------- applied
+
+def test_manifest_from_apply(local_deployment: cloud.Manifest) -> None:
+    m = local_deployment
+    assert m.emulated and m.endpoint.startswith("http://127.0.0.1:")
+    assert m.max_workers >= 2 and len(m.queue_urls) == m.max_workers and len(m.topic_arns) == 1
+    assert m.bucket and m.function_name
+    assert cloud.Manifest.load(m.source) == m
+
+
+def test_filter_policy_routes_dst_to_its_queue_only(local_deployment: cloud.Manifest) -> None:
+    m = local_deployment
+    sns, sqs = cloud.client(m, "sns"), cloud.client(m, "sqs")
+    body = f"block-{time.time()}"
+    sns.publish(TopicArn=m.topic_arns[0], Message=body,
+                MessageAttributes={"dst": {"DataType": "String", "StringValue": "1"}})
+    got1 = sqs.receive_message(QueueUrl=m.queue_urls[1], WaitTimeSeconds=2,
+                               MaxNumberOfMessages=10).get("Messages", [])
+    assert [msg["Body"] for msg in got1] == [body]  # raw delivery: the body as published
+    got0 = sqs.receive_message(QueueUrl=m.queue_urls[0], WaitTimeSeconds=1).get("Messages", [])
+    assert got0 == []
+    sqs.delete_message(QueueUrl=m.queue_urls[1], ReceiptHandle=got1[0]["ReceiptHandle"])
+
+
+def test_queue_policy_admits_only_our_topic(local_deployment: cloud.Manifest) -> None:
+    m = local_deployment
+    sqs = cloud.client(m, "sqs")
+    for url in m.queue_urls:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attrs["SqsManagedSseEnabled"] == "true"
+        (statement,) = json.loads(attrs["Policy"])["Statement"]
+        assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+        assert statement["Resource"] == attrs["QueueArn"]
+        assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == m.topic_arns[0]
+    subs = cloud.client(m, "sns").list_subscriptions_by_topic(TopicArn=m.topic_arns[0])
+    assert len(subs["Subscriptions"]) == m.max_workers
+
+
+def test_bucket_put_get_and_settings(local_deployment: cloud.Manifest) -> None:
+    m = local_deployment
+    s3 = cloud.client(m, "s3")
+    s3.put_object(Bucket=m.bucket, Key="runs/test/l1/0-1", Body=b"\x00\x01payload")
+    assert s3.get_object(Bucket=m.bucket, Key="runs/test/l1/0-1")["Body"].read() == b"\x00\x01payload"
+    s3.delete_object(Bucket=m.bucket, Key="runs/test/l1/0-1")
+    block = s3.get_public_access_block(Bucket=m.bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=m.bucket)["Rules"]
+    assert any(r.get("Filter", {}).get("Prefix") == "runs/" and r["Expiration"]["Days"] >= 1
+               for r in rules)
+    sse = s3.get_bucket_encryption(Bucket=m.bucket)["ServerSideEncryptionConfiguration"]
+    assert sse["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+def test_function_has_no_async_retries(local_deployment: cloud.Manifest) -> None:
+    m = local_deployment
+    lam = cloud.client(m, "lambda")
+    config = lam.get_function_event_invoke_config(FunctionName=m.function_name)
+    assert config["MaximumRetryAttempts"] == 0
+    role = lam.get_function(FunctionName=m.function_name)["Configuration"]["Role"]
+    iam = cloud.client(m, "iam")
+    name = role.rsplit("/", 1)[1]
+    (policy_name,) = iam.list_role_policies(RoleName=name)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    resources = [r for s in doc["Statement"] for r in
+                 (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    assert "*" not in resources
+    assert any(r.endswith(":" + m.queue_urls[0].rsplit("/", 1)[1]) for r in resources)
+
+
+def test_ensure_local_deployment_reuses_it(local_deployment: cloud.Manifest,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FSD_HOME", str(deployment_home(local_deployment.source)))
+    monkeypatch.delenv("FSD_MANIFEST", raising=False)
+    start = time.monotonic()
+    again = cloud.ensure_local_deployment(2)
+    assert again == local_deployment and time.monotonic() - start < 10
+    assert cloud.deployment_for_run(2, "queue") == local_deployment

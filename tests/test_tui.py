@@ -1,0 +1,273 @@
+"""The dashboard, driven by Textual's Pilot: a real local run launched from the Launch screen,
+the recommendation following its inputs, history drill-down and comparison, and one snapshot
+per screen (baselines in tests/__snapshots__/; regenerate with --snapshot-update)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Select, Static
+
+from fsd_core.runs import RunStore
+from tui.app import FsdApp
+from tui.screens.help import HelpScreen
+from tui.screens.launch import LaunchScreen
+from tui.screens.recommend import RecommendScreen
+from tui.screens.runs import RunsScreen
+from tui.state import worker_states
+from tui.widgets.cost_table import CostTable
+from tui.widgets.run_compare import RunCompare
+from tui.widgets.run_detail import RunDetail
+from tui.widgets.run_history import RunHistory
+from tui.widgets.worker_grid import WorkerGrid
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = (100, 32)
+SNAPSHOT_HOME = Path("/tmp/fsd-tui-snapshot-home")  # fixed: the Deployment screen shows the data dir
+
+
+async def wait_for(pilot: Pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:
+    """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def text_of(widget: Static) -> str:
+    return str(widget.render())
+
+
+# ------------------------------------------------------------------------------ a real run
+@pytest.mark.slow
+async def test_launch_local_run_watch_it_and_find_it_in_history(monkeypatch, isolated_home):
+    monkeypatch.chdir(ROOT)
+    snapshots = []
+    app = FsdApp(initial="launch")
+    async with app.run_test(size=SIZE, message_hook=lambda m: snapshots.append(m)
+                            if isinstance(m, FsdApp.RunProgress) else None) as pilot:
+        await wait_for(pilot, lambda: app.recommendation is not None, what="the startup recommendation")
+        assert isinstance(app.screen, LaunchScreen)
+        recommended = app.recommendation.doc["recommended"]
+        variant = app.screen.query_one("#launch-variant", Select)
+        await wait_for(pilot, lambda: variant.value == recommended, what="the recommended variant pre-selected")
+        hint = text_of(app.screen.query_one("#launch-hint", Static))
+        assert hint.startswith(f"recommended: {recommended}")
+
+        variant.value = "local"  # override the recommendation
+        app.screen.query_one("#launch-workers", Input).value = "3"
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the Runs screen")
+        await wait_for(pilot, lambda: app.live is not None and app.live.finished, timeout=120, what="the run")
+        await pilot.pause(0.2)
+
+        result = app.live.result
+        assert result is not None and result.status == "ok", "\n".join(app.live.log)
+        assert result.variant == "local" and result.workers == 3
+        runs = app.screen
+        title = text_of(runs.query_one("#monitor-title", Static))
+        assert f"run {result.run_id}" in title and title.rstrip().endswith("ok")
+        grid = text_of(runs.query_one(WorkerGrid))
+        assert grid.count("✔ done") == 3 and "done 3" in grid
+        assert any(f"run {result.run_id} ok" in line for line in app.live.log)
+
+        # the progress snapshots the live view was built from
+        phases = [m.snap.phase for m in snapshots]
+        assert phases[0] == "staging" and phases[-1] == "ok" and "running" in phases
+        assert worker_states(snapshots[0].snap) == ["launching"] * 3
+        assert worker_states(snapshots[-1].snap) == ["done"] * 3
+
+        # the same figures in the run store as in RunResult.summary() (what `fsd run --json` prints)
+        record = RunStore().get(result.run_id)
+        summary = result.summary()
+        for key in ("run_id", "status", "variant", "workers", "seconds", "edges_per_second", "bytes_sent",
+                    "messages", "requests", "billed_requests", "cost_usd", "categories", "partition"):
+            assert record[key] == summary[key], key
+        assert summary["bytes_sent"] > 0 and summary["messages"] > 0
+
+        # ... and in the history table, and its drill-down
+        history = runs.query_one(RunHistory)
+        await wait_for(pilot, lambda: history.row_count == 1, what="the history to reload")
+        assert history.get_row_at(0)[1] == result.run_id
+        await pilot.press("h")
+        await pilot.press("enter")
+        detail = runs.query_one(RunDetail)
+        workers = detail.query_one("#detail-workers", DataTable)
+        await wait_for(pilot, lambda: workers.row_count == 3, what="the detail")
+        layers = detail.query_one("#detail-layers", DataTable)
+        assert layers.row_count == len(record["layers_detail"]) >= 3 * record["layers"]
+        assert [layers.get_row_at(i)[1] for i in range(record["layers"])] == [str(l) for l in range(1, 25)]
+        assert f"run {result.run_id}: local, 3 worker(s), ok" in text_of(detail.query_one("#detail-summary", Static))
+
+
+async def test_bad_input_fails_the_run_without_blocking(monkeypatch, isolated_home):
+    monkeypatch.chdir(ROOT)
+    app = FsdApp(initial="launch")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#launch-variant", Select).value = "local"
+        app.screen.query_one("#launch-workers", Input).value = "100000"
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.live is not None and app.live.finished, what="the refusal")
+        assert app.live.result is None and "--workers must be between 1 and 256" in app.live.error
+        assert RunStore().list() == []
+
+
+# ------------------------------------------------------------------------------ recommend
+async def test_recommendation_follows_the_inputs(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    app = FsdApp(initial="recommend")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.recommendation is not None, what="a recommendation")
+        screen = app.screen
+        assert isinstance(screen, RecommendScreen)
+        screen.query_one("#rec-model", Input).value = ""
+        screen.query_one("#rec-neurons", Input).value = "1024"
+        screen.query_one("#rec-layers", Input).value = "120"
+        screen.query_one("#rec-workers", Input).value = "4-32"
+        await wait_for(pilot, lambda: app.recommendation.inputs.neurons == 1024
+                       and app.recommendation.inputs.workers == (4, 32), what="the new recommendation")
+        doc = app.recommendation.doc
+        table = screen.query_one(CostTable)
+        assert table.row_count == 3
+        assert [table.get_row_at(i)[1].plain for i in range(3)] == [r["variant"] for r in doc["rows"]]
+        assert table.get_row_at(0)[0].plain == "►" and table.get_row_at(0)[1].plain == doc["recommended"]
+        assert all(4 <= p <= 32 for p, _ in app.recommendation.curve["queue"])
+        reason = text_of(screen.query_one("#rec-reason", Static))
+        assert reason.startswith(f"recommended: {doc['recommended']} -- ")
+
+        screen.query_one("#rec-workers", Input).value = "9-3"
+        await wait_for(pilot, lambda: "workers" in text_of(screen.query_one("#rec-reason", Static)),
+                       what="the error")
+        assert "need 1 <= A <= B" in text_of(screen.query_one("#rec-reason", Static))
+
+
+# ------------------------------------------------------------------------------ history, keys
+def seed_runs(db: Path) -> list[str]:
+    """Two finished local runs with fixed ids and timestamps, each with workers and layers."""
+    store = RunStore(db)
+    ids = []
+    for i, (workers, seconds, sent) in enumerate(((2, 3.5, 23794), (4, 4.25, 61020))):
+        run_id = f"{'ab'[i] * 4}0000000{i + 1}"
+        ids.append(run_id)
+        row = {"run_id": run_id, "created": 1_735_000_000.0 + 3600 * i, "status": "ok", "variant": "local",
+               "workers": workers, "seconds": seconds, "edges_per_second": 1.0e7 / seconds,
+               "categories": list(range(1, 17)), "bytes_sent": sent, "messages": 40 * workers,
+               "requests": {"local:write": 40 * workers, "local:read": 40 * workers},
+               "billed_requests": {"local:write": 40 * workers, "local:read": 40 * workers}, "cost_usd": None,
+               "partition": "hypergraph", "model": "models/tiny", "inputs": "models/tiny-inputs.tsv",
+               "branching": 2, "batch": 64, "neurons": 256, "layers": 3}
+        reports = [{"worker": p, "requested_at": 100.0, "started_at": 100.0, "finished_at": 101.5 + p,
+                    "status": "ok", "layers": [{"layer": l, "compute_s": 0.001 * l, "wait_s": 0.002,
+                                                "bytes_sent": 100 * l, "bytes_received": 90 * l,
+                                                "messages_sent": 1, "messages_received": 1}
+                                               for l in (1, 2, 3)]} for p in range(workers)]
+        store.record(row, reports)
+    return ids
+
+
+async def test_history_detail_and_compare(isolated_home):
+    a, b = seed_runs(isolated_home / "runs.sqlite")
+    app = FsdApp(initial="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        history = app.screen.query_one(RunHistory)
+        await wait_for(pilot, lambda: history.row_count == 2, what="the history")
+        assert history.get_row_at(0)[1] == b  # newest first
+        await pilot.press("m", "down", "m", "c")
+        compare = app.screen.query_one(RunCompare)
+        await wait_for(pilot, lambda: compare.row_count > 5, what="the comparison")
+        rows = {compare.get_row_at(i)[0]: compare.get_row_at(i)[1:] for i in range(compare.row_count)}
+        assert rows["workers"][:2] == ["4", "2"]
+        assert rows["seconds"] == ["4.250", "3.500", "0.82x"]
+        await pilot.press("h", "enter")
+        detail = app.screen.query_one(RunDetail)
+        await wait_for(pilot, lambda: detail.query_one("#detail-layers", DataTable).row_count == 2 * 3,
+                       what="the detail of the older run")
+        assert f"run {a}: local, 2 worker(s), ok" in text_of(detail.query_one("#detail-summary", Static))
+
+
+async def test_screen_keys_help_and_palette(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    app = FsdApp(initial="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key, mode in (("1", "deployment"), ("2", "recommend"), ("3", "launch"), ("4", "runs")):
+            await pilot.press("escape", key)
+            assert app.current_mode == mode
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Go to Deployment", "Go to Recommend", "Go to Launch", "Go to Runs", "Keys"} <= set(titles)
+        dark = app.current_theme.dark
+        await pilot.press("t")
+        assert app.current_theme.dark is not dark
+
+
+# ------------------------------------------------------------------------------ snapshots
+@pytest.fixture
+def fixed_home(monkeypatch):
+    """A fixed FSD_HOME (its path is on the Deployment screen), empty, cwd at the repo root."""
+    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
+    SNAPSHOT_HOME.mkdir(parents=True)
+    monkeypatch.setenv("FSD_HOME", str(SNAPSHOT_HOME))
+    monkeypatch.delenv("FSD_MANIFEST", raising=False)
+    monkeypatch.chdir(ROOT)
+    yield SNAPSHOT_HOME
+    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Wait for every worker (recommendation, store reads) and the form's debounce."""
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.4)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("screen, size", [
+    pytest.param(screen, size, id=f"{screen}-{size[0]}x{size[1]}")
+    for screen, size in (("deployment", (80, 24)), ("recommend", (100, 32)), ("recommend", (80, 24)),
+                         ("launch", (80, 24)), ("runs", (80, 24)))])
+def test_snapshot_screen(snap_compare, fixed_home, screen, size):
+    seed_runs(fixed_home / "runs.sqlite")
+    assert snap_compare(FsdApp(initial=screen), terminal_size=size, run_before=settle)
+
+
+def test_snapshot_runs_detail(snap_compare, fixed_home):
+    seed_runs(fixed_home / "runs.sqlite")
+
+    async def open_oldest(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+
+    assert snap_compare(FsdApp(initial="runs"), terminal_size=(100, 32), run_before=open_oldest)
+
+
+def test_snapshot_runs_compare_light(snap_compare, fixed_home):
+    seed_runs(fixed_home / "runs.sqlite")
+
+    async def compare(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("t", "m", "down", "m", "c")
+        await settle(pilot)
+
+    assert snap_compare(FsdApp(initial="runs"), terminal_size=(80, 24), run_before=compare)
+
+
+def test_snapshot_help(snap_compare, fixed_home):
+    async def help_(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(FsdApp(initial="runs"), terminal_size=(100, 32), run_before=help_)

@@ -1,0 +1,238 @@
+"""The `fsd tui` application: modes, keys, the command palette, and the blocking work.
+
+Recommendations and runs are computed in thread workers owned by the app (as harlequin
+does) that post the messages nested below; their handlers set the reactive attributes the
+screens watch (`recommendation`, `recommendation_error`, `live_version`): attributes down,
+messages up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from fsd_core.coordinator import Progress, RunConfig, RunResult
+
+from . import services
+from .screens.deployment import DeploymentScreen
+from .screens.help import HelpScreen
+from .screens.launch import LaunchScreen
+from .screens.recommend import RecommendScreen
+from .screens.runs import RunsScreen
+from .services import Recommendation, RecommendInputs
+from .state import LiveRun
+from .widgets.launch_form import LaunchForm
+from .widgets.recommend_form import RecommendForm
+
+SCREENS_BY_KEY = (("1", "deployment", "Deployment"), ("2", "recommend", "Recommend"),
+                  ("3", "launch", "Launch"), ("4", "runs", "Runs"))
+SCREENS_GROUP = Binding.Group("screens ", compact=True)
+#: The header's sub-title on every screen: the screen keys, always visible (even at 80 columns).
+NAV = " · ".join(f"{key} {title}" for key, _, title in SCREENS_BY_KEY)
+
+
+class FsdApp(App[None]):
+    """The operator dashboard."""
+
+    TITLE = "fsd"
+    SUB_TITLE = NAV
+    CSS = """
+    Screen { layout: vertical; }
+    TabbedContent, TabPane { height: 1fr; }
+    """
+    BINDINGS = [
+        *(Binding(key, f"mode('{mode}')", title, group=SCREENS_GROUP) for key, mode, title in SCREENS_BY_KEY),
+        Binding("question_mark", "help", "Help"),
+        Binding("t", "toggle_theme", "Theme", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    recommendation: reactive[Recommendation | None] = reactive(None, always_update=True)
+    recommendation_error: reactive[str] = reactive("")
+    live_version: reactive[int] = reactive(0, always_update=True)
+
+    # ------------------------------------------------------------------ messages
+    class RecommendationReady(Message):
+        """A recommendation for the latest inputs."""
+
+        def __init__(self, rec: Recommendation) -> None:
+            super().__init__()
+            self.rec = rec
+
+    class RecommendationFailed(Message):
+        """The cost model rejected the inputs (one line, as the CLI prints it)."""
+
+        def __init__(self, inputs: RecommendInputs, reason: str) -> None:
+            super().__init__()
+            self.inputs, self.reason = inputs, reason
+
+    class RunProgress(Message):
+        """A private copy of a coordinator Progress snapshot."""
+
+        def __init__(self, snap: Progress) -> None:
+            super().__init__()
+            self.snap = snap
+
+    class RunFinished(Message):
+        """coordinator.run returned (ok or failed)."""
+
+        def __init__(self, result: RunResult) -> None:
+            super().__init__()
+            self.result = result
+
+    class RunFailed(Message):
+        """coordinator.run refused the run (bad input) or crashed."""
+
+        def __init__(self, reason: str) -> None:
+            super().__init__()
+            self.reason = reason
+
+    # ------------------------------------------------------------------ setup
+    def __init__(self, runs_db: str | None = None, initial: str = "runs") -> None:
+        super().__init__()
+        self.runs_db = runs_db
+        self.initial = initial
+        self.live: LiveRun | None = None
+        self._wanted: RecommendInputs | None = None
+
+    def on_mount(self) -> None:
+        self.add_mode("deployment", DeploymentScreen)
+        self.add_mode("recommend", RecommendScreen)
+        self.add_mode("launch", lambda: LaunchScreen(self.runs_db))
+        self.add_mode("runs", lambda: RunsScreen(self.runs_db))
+        self.switch_mode(self.initial)
+        self.request_recommendation(RecommendInputs())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, mode, title in SCREENS_BY_KEY:
+            yield SystemCommand(f"Go to {title}", f"Show the {title} screen (key {key})",
+                                lambda mode=mode: self.action_mode(mode))
+        yield SystemCommand("Keys", "Show every key binding (?)", self.action_help)
+        yield SystemCommand("Toggle light/dark", "Switch between the light and dark theme (t)",
+                            self.action_toggle_theme)
+
+    # ------------------------------------------------------------------ actions
+    def action_mode(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_leave_field(self) -> None:
+        self.screen.set_focus(None)
+
+    # ------------------------------------------------------------------ recommendation
+    def request_recommendation(self, inputs: RecommendInputs) -> None:
+        self._wanted = inputs
+        self.calculate_recommendation(inputs)
+
+    @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
+    def calculate_recommendation(self, inputs: RecommendInputs) -> None:
+        """The cost model, off the UI thread; drops a result that newer inputs superseded."""
+        from fsd_core.errors import FsdError
+
+        try:
+            rec = services.recommend(inputs)
+        except FsdError as exc:
+            self.post_message(self.RecommendationFailed(inputs, str(exc)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.RecommendationReady(rec))
+
+    @on(RecommendForm.Changed)
+    def _inputs_changed(self, event: RecommendForm.Changed) -> None:
+        self.request_recommendation(event.inputs)
+
+    @on(RecommendationReady)
+    def _recommended(self, event: RecommendationReady) -> None:
+        if event.rec.inputs == self._wanted:
+            self.recommendation_error = ""
+            self.recommendation = event.rec
+
+    @on(RecommendationFailed)
+    def _not_recommended(self, event: RecommendationFailed) -> None:
+        if event.inputs == self._wanted:
+            self.recommendation_error = event.reason
+
+    # ------------------------------------------------------------------ runs
+    @on(LaunchForm.Submitted)
+    def _launch_requested(self, event: LaunchForm.Submitted) -> None:
+        self.launch(event.config)
+
+    def launch(self, config: RunConfig) -> bool:
+        """Start a run in a thread worker and show the Runs screen; False if one is running."""
+        if self.live is not None and not self.live.finished:
+            self.notify("a run is already in progress", severity="warning")
+            return False
+        self.live = LiveRun(config)
+        workers = 1 if config.variant == "serial" else config.workers
+        self.live.log.append(f"launching {config.variant} on {workers} worker(s): {config.model_path}")
+        self.switch_mode("runs")
+        self.live_version += 1
+        self.run_query(config)
+        return True
+
+    @work(thread=True, group="run", exit_on_error=False)
+    def run_query(self, config: RunConfig) -> None:
+        """coordinator.run with a progress callback posting RunProgress; then RunFinished."""
+        from fsd_core.coordinator import run
+        from fsd_core.errors import FsdError
+
+        def progress(snap: Progress) -> None:
+            self.post_message(self.RunProgress(services.snapshot(snap)))
+
+        try:
+            result = run(config, progress)
+        except FsdError as exc:
+            self.post_message(self.RunFailed(str(exc)))
+            return
+        self.post_message(self.RunFinished(result))
+
+    @on(RunProgress)
+    def _progress(self, event: RunProgress) -> None:
+        if self.live is not None:
+            self.live.update(event.snap)
+            self.live_version += 1
+
+    @on(RunFinished)
+    def _finished(self, event: RunFinished) -> None:
+        if self.live is not None:
+            self.live.finish(event.result)
+            self.live_version += 1
+            ok = event.result.status == "ok"
+            self.notify(f"run {event.result.run_id} {event.result.status}", severity="information" if ok else "error")
+
+    @on(RunFailed)
+    def _failed(self, event: RunFailed) -> None:
+        if self.live is not None:
+            self.live.fail(event.reason)
+            self.live_version += 1
+            self.notify(event.reason, title="run not started", severity="error")
+
+    @on(Worker.StateChanged)
+    def _worker_error(self, event: Worker.StateChanged) -> None:
+        """Any worker that raised: one line, as the CLI would print it."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            if event.worker.group == "run" and self.live is not None and not self.live.finished:
+                self.live.fail(f"{type(error).__name__}: {error}")
+                self.live_version += 1
+            self.notify(f"{type(error).__name__}: {error}", title=event.worker.name, severity="error")
+
+
+def main(runs_db: str | None = None, initial: str = "runs") -> None:
+    """Run the dashboard in the terminal."""
+    FsdApp(runs_db=runs_db, initial=initial).run()

@@ -1,0 +1,178 @@
+"""Thin calls into `fsd_core` for the dashboard: recommendation, deployment status, history.
+
+Everything here blocks (files, SQLite, HTTP to the emulator) and is called from thread
+workers. No cost, run or deployment logic lives here: it only picks the `fsd_core` call and
+shapes its answer for display.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fsd_core.coordinator import Progress
+
+#: The shipped model and inputs: the default selection everywhere.
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+CHART_POINTS = 24  # worker counts sampled for the cost curve
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when inside it (shorter to read), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def default_model() -> str:
+    """The shipped tiny model (models/tiny)."""
+    return _shown(MODELS_DIR / "tiny")
+
+
+def default_inputs() -> str:
+    """The shipped tiny model's inputs (models/tiny-inputs.tsv)."""
+    return _shown(MODELS_DIR / "tiny-inputs.tsv")
+
+
+@dataclass(frozen=True)
+class RecommendInputs:
+    """What the Recommend form asks: a model directory or (neurons, layers), and a workload."""
+
+    model: str | None = field(default_factory=default_model)
+    neurons: int | None = None
+    layers: int | None = None
+    batch: int = 64
+    workers: tuple[int, int] = (2, 64)
+    queries_per_hour: float | None = None
+    latency_target: float | None = None
+
+
+@dataclass
+class Recommendation:
+    """`fsd recommend --json` plus the cost curve of queue and object over the worker range."""
+
+    inputs: RecommendInputs
+    doc: dict[str, Any]
+    curve: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+def recommend(inputs: RecommendInputs) -> Recommendation:
+    """Run the cost model as `fsd recommend` does; raises fsd_core's InputError on bad input."""
+    from fsd_core import cost
+
+    if inputs.model:
+        from fsd_core.model import read_manifest
+
+        mf = read_manifest(inputs.model)
+        nnz = [int(e.get("nnz", 0)) for e in mf["layer_files"]]
+        w = cost.Workload.build(mf["neurons"], mf["layers"], inputs.batch, nnz, None)
+    else:
+        if not inputs.neurons or not inputs.layers:
+            from fsd_core.errors import InputError
+
+            raise InputError("give a model directory, or both neurons and layers")
+        w = cost.Workload.build(inputs.neurons, inputs.layers, inputs.batch, None, None)
+    doc = cost.recommend(w, inputs.workers, latency_target=inputs.latency_target,
+                         queries_per_hour=inputs.queries_per_hour)
+    lo, hi = max(2, inputs.workers[0]), max(2, inputs.workers[1])
+    curve: dict[str, list[tuple[int, float]]] = {}
+    for variant in ("queue", "object"):
+        curve[variant] = [
+            (p, cost.estimate(variant, w, cost.CommProfile.radixnet(w.neurons, w.layers, p, "hypergraph", w.nnz),
+                              latency_target=inputs.latency_target).cost_usd)
+            for p in cost.candidate_workers(lo, hi, CHART_POINTS)]
+    return Recommendation(inputs, doc, curve)
+
+
+def snapshot(progress: Progress) -> Progress:
+    """A private copy of a coordinator Progress (the coordinator keeps mutating its own)."""
+    return Progress(progress.run_id, progress.phase, progress.layers, list(progress.workers_done),
+                    copy.deepcopy(progress.reports))
+
+
+# ------------------------------------------------------------------------------ deployment
+@dataclass
+class DeploymentStatus:
+    """The emulator, the manifest in use and the resources it names."""
+
+    available: bool  # False until fsd_core.cloud exists
+    running: bool = False
+    endpoint: str | None = None
+    pid: int | None = None
+    data_dir: str | None = None
+    manifest_source: str | None = None  # "local emulator", "fsd deploy", "$FSD_MANIFEST"
+    manifest: dict[str, Any] | None = None
+    error: str | None = None
+
+    def resources(self) -> list[tuple[str, str, str]]:
+        """(kind, name, state) for every resource the manifest names."""
+        m = self.manifest
+        if not m:
+            return []
+        if m.get("endpoint"):
+            state = "live (emulator)" if self.running and m["endpoint"] == self.endpoint else "gone (emulator down)"
+        else:
+            state = "deployed (AWS)"
+        rows = [("topic", arn.rsplit(":", 1)[-1], state) for arn in m.get("topic_arns") or []]
+        rows += [("queue", url.rsplit("/", 1)[-1], state) for url in m.get("queue_urls") or []]
+        if m.get("bucket"):
+            rows.append(("bucket", m["bucket"], state))
+        if m.get("function_name"):
+            rows.append(("function", m["function_name"], state))
+        return rows
+
+
+def deployment_status() -> DeploymentStatus:
+    """Read the emulator state and the active manifest (never starts anything)."""
+    try:
+        from fsd_core import cloud
+    except ImportError:
+        return DeploymentStatus(available=False)
+    from fsd_core.errors import FsdError
+
+    status = DeploymentStatus(available=True, data_dir=str(cloud.data_dir()))
+    try:
+        local = cloud.local_status()
+        status.running = bool(local.get("running"))
+        status.endpoint, status.pid = local.get("endpoint"), local.get("pid")
+        configured = cloud.configured_manifest_path()
+        if configured is not None:
+            status.manifest = cloud.Manifest.load(configured).to_dict()
+            status.manifest_source = "$FSD_MANIFEST" if configured != cloud.deploy_manifest_path() else "fsd deploy"
+        elif local.get("deployment"):
+            status.manifest, status.manifest_source = local["deployment"], "local emulator"
+    except FsdError as exc:
+        status.error = str(exc)
+    return status
+
+
+def emulator_up(log: Any) -> None:
+    """Start the local emulator and provision it (`fsd local up`); `log(line)` gets progress."""
+    from fsd_core import cloud
+
+    cloud.local_up(cloud.DEFAULT_LOCAL_WORKERS, progress=log)
+
+
+def emulator_down() -> bool:
+    """Stop the local emulator (`fsd local down`); True if one was running."""
+    from fsd_core import cloud
+
+    return cloud.local_down()
+
+
+# ------------------------------------------------------------------------------ history
+def history(limit: int = 200, runs_db: str | None = None) -> list[dict[str, Any]]:
+    """The most recent runs of the run store."""
+    from fsd_core.runs import RunStore
+
+    return RunStore(runs_db).list(limit)
+
+
+def run_record(run_id: str, runs_db: str | None = None) -> dict[str, Any] | None:
+    """One run with its per-worker and per-layer rows."""
+    from fsd_core.runs import RunStore
+
+    return RunStore(runs_db).get(run_id)

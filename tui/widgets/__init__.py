@@ -1,0 +1,1 @@
+"""Dashboard widgets, one per module; each message is nested in the widget that posts it."""
