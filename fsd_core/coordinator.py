@@ -143,6 +143,9 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None) -
     run_id = new_run_id()
     if config.variant == "serial":
         result = _run_serial(run_id, model, inputs)
+        from .cost import dollars
+
+        result.cost_usd = dollars(result.billed_requests, [result.seconds], config.memory_mb)
     else:
         result = _run_distributed(run_id, config, model, inputs, progress)
     if config.verify and result.status == "ok":

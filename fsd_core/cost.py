@@ -612,6 +612,15 @@ def candidate_workers(lo: int, hi: int, limit: int = 48) -> list[int]:
     return sorted(set(np.unique(np.round(np.geomspace(lo, hi, limit)).astype(int)).tolist()) | {lo, hi})
 
 
+def workload_from_model(path: Any, batch: int, density: float | None = None) -> Workload:
+    """The workload of a saved model (sizes from its model.json only: no weights are loaded)."""
+    from .model import read_manifest
+
+    mf = read_manifest(path)
+    nnz = [int(e.get("nnz", 0)) for e in mf["layer_files"]]
+    return Workload.build(mf["neurons"], mf["layers"], batch, nnz, density)
+
+
 def recommend(w: Workload, workers: tuple[int, int] = (2, 256), params: Params | None = None,
               prices: PriceTable | None = None, memory_mb: int | None = None,
               latency_target: float | None = None, method: str = "hypergraph",

@@ -141,6 +141,7 @@ def run_worker(
         if progress:
             progress(l)
     final = _gather(shard, y, channel, timeout + (launch_grace if not shard.layers else 0.0), stats)
+    channel.settle()  # the gather (and any late layer) delivered, or its error raised here
     return WorkerOutcome(me, stats, final, channel.stats.duplicates, channel.stats.foreign)
 
 

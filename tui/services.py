@@ -64,11 +64,7 @@ def recommend(inputs: RecommendInputs) -> Recommendation:
     from fsd_core import cost
 
     if inputs.model:
-        from fsd_core.model import read_manifest
-
-        mf = read_manifest(inputs.model)
-        nnz = [int(e.get("nnz", 0)) for e in mf["layer_files"]]
-        w = cost.Workload.build(mf["neurons"], mf["layers"], inputs.batch, nnz, None)
+        w = cost.workload_from_model(inputs.model, inputs.batch)
     else:
         if not inputs.neurons or not inputs.layers:
             from fsd_core.errors import InputError

@@ -99,7 +99,14 @@ class Channel(ABC):
         self._send_frames(layer, dst, frames)
 
     def flush(self) -> None:
-        """Push out anything `send` buffered. Transports that do not buffer need not override."""
+        """Start pushing out anything `send` buffered; may return before it is delivered.
+
+        Transports that do not buffer need not override. Errors of an earlier flush surface
+        here or in `settle()`.
+        """
+
+    def settle(self) -> None:
+        """Wait until everything flushed so far is delivered; raise the first delivery error."""
 
     def receive(self, layer: int, senders: Iterable[int], timeout: float) -> Iterator[tuple[int, sp.csr_matrix]]:
         """Yield `(src, block)` once per expected sender of `layer`, in arrival order."""

@@ -62,6 +62,7 @@ class ObjectChannel(Channel):
         self.bucket = manifest.bucket
         self.s3 = client(manifest, "s3", _botocore_config(GET_THREADS + PUT_THREADS))
         self._puts: list[tuple[str, bytes]] = []
+        self._inflight: list[Future] = []  # PutObject futures of earlier flushes
         self._put_pool = ThreadPoolExecutor(PUT_THREADS, thread_name_prefix=f"put-w{worker}")
         self._get_pool = ThreadPoolExecutor(GET_THREADS, thread_name_prefix=f"get-w{worker}")
         self._fetching: dict[tuple[int, int], Future] = {}
@@ -85,8 +86,14 @@ class ObjectChannel(Channel):
         self._puts.append((object_key(self.run_id, layer, self.worker, dst), frame))
 
     def flush(self) -> None:
+        """Start the layer's puts in parallel threads and return (they overlap computation)."""
+        self.settle()
         puts, self._puts = self._puts, []
-        for future in [self._put_pool.submit(self._put, key, body) for key, body in puts]:
+        self._inflight = [self._put_pool.submit(self._put, key, body) for key, body in puts]
+
+    def settle(self) -> None:
+        inflight, self._inflight = self._inflight, []
+        for future in inflight:
             future.result()
 
     def _put(self, key: str, body: bytes) -> None:
@@ -145,6 +152,7 @@ class ObjectChannel(Channel):
 
     def close(self) -> None:
         self._put_pool.shutdown(wait=True)
+        self._inflight = []
         self._get_pool.shutdown(wait=False, cancel_futures=True)
 
 

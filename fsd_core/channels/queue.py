@@ -84,6 +84,7 @@ class QueueChannel(Channel):
         self.poll_wait = int(poll_wait)
         self.duplicate = duplicate  # publish everything twice: at-least-once delivery, for tests
         self._outbox: list[tuple[int, bytes]] = []
+        self._inflight: list[Any] = []  # publish futures of earlier flushes
         self._pool = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix=f"publish-w{worker}")
         self._inbox: queue_mod.Queue[bytes] = queue_mod.Queue()
         self._stop = threading.Event()
@@ -105,7 +106,12 @@ class QueueChannel(Channel):
         self._outbox.extend((dst, f) for f in frames)
 
     def flush(self) -> None:
-        """Publish everything sent since the last flush, packed into PublishBatch calls."""
+        """Start publishing everything sent since the last flush, packed into PublishBatch calls.
+
+        Returns at once: the publishing threads overlap the worker's computation. The next
+        flush (or `settle`) first waits for this one and raises its errors.
+        """
+        self.settle()
         outbox, self._outbox = self._outbox, []
         if not outbox:
             return
@@ -116,7 +122,11 @@ class QueueChannel(Channel):
         wires = [sum(sizes[i] for i in batch) for batch in pack_batches(sizes)]
         if self.duplicate:
             batches, wires = batches * 2, wires * 2
-        for future in [self._pool.submit(self._publish, b, w) for b, w in zip(batches, wires)]:
+        self._inflight = [self._pool.submit(self._publish, b, w) for b, w in zip(batches, wires)]
+
+    def settle(self) -> None:
+        inflight, self._inflight = self._inflight, []
+        for future in inflight:
             future.result()
 
     def _publish(self, entries: list[dict], wire_bytes: int) -> None:
@@ -201,6 +211,7 @@ class QueueChannel(Channel):
         """Stop the receiver (it ends after its current long poll) and the publishers."""
         self._stop.set()
         self._pool.shutdown(wait=True)
+        self._inflight = []
 
 
 def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, int]:

@@ -43,7 +43,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"      {path} ({model.nnz:,} edges); {args.inputs} synthetic inputs "
           f"({inputs.nnz / args.inputs:.0f} on-pixels each)", flush=True)
     print("[2/3] recommendation", flush=True)
-    _print_recommendation(model, path, args.inputs, args.workers)
+    _print_recommendation(path, args.inputs, args.workers)
     print(f"[3/3] running {', '.join(variants)} with {args.workers} workers, verified against the serial kernel",
           flush=True)
     rows, failed = [], False
@@ -64,16 +64,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_recommendation(model, path, batch: int, workers: int) -> None:
-    """The cost model's pick for this model and batch (skipped quietly if unavailable)."""
-    try:
-        from ..cost import recommend_for_model
-    except ImportError:
-        print("      (cost model not available)")
-        return
-    try:
-        rec = recommend_for_model(path, batch=batch, workers=[workers])
-    except Exception as exc:  # the demo goes on without a recommendation
-        print(f"      (no recommendation: {exc})", file=sys.stderr)
-        return
+def _print_recommendation(path, batch: int, workers: int) -> None:
+    """The cost model's pick for this model, batch and worker count, with its reason."""
+    from ..cost import recommend, workload_from_model
+
+    rec = recommend(workload_from_model(path, batch), (workers, workers))
+    for row in rec["rows"]:
+        mark = "->" if row["variant"] == rec["recommended"] else "  "
+        print(f"      {mark} {row['variant']:6s} ${row['cost_usd']:.6f}/query, ~{row['latency_s']:.1f} s on Lambda")
     print(f"      recommended: {rec['recommended']} ({rec['reason']})")

@@ -91,11 +91,7 @@ def run_recommend(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
     comm_for = None
     if args.model:
-        from ..model import read_manifest
-
-        mf = read_manifest(args.model)
-        nnz = [int(e.get("nnz", 0)) for e in mf["layer_files"]]
-        w = cost.Workload.build(mf["neurons"], mf["layers"], args.batch, nnz, args.density)
+        w = cost.workload_from_model(args.model, args.batch, args.density)
         if args.exact:
             comm_for = _exact_comm(args, lo, hi)
     else:
