@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from .channels.base import Channel
 from .plan import LayerShard, WorkerShard
+from .serial import DENSE_THRESHOLD, _dedup_sparse
 
 
 @dataclass
@@ -85,6 +86,24 @@ def _place(pieces: list[tuple[sp.csr_matrix, np.ndarray]], nrows: int, ncols: in
     return out
 
 
+def product(x: sp.csr_matrix, w: sp.csr_matrix) -> sp.csr_matrix:
+    """Z = x @ w summed in the canonical order (ascending input neuron), as the serial kernel.
+
+    `x` must have sorted column indices. Identical rows of `x` (saturated all-ymax rows are
+    common) are computed once; a dense `x` goes through scipy's CSC-times-dense kernel on the
+    free view W^T, which adds the inputs in ascending order like the sparse product does.
+    """
+    unique, remap = _dedup_sparse(x)
+    rows, k = unique.shape
+    if rows and k and unique.nnz > DENSE_THRESHOLD * rows * k:
+        z = sp.csr_matrix(np.ascontiguousarray((w.T @ np.ascontiguousarray(unique.toarray().T)).T))
+    else:
+        z = (unique @ w).tocsr()
+    if z.shape[0] != x.shape[0]:
+        z = z[remap]
+    return z
+
+
 def _activate(z: sp.csr_matrix, bias: np.ndarray, ymax: float) -> sp.csr_matrix:
     """Bias on stored (non-zero) entries, ReLU, clamp, drop zeros: as serial.layer_step."""
     z.data += bias[z.indices]
@@ -122,7 +141,7 @@ def run_worker(
             channel.send(l, dst, y[:, pos])
         channel.flush()
         x_local = y[:, ls.local_src]
-        z_int = x_local @ kernel.w_interior
+        z_int = product(x_local, kernel.w_interior)
         st.compute_s += time.perf_counter() - t0
         pieces = [(x_local, ls.local_dst)]
         t1 = time.perf_counter()
@@ -132,7 +151,7 @@ def run_worker(
         t2 = time.perf_counter()
         st.wait_s += t2 - t1
         x_rows = _place(pieces, batch, ls.weights.shape[0])
-        z_bnd = x_rows @ kernel.w_boundary
+        z_bnd = product(x_rows, kernel.w_boundary)
         z = _place([(z_int, kernel.interior), (z_bnd, kernel.boundary)], batch, len(ls.cols))
         y = _activate(z, ls.bias, shard.ymax)
         st.compute_s += time.perf_counter() - t2

@@ -1,0 +1,88 @@
+"""Scaling of the distributed engine on one machine: serial kernel vs `local` with P workers.
+
+    .venv/bin/python bench/scaling.py                        # N=4096, L=120, 10,000 inputs, P=1,2,4,8
+    .venv/bin/python bench/scaling.py --neurons 1024 --inputs 2000 --workers 1,2,4
+
+The model is `radixnet(N, L)` with `synthetic_inputs` (their rows stay alive, so every layer
+does work). The serial kernel runs with one thread (what one Lambda worker with one vCPU
+has) and with every core; each local run is a real run through the coordinator (worker
+processes started by the launch tree, shards staged, local channel) and is verified bit for
+bit against the serial kernel. Plans are computed (and cached) before timing; "run s" is
+launch to gathered result, "total s" includes staging and clean-up. The compute / wait split
+is the mean over workers of the per-layer figures the workers record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fsd_core import serial  # noqa: E402
+from fsd_core.coordinator import RunConfig, activations_equal, cached_plan, run  # noqa: E402
+from fsd_core.generate import radixnet, synthetic_inputs  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--neurons", type=int, default=4096)
+    ap.add_argument("--layers", type=int, default=120)
+    ap.add_argument("--inputs", type=int, default=10_000)
+    ap.add_argument("--workers", default="1,2,4,8")
+    ap.add_argument("--partition", default="metis")
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    workers = [int(p) for p in args.workers.split(",")]
+    model = radixnet(args.neurons, args.layers, seed=0)
+    inputs = synthetic_inputs(args.neurons, args.inputs, seed=0)
+    edges = args.inputs * model.nnz
+    print(f"# N={args.neurons} L={args.layers} B={args.inputs} ({edges:.3g} edges); "
+          f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    ref, t1, tall = None, [], []
+    for _ in range(args.repeat):
+        r1 = serial.infer(model, inputs, threads=1)
+        ra = serial.infer(model, inputs)
+        t1.append(r1.seconds)
+        tall.append(ra.seconds)
+        ref = r1
+    base = min(t1)
+    rows = [("serial, 1 thread", 1, base, base, None, None, 1.0, True),
+            ("serial, all cores", 1, min(tall), min(tall), None, None, base / min(tall), True)]
+    for p in workers:
+        t = time.perf_counter()
+        cached_plan(model, p, args.partition, None, 0)
+        plan_s = time.perf_counter() - t
+        best = None
+        for _ in range(args.repeat):
+            r = run(RunConfig(None, None, "local", p, args.partition, record=False, model=model,
+                              inputs=inputs, timeout=600))
+            if r.status != "ok":
+                print(f"local P={p} failed: {r.error}", file=sys.stderr)
+                return 1
+            if best is None or r.timings["run"] < best.timings["run"]:
+                best = r
+        exact = activations_equal(ref.activations, best.activations)
+        layers = [l for w in best.worker_reports for l in w["layers"]]
+        compute = sum(l["compute_s"] for l in layers) / p
+        wait = sum(l["wait_s"] for l in layers) / p
+        rows.append((f"local, P={p} (plan {plan_s:.1f} s)", p, best.timings["run"], best.seconds, compute, wait,
+                     base / best.timings["run"], exact))
+    print("\n| engine | P | run s | total s | compute s/worker | wait s/worker | speed-up vs 1-thread serial | exact |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for name, p, run_s, total, comp, wait, speed, exact in rows:
+        c = "-" if comp is None else f"{comp:.2f}"
+        w = "-" if wait is None else f"{wait:.2f}"
+        print(f"| {name} | {p} | {run_s:.2f} | {total:.2f} | {c} | {w} | {speed:.2f}x | {'yes' if exact else 'NO'} |")
+    return 0 if all(r[-1] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
