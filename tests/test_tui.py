@@ -218,6 +218,7 @@ def fixed_home(monkeypatch):
     shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
     SNAPSHOT_HOME.mkdir(parents=True)
     monkeypatch.setenv("FSD_HOME", str(SNAPSHOT_HOME))
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")  # a tab underline caught mid-slide made snapshots flaky
     monkeypatch.delenv("FSD_MANIFEST", raising=False)
     monkeypatch.chdir(ROOT)
     yield SNAPSHOT_HOME

@@ -34,6 +34,11 @@ from .packing import attribute_bytes, billed_publish_chunks, max_frame_bytes_for
 
 SQS_MAX_MESSAGES = 10  # ReceiveMessage returns at most 10 messages per call
 DEFAULT_POLL_WAIT = 1  # seconds of long polling per ReceiveMessage (0..20)
+# Received messages are deleted at once, so they need to stay invisible only for an instant.
+# A short visibility timeout means a message whose receive response was lost (a retried
+# request, a dropped connection) is delivered again within seconds, not after SQS's default
+# 30 s; the extra copy is a duplicate, which the base class drops.
+VISIBILITY_TIMEOUT = 5
 PUBLISH_THREADS = 4
 MAX_RETRIES = 8
 THROTTLE_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
@@ -171,7 +176,7 @@ class QueueChannel(Channel):
 
         try:
             resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=SQS_MAX_MESSAGES,
-                                            WaitTimeSeconds=wait)
+                                            WaitTimeSeconds=wait, VisibilityTimeout=VISIBILITY_TIMEOUT)
         except (ClientError, BotoCoreError) as exc:
             if self._stop.is_set():
                 return []
@@ -179,6 +184,14 @@ class QueueChannel(Channel):
         messages = resp.get("Messages", [])
         payload = sum(len(m["Body"]) for m in messages)
         self.stats.count("sqs:ReceiveMessage", 1, billed_chunks(payload))
+        if messages and self._stop.is_set():
+            # Closed while this poll was under way: hand the messages back at once instead
+            # of consuming them (another channel end of this worker slot may need them).
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages)])
+            self.stats.count("sqs:ChangeMessageVisibilityBatch")
+            return []
         if messages:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])

@@ -70,8 +70,8 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.watch(self.app, "live_version", self._live_changed, init=True)
         self.action_reload()
-        if self._shown is None:
-            self.query_one(RunHistory).focus()
+        if self._shown is None:  # after the first refresh: TabbedContent's own focus moves come first
+            self.call_after_refresh(self.query_one(RunHistory).focus)
 
     # ------------------------------------------------------------------ live run
     def _live_changed(self, _version: int) -> None:
