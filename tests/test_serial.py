@@ -50,6 +50,16 @@ def test_serial_equals_reference_on_real_challenge_prefix(gc_model, gc_inputs):
     assert 0 < len(result.categories) < 300
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_serial_equals_reference_on_generated_radixnet(seed):
+    from fsd_core.generate import radixnet, synthetic_inputs
+
+    model = radixnet(256, 16, seed=seed)
+    inputs = synthetic_inputs(256, 80, seed=seed)
+    result = assert_matches_reference(model, inputs)
+    assert 0 < len(result.categories) < 80
+
+
 def test_serial_passes_official_truth(gc_model, gc_inputs):
     result = infer(gc_model, gc_inputs)
     truth = read_categories(GC_TRUTH)
