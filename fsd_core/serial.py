@@ -98,7 +98,7 @@ def infer(model: SparseDNN, inputs: sp.spmatrix, threads: int | None = None) -> 
     alive = np.flatnonzero(np.diff(y.indptr) > 0)  # global ids of the rows still non-zero
     ys: sp.csr_matrix | list[np.ndarray] = y[alive]
     # `owner[k]` = which distinct row of `ys` global row alive[k] currently equals.
-    ys, owner = _dedup_sparse(ys)
+    ys, owner = dedup_rows(ys)
     workers = _threads(threads)
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
@@ -170,7 +170,7 @@ def _compact(ys, live: np.ndarray, keys, owner: np.ndarray, alive: np.ndarray):
         owner = renumber[owner[keep_global]]
         alive = alive[keep_global]
     if _rows(ys) > 1:
-        ys, remap = _dedup_sparse(ys) if sp.issparse(ys) else _dedup_blocks(ys, keys)
+        ys, remap = dedup_rows(ys) if sp.issparse(ys) else _dedup_blocks(ys, keys)
         owner = remap[owner]
     return ys, owner, alive
 
@@ -191,7 +191,7 @@ def _resolve(rep: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return keep, renumber[rep]
 
 
-def _dedup_sparse(y: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+def dedup_rows(y: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     """Distinct rows of a CSR matrix (sorted indices) and each row's index among them.
 
     Exact: rows are grouped by a key (non-zero count and two float32 dot products with fixed
@@ -226,7 +226,7 @@ def _float_probes(n: int) -> np.ndarray:
 
 
 def _dedup_blocks(blocks: list[np.ndarray], keys: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct columns of dense N x c blocks (exact, as `_dedup_sparse`) and the remap.
+    """Distinct columns of dense N x c blocks (exact, as `dedup_rows`) and the remap.
 
     `keys` are the blocks' `_column_keys` when the caller already has them.
     """

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from .channels.base import Channel
 from .plan import LayerShard, WorkerShard
-from .serial import DENSE_THRESHOLD, _dedup_sparse
+from .serial import DENSE_THRESHOLD, dedup_rows
 
 
 @dataclass
@@ -93,7 +93,7 @@ def product(x: sp.csr_matrix, w: sp.csr_matrix) -> sp.csr_matrix:
     common) are computed once; a dense `x` goes through scipy's CSC-times-dense kernel on the
     free view W^T, which adds the inputs in ascending order like the sparse product does.
     """
-    unique, remap = _dedup_sparse(x)
+    unique, remap = dedup_rows(x)
     rows, k = unique.shape
     if rows and k and unique.nnz > DENSE_THRESHOLD * rows * k:
         z = sp.csr_matrix(np.ascontiguousarray((w.T @ np.ascontiguousarray(unique.toarray().T)).T))

@@ -198,7 +198,7 @@ def test_hash_collisions_never_merge_different_rows(monkeypatch):
     monkeypatch.setattr(serial, "CHUNK", 5)
     x = float_inputs(12, 16, 0.5, 3)
     x = sp.csr_matrix(x.multiply(x > 1.0))  # rows with equal counts but different entries collide
-    distinct, remap = serial._dedup_sparse(x)
+    distinct, remap = serial.dedup_rows(x)
     np.testing.assert_array_equal(distinct[remap].toarray(), x.toarray())
     blocks = serial._sparse_to_blocks(x)
     distinct_blocks, remap = serial._dedup_blocks(blocks)
@@ -212,7 +212,7 @@ def test_hash_collisions_never_merge_different_rows(monkeypatch):
 
 def test_identical_rows_are_computed_once():
     x = float_inputs(10, 32, 0.3, 1, repeats=5)
-    distinct, remap = serial._dedup_sparse(x)
+    distinct, remap = serial.dedup_rows(x)
     assert distinct.shape[0] == 10 and remap.shape == (50,)
     np.testing.assert_array_equal(distinct[remap].toarray(), x.toarray())
     blocks, remap = serial._dedup_blocks(serial._sparse_to_blocks(x))
