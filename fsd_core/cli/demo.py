@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="end-to-end demo on the local default (model, recommendation, every variant)")
     p.add_argument("--neurons", type=positive_int, default=1024)
     p.add_argument("--layers", type=positive_int, default=120)
-    p.add_argument("--inputs", type=positive_int, default=1000, help="number of synthetic input images")
+    p.add_argument("--inputs", type=positive_int, default=500, help="number of synthetic input images")
     p.add_argument("--workers", type=positive_int, default=4)
     p.add_argument("--variants", default=",".join(DEMO_VARIANTS),
                    help=f"comma-separated subset of {','.join(DEMO_VARIANTS)}")
@@ -60,7 +60,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(table(["variant", "workers", "seconds", "edges/s", "categories", "sent", "requests", "cost",
                  "verified"], rows))
-    print("\nRun history: the runs above are recorded; see `fsd tui` or the run store.")
+    print("\nThe runs are recorded (see `fsd tui`). The local AWS emulator keeps running for the next "
+          "run: `fsd local status`, `fsd local down`.")
     return 1 if failed else 0
 
 
