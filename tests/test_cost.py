@@ -273,3 +273,24 @@ def test_recommend_from_model_manifest_and_exact_plan(tmp_path, capsys):
     plan = make_plan(model, 4, "block")
     pairs = sum(len(plan.pairs(model, l).nrows) for l in range(1, 13))
     assert q["requests"]["s3:PutObject"] == pairs + 3  # one object per plan pair, plus the gather
+
+
+def test_calibrate_from_the_run_store(tmp_path, capsys):
+    """Runs recorded by the coordinator feed `fsd calibrate --store` (compute throughput)."""
+    from fsd_core.coordinator import RunConfig, run
+    from fsd_core.generate import radixnet, synthetic_inputs
+
+    db = tmp_path / "runs.sqlite"
+    for layers, batch in ((12, 200), (24, 400)):
+        model = radixnet(256, layers, seed=1)
+        r = run(RunConfig("m", "x", "serial", 1, runs_db=str(db), model=model,
+                          inputs=synthetic_inputs(256, batch, seed=1)))
+        assert r.status == "ok"
+    out = tmp_path / "params.json"
+    code = main(["calibrate", "--store", str(db), "--fit", "madds_per_s", "--out", str(out), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["report"]["records"] == 2
+    assert doc["params"]["madds_per_s"] > 0
+    assert json.loads(out.read_text())["params"]["madds_per_s"] == doc["params"]["madds_per_s"]
+    assert main(["recommend", "--neurons", "256", "--layers", "24", "--batch", "400", "--workers", "2",
+                 "--params", str(out)]) == 0
