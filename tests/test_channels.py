@@ -181,7 +181,7 @@ def test_cloud_variants_equal_serial_generated(local_deployment, rx_small, varia
 
 
 @pytest.mark.parametrize("variant", ["queue", "object"])
-@pytest.mark.parametrize("workers", [2, 4])
+@pytest.mark.parametrize("workers", [1, 2, 4, 8])
 def test_cloud_variants_equal_serial_imported(local_deployment, gc_model, gc_inputs, variant, workers):
     model, inputs = gc_model.truncated(16), gc_inputs[:150]
     r = run(RunConfig(None, None, variant, workers, "hypergraph", record=False, model=model, inputs=inputs,
