@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from .errors import InputError, RunError
 from .handler import matrix_from_bytes, matrix_to_bytes
-from .launch import LocalLauncher, rounds
+from .launch import LambdaLauncher, Launcher, LocalLauncher
 from .model import SparseDNN, read_inputs
 from .runs import RunStore
 from .serial import categories_of, infer
@@ -189,10 +189,15 @@ class _Backend:
     def __init__(self, variant: str, run_id: str, workers: int, manifest: dict | None) -> None:
         self.variant = variant
         self.manifest = manifest
+        if variant != "local":  # first: a missing or unusable deployment leaves nothing behind
+            from .cloud_stage import resolve_manifest
+
+            self.manifest = resolve_manifest(manifest, workers, variant)
         scratch = Path(os.environ.get("FSD_SCRATCH") or tempfile.gettempdir()) / "fsd-runs" / run_id
         self.scratch = scratch
         self.progress_dir = scratch / "progress"
         self.progress_dir.mkdir(parents=True, exist_ok=True)
+        self.launcher: Launcher = LocalLauncher(new_session=True)
         if variant == "local":
             from .channels.local import default_root
 
@@ -200,12 +205,16 @@ class _Backend:
             self.channel_root = default_root() / run_id
             self.channel_config: dict[str, Any] = {"root": str(self.channel_root)}
         else:
-            from .cloud_stage import S3Stage, resolve_manifest
+            from .cloud_stage import S3Stage
 
-            self.manifest = resolve_manifest(manifest, workers, variant)
             self.stage = S3Stage(self.manifest, f"stage/{run_id}/")
             self.channel_config = {"manifest": self.manifest}
-        self.launcher = LocalLauncher(new_session=True)
+            if not self.manifest.get("endpoint") and self.manifest.get("function_name"):
+                # A real AWS deployment: workers are Lambda invocations of the worker function.
+                from .cloud import Manifest, client
+
+                m = Manifest.from_dict(self.manifest)
+                self.launcher = LambdaLauncher(client(m, "lambda"), m.function_name)
 
     def cleanup_channel(self, run_id: str, workers: int, failed: bool) -> dict[str, int]:
         """Remove what the run left in the channel; returns the requests that took."""
@@ -222,8 +231,6 @@ class _Backend:
 
 def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix,
                      progress: Callable[[Progress], None] | None) -> RunResult:
-    from .plan import make_plan
-
     P = config.workers
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -255,7 +262,9 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
             "variant": config.variant, "channel": dict(backend.channel_config, **config.channel_options),
             "stage": backend.stage.config(), "launcher": backend.launcher.config(), "manifest": backend.manifest,
             "timeout": config.timeout, "launch_grace": config.launch_grace,
-            "progress_dir": str(backend.progress_dir), "fault": config.fault, "debug": config.debug,
+            # Progress files are a local side channel; Lambda workers report only at the end.
+            "progress_dir": str(backend.progress_dir) if backend.launcher.kind == "local" else None,
+            "fault": config.fault, "debug": config.debug,
         }
         _set_subreaper()
         t = time.perf_counter()
@@ -417,7 +426,7 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
             silent = [p for p in range(P) if p not in reports]
             return reports, None, (f"run stalled: no progress for {stall_limit:.0f}s; no report from "
                                    f"worker(s) {', '.join(map(str, silent))}")
-        if root.poll() is not None and root.returncode not in (0, None) and 0 not in reports:
+        if root is not None and root.poll() is not None and root.returncode not in (0, None) and 0 not in reports:
             if time.monotonic() - last_change > timeout + 5:
                 return reports, None, f"worker 0 exited with code {root.returncode} without a report"
         time.sleep(0.02 if P <= 8 else 0.05)
@@ -475,7 +484,6 @@ def _sum_requests(reports: list[dict]) -> tuple[dict[str, int], dict[str, int]]:
 def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: RunResult) -> None:
     store = RunStore(config.runs_db)
     row = dict(result.summary())
-    row["categories"] = row["categories"]
     row.update(model=str(config.model_path or model.name), inputs=str(config.inputs_path or ""),
                branching=config.branching, batch=inputs.shape[0], neurons=model.neurons, layers=model.layers)
     store.record(row, [r for r in result.worker_reports if "worker" in r])
