@@ -612,6 +612,15 @@ def candidate_workers(lo: int, hi: int, limit: int = 48) -> list[int]:
     return sorted(set(np.unique(np.round(np.geomspace(lo, hi, limit)).astype(int)).tolist()) | {lo, hi})
 
 
+def cost_curve(w: Workload, lo: int, hi: int, points: int = 48, method: str = "hypergraph",
+               latency_target: float | None = None) -> dict[str, list[tuple[int, float]]]:
+    """Cost per query of queue and object against the worker count (for charts)."""
+    return {variant: [(p, estimate(variant, w, CommProfile.radixnet(w.neurons, w.layers, p, method, w.nnz),
+                                   latency_target=latency_target).cost_usd)
+                      for p in candidate_workers(lo, hi, points)]
+            for variant in ("queue", "object")}
+
+
 def workload_from_model(path: Any, batch: int, density: float | None = None) -> Workload:
     """The workload of a saved model (sizes from its model.json only: no weights are loaded)."""
     from .model import read_manifest

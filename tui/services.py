@@ -74,12 +74,7 @@ def recommend(inputs: RecommendInputs) -> Recommendation:
     doc = cost.recommend(w, inputs.workers, latency_target=inputs.latency_target,
                          queries_per_hour=inputs.queries_per_hour)
     lo, hi = max(2, inputs.workers[0]), max(2, inputs.workers[1])
-    curve: dict[str, list[tuple[int, float]]] = {}
-    for variant in ("queue", "object"):
-        curve[variant] = [
-            (p, cost.estimate(variant, w, cost.CommProfile.radixnet(w.neurons, w.layers, p, "hypergraph", w.nnz),
-                              latency_target=inputs.latency_target).cost_usd)
-            for p in cost.candidate_workers(lo, hi, CHART_POINTS)]
+    curve = cost.cost_curve(w, lo, hi, CHART_POINTS, latency_target=inputs.latency_target)
     return Recommendation(inputs, doc, curve)
 
 
