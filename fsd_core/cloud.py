@@ -43,6 +43,7 @@ from typing import Any
 
 from .errors import InputError, RunError
 from .fileio import atomic_path, atomic_write_text
+from .runs import data_dir  # one data directory for runs, plans and deployments
 
 #: Worker slots `ensure_local_deployment` provisions at least (queue creation is parallel,
 #: so 8 slots cost about the same apply time as 2 and spare later re-applies).
@@ -159,6 +160,14 @@ class Manifest:
             raise InputError(f"{self.source}: deployment has no bucket (enable_object)")
 
 
+def botocore_config(pool: int) -> Any:
+    """Client settings the channels share: `pool` connections, standard retries, timeouts."""
+    from botocore.config import Config
+
+    return Config(max_pool_connections=pool, retries={"max_attempts": 6, "mode": "standard"},
+                  connect_timeout=10, read_timeout=60)
+
+
 def client(manifest: Manifest, service: str, config: Any = None) -> Any:
     """A boto3 client for `service` in the manifest's region, at its endpoint if any.
 
@@ -176,14 +185,6 @@ def client(manifest: Manifest, service: str, config: Any = None) -> Any:
 
 
 # --------------------------------------------------------------------------- paths
-
-def data_dir() -> Path:
-    """`$FSD_HOME`, else `$XDG_DATA_HOME/fsd-inference` (~/.local/share/fsd-inference)."""
-    if os.environ.get("FSD_HOME"):
-        return Path(os.environ["FSD_HOME"]).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(xdg).expanduser() / "fsd-inference"
-
 
 def local_dir() -> Path:
     """State directory of the local emulator and its deployment."""

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .channels.encoding import HEADER, Header, encode_block, frames_for
+from .channels.object import is_empty_block
 from .model import SparseDNN
 from .plan import WorkerShard
 from .serial import layer_step
@@ -21,7 +22,7 @@ from .serial import layer_step
 
 def frame_lengths(block: sp.csr_matrix, variant: str, max_frame: int | None) -> list[int]:
     """Byte lengths of the frames one block becomes on `variant`'s channel."""
-    if variant == "object" and (block.nnz == 0 or not np.any(block.data)):
+    if variant == "object" and is_empty_block(block):
         return [0]  # the object channel writes an empty block as a zero-length object
     payload = encode_block(block)
     return [len(f) for f in frames_for(Header("x" * 12, 0, 0, 0, 0, 1), payload, max_frame)]

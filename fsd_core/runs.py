@@ -49,8 +49,14 @@ _JSON_COLUMNS = ("requests", "billed_requests", "predicted", "categories", "timi
 
 
 def data_dir() -> Path:
-    """The user's data directory for fsd (runs, local deployment state)."""
-    return Path(os.environ.get("FSD_HOME") or Path.home() / ".local" / "share" / "fsd-inference")
+    """The user's data directory for fsd (runs, plans, local deployment state).
+
+    `$FSD_HOME`, else `$XDG_DATA_HOME/fsd-inference` (~/.local/share/fsd-inference).
+    """
+    if os.environ.get("FSD_HOME"):
+        return Path(os.environ["FSD_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).expanduser() / "fsd-inference"
 
 
 def default_db_path() -> Path:

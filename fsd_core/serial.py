@@ -68,11 +68,16 @@ def layer_step(y: sp.csr_matrix, w: sp.csr_matrix, bias: np.ndarray, ymax: float
     product accumulates each output in storage order, so sorting is what makes every float32
     sum run in ascending input-neuron order, the canonical order every engine reproduces.
     """
-    z = (y @ w).tocsr()
+    z = activate((y @ w).tocsr(), bias, ymax)
+    z.sort_indices()
+    return z
+
+
+def activate(z: sp.csr_matrix, bias: np.ndarray, ymax: float) -> sp.csr_matrix:
+    """Bias on the stored (non-zero) entries, ReLU, clamp, drop zeros; in place on `z`."""
     z.data += bias[z.indices]
     np.clip(z.data, 0.0, ymax, out=z.data)
     z.eliminate_zeros()
-    z.sort_indices()
     return z
 
 

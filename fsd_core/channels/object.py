@@ -36,15 +36,13 @@ RETRY_FIRST = 0.01   # seconds before the first retry of a missing key
 RETRY_CAP = 0.25     # longest pause between two GETs of one missing key
 
 
+def is_empty_block(block: sp.csr_matrix) -> bool:
+    """A block with no non-zero: written as a zero-length object (predict.py relies on it)."""
+    return block.nnz == 0 or not np.any(block.data)
+
+
 def object_key(run_id: str, layer: int, src: int, dst: int) -> str:
     return f"runs/{run_id}/l{layer}/{src}-{dst}"
-
-
-def _botocore_config(pool: int) -> Any:
-    from botocore.config import Config
-
-    return Config(max_pool_connections=pool, retries={"max_attempts": 6, "mode": "standard"},
-                  connect_timeout=10, read_timeout=60)
 
 
 class ObjectChannel(Channel):
@@ -54,13 +52,13 @@ class ObjectChannel(Channel):
     max_frame_bytes = None
 
     def __init__(self, run_id: str, worker: int, manifest: Any) -> None:
-        from ..cloud import client
+        from ..cloud import botocore_config, client
 
         super().__init__(run_id, worker)
         if not manifest.bucket:
             raise RunError(f"worker {worker}: the deployment has no bucket")
         self.bucket = manifest.bucket
-        self.s3 = client(manifest, "s3", _botocore_config(GET_THREADS + PUT_THREADS))
+        self.s3 = client(manifest, "s3", botocore_config(GET_THREADS + PUT_THREADS))
         self._puts: list[tuple[str, bytes]] = []
         self._inflight: list[Future] = []  # PutObject futures of earlier flushes
         self._put_pool = ThreadPoolExecutor(PUT_THREADS, thread_name_prefix=f"put-w{worker}")
@@ -75,7 +73,7 @@ class ObjectChannel(Channel):
 
     # ---------------------------------------------------------------- sending
     def send(self, layer: int, dst: int, block: sp.csr_matrix) -> None:
-        if block.nnz == 0 or not np.any(block.data):
+        if is_empty_block(block):
             self.stats.messages_sent += 1
             self._send_frames(layer, dst, [b""])
             return
@@ -163,7 +161,7 @@ def delete_run_objects(manifest: Any, run_id: str) -> dict[str, int]:
 
 def delete_run_objects_under(manifest: Any, prefix: str) -> dict[str, int]:
     """Delete every object under `prefix` of the deployment bucket; returns the requests."""
-    from ..cloud import client
+    from ..cloud import botocore_config, client
 
     s3 = client(manifest, "s3")
     counts = {"s3:ListObjectsV2": 0, "s3:DeleteObjects": 0}

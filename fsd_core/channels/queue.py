@@ -60,13 +60,6 @@ def frame_limit(max_workers: int) -> int:
     return max_frame_bytes_for_sns(attr_bytes_for(max(max_workers - 1, 0)))
 
 
-def _botocore_config(pool: int) -> Any:
-    from botocore.config import Config
-
-    return Config(max_pool_connections=pool, retries={"max_attempts": 6, "mode": "standard"},
-                  connect_timeout=10, read_timeout=60)
-
-
 class QueueChannel(Channel):
     """One worker's end of the SNS -> SQS channel."""
 
@@ -74,7 +67,7 @@ class QueueChannel(Channel):
 
     def __init__(self, run_id: str, worker: int, manifest: Any, poll_wait: int = DEFAULT_POLL_WAIT,
                  receive: bool = True, duplicate: bool = False) -> None:
-        from ..cloud import client
+        from ..cloud import botocore_config, client
 
         super().__init__(run_id, worker)
         if worker >= len(manifest.queue_urls):
@@ -82,8 +75,8 @@ class QueueChannel(Channel):
         self.manifest = manifest
         self.topic_arn = manifest.topic_arns[worker % len(manifest.topic_arns)]
         self.queue_url = manifest.queue_urls[worker]
-        self.sns = client(manifest, "sns", _botocore_config(PUBLISH_THREADS * 2))
-        self.sqs = client(manifest, "sqs", _botocore_config(4))
+        self.sns = client(manifest, "sns", botocore_config(PUBLISH_THREADS * 2))
+        self.sqs = client(manifest, "sqs", botocore_config(4))
         # The largest destination id has the longest attribute: size frames for it.
         self.max_frame_bytes = frame_limit(manifest.max_workers)
         self.poll_wait = int(poll_wait)
@@ -237,9 +230,9 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, 
     """
     from botocore.exceptions import ClientError
 
-    from ..cloud import client
+    from ..cloud import botocore_config, client
 
-    sqs = client(manifest, "sqs", _botocore_config(4))
+    sqs = client(manifest, "sqs", botocore_config(4))
     counts = {"sqs:ReceiveMessage": 0, "sqs:DeleteMessageBatch": 0}
     for url in manifest.queue_urls[:workers]:
         if purge:
