@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError, RunError
-from .handler import matrix_from_bytes, matrix_to_bytes
+from .handler import RESULT_KEY, matrix_to_bytes, result_from_bytes
 from .launch import LambdaLauncher, Launcher, LocalLauncher
 from .model import SparseDNN, read_inputs
 from .runs import RunStore
@@ -419,9 +419,9 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
         if failed and (len(reports) == P or time.monotonic() - last_change > 2.0):
             return reports, None, _explain_failure(failed, reports, P, snap)
         if len(reports) == P:
-            raw = backend.stage.get("result.npz")
+            raw = backend.stage.get(RESULT_KEY)
             if raw is not None:
-                return reports, matrix_from_bytes(raw), None
+                return reports, result_from_bytes(raw), None
         if time.monotonic() - last_change > stall_limit:
             silent = [p for p in range(P) if p not in reports]
             return reports, None, (f"run stalled: no progress for {stall_limit:.0f}s; no report from "

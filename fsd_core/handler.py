@@ -25,11 +25,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .channels import open_channel
+from .channels.encoding import decode_message, encode_message
 from .launch import children, open_launcher
 from .plan import WorkerShard
 from .stage import open_stage
-from .worker import run_worker
+from .worker import expand, run_worker
 
+RESULT_KEY = "result.msg"
 CHANNEL_OF_VARIANT = {"local": "local", "queue": "queue", "object": "object"}
 
 
@@ -41,6 +43,11 @@ def matrix_to_bytes(m: sp.spmatrix) -> bytes:
 
 def matrix_from_bytes(data: bytes) -> sp.csr_matrix:
     return sp.csr_matrix(sp.load_npz(io.BytesIO(data)))
+
+
+def result_from_bytes(data: bytes) -> sp.csr_matrix:
+    """The B x N final activations from worker 0's staged result (distinct rows + row map)."""
+    return expand(decode_message(data))
 
 
 def _progress_writer(directory: str | None, worker: int):
@@ -79,8 +86,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
                              progress=_progress_writer(event.get("progress_dir"), me),
                              fault=event.get("fault"), launch_grace=float(event.get("launch_grace", 0.0)))
-        if outcome.final is not None:
-            stage.put("result.npz", matrix_to_bytes(outcome.final))
+        if outcome.result is not None:  # distinct rows + row map: small, expanded by the coordinator
+            stage.put(RESULT_KEY, encode_message(outcome.result))
         report.update(outcome.report(), status="ok", channel=channel.stats.as_dict())
     except Exception as exc:  # the report says why; the coordinator turns it into a RunError
         report.update(status="failed", error=str(exc) if str(exc).startswith("worker") else f"worker {me}: {exc}",

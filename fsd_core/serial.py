@@ -187,17 +187,26 @@ def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[inverse.ravel()], first
 
 
-def _resolve(rep: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Representative per row (itself where the exact check failed), kept rows, row remap."""
-    rep = np.where(same, rep, np.arange(rep.size))
-    keep = np.flatnonzero(rep == np.arange(rep.size))
-    renumber = np.full(rep.size, -1, dtype=np.int64)
+def _merge(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From labels (index of each row's first equal row): the rows kept and every row's new index."""
+    keep = np.flatnonzero(labels == np.arange(labels.size))
+    renumber = np.full(labels.size, -1, dtype=np.int64)
     renumber[keep] = np.arange(keep.size)
-    return keep, renumber[rep]
+    return keep, renumber[labels]
 
 
 def dedup_rows(y: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Distinct rows of a CSR matrix (sorted indices) and each row's index among them.
+    """Distinct rows of a CSR matrix (sorted indices) and each row's index among them."""
+    labels = csr_labels(y)
+    if labels is None:
+        return y, np.arange(y.shape[0])
+    keep, remap = _merge(labels)
+    return y[keep], remap
+
+
+def csr_labels(y: sp.csr_matrix) -> np.ndarray | None:
+    """Per row of a CSR matrix (sorted indices), the index of the first equal row; None when
+    merging would remove fewer than `MERGE_FRACTION` of the rows.
 
     Exact: rows are grouped by a key (non-zero count and two float32 dot products with fixed
     random vectors; equal rows give bit-equal dot products, as scipy sums each row in storage
@@ -206,21 +215,20 @@ def dedup_rows(y: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     """
     rows = y.shape[0]
     if rows <= 1:
-        return y, np.arange(rows)
+        return None
     probes = _float_probes(y.shape[1])
     counts = np.diff(y.indptr).astype(np.float32)
     keys = np.stack([counts, y @ probes[0], y @ probes[1]], axis=1).astype(np.float32)
     rep, first = _group(np.ascontiguousarray(keys).view(np.dtype((np.void, 12))).ravel())
     if rows - first.size < MERGE_FRACTION * rows:
-        return y, np.arange(rows)
+        return None
     cand = np.flatnonzero(rep != np.arange(rows))
     a, b = y[cand], y[rep[cand]]  # same non-zero counts (part of the key), so same indptr
     differ = (a.indices != b.indices) | (a.data.view(np.uint32) != b.data.view(np.uint32))
     bad = np.concatenate(([0], np.cumsum(differ)))
     same = np.ones(rows, dtype=bool)
     same[cand] = bad[a.indptr[1:]] == bad[a.indptr[:-1]]
-    keep, remap = _resolve(rep, same)
-    return y[keep], remap
+    return np.where(same, rep, np.arange(rows))
 
 
 def _float_probes(n: int) -> np.ndarray:
@@ -235,18 +243,36 @@ def _dedup_blocks(blocks: list[np.ndarray], keys: np.ndarray | None = None) -> t
 
     `keys` are the blocks' `_column_keys` when the caller already has them.
     """
+    labels = block_labels(blocks, keys)
+    if labels is None:
+        return blocks, np.arange(sum(b.shape[1] for b in blocks))
+    keep, remap = _merge(labels)
+    return _take(blocks, keep), remap
+
+
+def block_labels(blocks: list[np.ndarray], keys: np.ndarray | None = None,
+                 alive: np.ndarray | None = None) -> np.ndarray | None:
+    """`csr_labels` for the columns of dense N x c blocks (`keys`: their `_column_keys`, and
+    `alive`: which columns have a non-zero, when the caller already has them).
+
+    All-zero columns (dead rows, often the many) are known equal without comparing them.
+    """
     if keys is None:
         mult = _hash_multipliers(blocks[0].shape[0])[:, None]
         keys = np.concatenate([_column_keys(b, mult) for b in blocks])
-    rep, first = _group(keys)
+    if alive is None:
+        alive = np.concatenate([b.any(axis=0) for b in blocks])
+    # Dead columns get one key no live column can have (a live column's count is > 0).
+    keyed = np.stack([keys, alive.astype(np.uint64)], axis=1).view(np.dtype((np.void, 16))).ravel()
+    rep, first = _group(keyed)
     if keys.size - first.size < MERGE_FRACTION * keys.size:
-        return blocks, np.arange(keys.size)
-    cand = np.flatnonzero(rep != np.arange(rep.size))
-    full = _gather_columns(blocks, np.concatenate([cand, rep[cand]]))
+        return None
+    cand = np.flatnonzero((rep != np.arange(rep.size)) & alive)
     same = np.ones(rep.size, dtype=bool)
-    same[cand] = (full[:, :cand.size].view(np.uint32) == full[:, cand.size:].view(np.uint32)).all(axis=0)
-    keep, remap = _resolve(rep, same)
-    return _take(blocks, keep), remap
+    if cand.size:
+        full = _gather_columns(blocks, np.concatenate([cand, rep[cand]]))
+        same[cand] = (full[:, :cand.size].view(np.uint32) == full[:, cand.size:].view(np.uint32)).all(axis=0)
+    return np.where(same, rep, np.arange(rep.size))
 
 
 def _column_keys(z: np.ndarray, mult: np.ndarray) -> np.ndarray:

@@ -2,9 +2,14 @@
 
 The worker sees only its shard (plan.WorkerShard) and a Channel; it never imports boto3.
 
-Exactness: every output column is computed by one sparse product over its input rows in
-ascending global order, exactly as the serial kernel does, so results are bit-identical to
-it (float32 sums are order-sensitive; partial sums added as blocks arrive would not be).
+Distinct rows: like the serial kernel, a worker computes every distinct activation row once.
+It holds the distinct rows of its neurons and a row map (batch row -> distinct row), sends
+both (plus the labels saying which of its rows are equal), and joins the row maps of the
+pieces it combines (`rows.py`). Dead and saturated rows thus cost one row, not thousands.
+
+Exactness: every output column is computed by one product over its input rows in ascending
+global order, exactly as the serial kernel does, so results are bit-identical to it (float32
+sums are order-sensitive; partial sums added as blocks arrive would not be).
 
 Overlap: output columns whose input rows this worker owns ("interior" columns; most of them
 under a good partition) are computed while the messages are in flight; the "boundary"
@@ -22,8 +27,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .channels.base import Channel
+from .channels.encoding import Message
 from .plan import LayerShard, WorkerShard
-from .serial import DENSE_THRESHOLD, activate, dedup_rows
+from .rows import RowMap, Rows, assemble, combine, finish, product, to_layout
 
 
 @dataclass
@@ -43,13 +49,19 @@ class LayerStats:
 
 @dataclass
 class WorkerOutcome:
-    """The worker's per-layer statistics and, on worker 0, the gathered final activations."""
+    """The worker's per-layer statistics and, on worker 0, the gathered final activations
+    (`result`: the distinct final rows, u x N, and the batch's row map onto them)."""
 
     worker: int
     layers: list[LayerStats]
-    final: sp.csr_matrix | None = None
+    result: Message | None = None
     duplicates: int = 0
     foreign: int = 0
+
+    @property
+    def final(self) -> sp.csr_matrix | None:
+        """The final activations, B x N (None except on worker 0)."""
+        return None if self.result is None else expand(self.result)
 
     def report(self) -> dict:
         return {"worker": self.worker, "layers": [asdict(s) for s in self.layers],
@@ -75,35 +87,6 @@ class _LayerKernel:
         self.w_boundary = sp.csr_matrix(wcsc[:, self.boundary])
 
 
-def _place(pieces: list[tuple[sp.csr_matrix, np.ndarray]], nrows: int, ncols: int) -> sp.csr_matrix:
-    """Assemble a nrows x ncols CSR from column blocks, each with its target column positions."""
-    coos = [sp.coo_matrix(block) for block, _ in pieces]
-    rows = np.concatenate([c.row for c in coos]) if coos else np.zeros(0, np.int32)
-    cols = np.concatenate([pos[c.col] for c, (_, pos) in zip(coos, pieces)]) if coos else np.zeros(0, np.int64)
-    data = np.concatenate([c.data for c in coos]) if coos else np.zeros(0, np.float32)
-    out = sp.csr_matrix((data.astype(np.float32, copy=False), (rows, cols)), shape=(nrows, ncols))
-    out.sort_indices()
-    return out
-
-
-def product(x: sp.csr_matrix, w: sp.csr_matrix) -> sp.csr_matrix:
-    """Z = x @ w summed in the canonical order (ascending input neuron), as the serial kernel.
-
-    `x` must have sorted column indices. Identical rows of `x` (saturated all-ymax rows are
-    common) are computed once; a dense `x` goes through scipy's CSC-times-dense kernel on the
-    free view W^T, which adds the inputs in ascending order like the sparse product does.
-    """
-    unique, remap = dedup_rows(x)
-    rows, k = unique.shape
-    if rows and k and unique.nnz > DENSE_THRESHOLD * rows * k:
-        z = sp.csr_matrix(np.ascontiguousarray((w.T @ np.ascontiguousarray(unique.toarray().T)).T))
-    else:
-        z = (unique @ w).tocsr()
-    if z.shape[0] != x.shape[0]:
-        z = z[remap]
-    return z
-
-
 def run_worker(
     shard: WorkerShard,
     inputs: sp.csr_matrix,
@@ -121,7 +104,9 @@ def run_worker(
     """
     me = shard.worker
     batch = inputs.shape[0]
-    y = sp.csr_matrix(inputs, dtype=np.float32)
+    rows = to_layout(Rows.of_csr(inputs))
+    rmap = RowMap.identity(batch)
+    labels = rows.labels()
     stats: list[LayerStats] = []
     kernels = [_LayerKernel(ls) for ls in shard.layers]  # before layer 1: off the critical path
     for l, (ls, kernel) in enumerate(zip(shard.layers, kernels), start=1):
@@ -130,57 +115,118 @@ def run_worker(
         st, mark = LayerStats(l), _Snapshot(channel)
         t0 = time.perf_counter()
         for dst, pos in ls.send.items():
-            channel.send(l, dst, y[:, pos])
+            channel.send(l, dst, _message(rows, pos, rmap, labels))
         channel.flush()
-        x_local = y[:, ls.local_src]
-        z_int = product(x_local, kernel.w_interior)
+        local = rows.select(ls.local_src)
+        z_int = product(local, kernel.w_interior)
         st.compute_s += time.perf_counter() - t0
-        pieces = [(x_local, ls.local_dst)]
         t1 = time.perf_counter()
         wait_limit = timeout + (launch_grace if l == 1 else 0.0)
-        for src, block in channel.receive(l, ls.recv.keys(), wait_limit):
-            pieces.append((block, ls.recv[src]))
+        received = dict(channel.receive(l, ls.recv.keys(), wait_limit))
         t2 = time.perf_counter()
         st.wait_s += t2 - t1
-        x_rows = _place(pieces, batch, ls.weights.shape[0])
-        z_bnd = product(x_rows, kernel.w_boundary)
-        z = _place([(z_int, kernel.interior), (z_bnd, kernel.boundary)], batch, len(ls.cols))
-        y = activate(z, ls.bias, shard.ymax)  # z's indices are sorted by _place
+        pieces = [(piece, ls.recv[src]) for src in sorted(received)
+                  if (piece := _piece(received[src], batch)) is not None]
+        x, joint, keep = _inputs(local, rmap, labels, pieces, ls)
+        z_bnd = product(x, kernel.w_boundary)
+        if keep is None:  # rows already joined: the interior part follows the joint rows
+            z_int = z_int.take(rmap.map[joint.first])
+        rows, labels = finish([(z_int, kernel.interior), (z_bnd, kernel.boundary)], len(ls.cols), x.count,
+                              ls.bias, shard.ymax, keep)
+        rmap = joint
         st.compute_s += time.perf_counter() - t2
         mark.fill(st)
         stats.append(st)
         if progress:
             progress(l)
-    final = _gather(shard, y, channel, timeout + (launch_grace if not shard.layers else 0.0), stats)
+    result = _gather(shard, rows, rmap, labels, channel, timeout + (launch_grace if not shard.layers else 0.0), stats)
     channel.settle()  # the gather (and any late layer) delivered, or its error raised here
-    return WorkerOutcome(me, stats, final, channel.stats.duplicates, channel.stats.foreign)
+    return WorkerOutcome(me, stats, result, channel.stats.duplicates, channel.stats.foreign)
 
 
-def _gather(shard: WorkerShard, y: sp.csr_matrix, channel: Channel, timeout: float,
-            stats: list[LayerStats]) -> sp.csr_matrix | None:
-    """Every worker sends its last-layer columns to worker 0, which assembles B x N.
+def expand(result: Message) -> sp.csr_matrix:
+    """B x N activations from distinct rows and a row map (what worker 0 stages)."""
+    block = sp.csr_matrix(result.block)
+    out = block if result.row_map is None else block[result.row_map]
+    out.sort_indices()
+    return out
 
-    Blocks travel in global column numbering (B x N; the sparse encoding makes the absent
-    columns free), so worker 0 needs no knowledge of the others' columns, and every worker
-    sends, even an empty block, so worker 0 knows whom to wait for: all of them.
+
+def _inputs(local: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, ls: LayerShard):
+    """The boundary product's input rows, the joint row map, and the rows to keep after it.
+
+    When every piece has this worker's row map (workers in step), the inputs are assembled
+    without any gather and rows merged by the labels are dropped from the layer's output
+    instead (`keep`), block by block while in cache; a merged row stays merged, as a layer
+    maps equal rows to equal rows. Otherwise the pieces' rows are gathered into the joint
+    rows first (`keep` is None).
+    """
+    maps = [rmap.map] + [m for (_, m, _), _ in pieces]
+    all_labels = [labels] + [lab for (_, _, lab), _ in pieces]
+    aligned = all(m is rmap.map or np.array_equal(m, rmap.map) for m in maps[1:])
+    if aligned:
+        joint = rmap if all(lab is None for lab in all_labels) else combine(maps, all_labels)
+        parts = [(local, ls.local_dst)] + [(r, pos) for (r, _, _), pos in pieces]
+        keep = None if joint is rmap else rmap.map[joint.first]
+        if keep is not None and keep.size == rmap.first.size:
+            keep = None  # nothing merged
+        return assemble(parts, len(ls.rows), rmap.first.size), joint, keep
+    joint = combine(maps, all_labels)
+    parts = [(local.take(rmap.map[joint.first]), ls.local_dst)]
+    parts += [(r.take(m[joint.first]), pos) for (r, m, _), pos in pieces]
+    return assemble(parts, len(ls.rows), joint.first.size), joint, None
+
+
+def _message(rows: Rows, pos: np.ndarray, rmap: RowMap, labels: np.ndarray | None) -> Message:
+    """Rows `pos` of this worker's neurons, with its row map and labels."""
+    block = rows.select(pos).csr if rows.csr is not None else rows.select_t(pos)
+    return Message(block, rmap.map, labels)
+
+
+def _piece(msg: Message, batch: int) -> tuple[Rows, np.ndarray, np.ndarray | None] | None:
+    """(rows, row map, labels) of a received message; None for an empty one (all zeros)."""
+    block = msg.block
+    rows = Rows.of_csr(block) if sp.issparse(block) else Rows.of_dense_t(block)
+    if msg.row_map is None:
+        if rows.count != batch:
+            if rows.count == 0 or rows.nnz == 0:  # a zero-length object: nothing to add
+                return None
+            raise ValueError(f"a block of {rows.count} rows without a row map, for a batch of {batch}")
+        return rows, np.arange(batch), None
+    if msg.row_map.size != batch:
+        raise ValueError(f"a row map of {msg.row_map.size} rows, for a batch of {batch}")
+    return rows, msg.row_map, msg.labels
+
+
+def _gather(shard: WorkerShard, rows: Rows, rmap: RowMap, labels: np.ndarray | None, channel: Channel,
+            timeout: float, stats: list[LayerStats]) -> Message | None:
+    """Every worker sends its last-layer rows to worker 0, which joins them (u x N + row map).
+
+    Blocks travel in global column numbering (u x N; the sparse encoding makes the absent
+    columns free) with their row maps, so worker 0 needs no knowledge of the others'
+    columns, and every worker sends, even an empty block, so worker 0 knows whom to wait for.
     """
     layer = len(shard.layers) + 1
     st, mark = LayerStats(layer), _Snapshot(channel)
-    final_cols = shard.layers[-1].cols if shard.layers else shard.input_cols
+    batch = rmap.map.size
     t0 = time.perf_counter()
-    mine = _place([(y, final_cols)], y.shape[0], shard.neurons)
+    m = rows.to_csr()
+    final_cols = shard.final_cols
+    mine = sp.csr_matrix((m.data, final_cols[m.indices], m.indptr), shape=(m.shape[0], shard.neurons))
     result = None
     if shard.worker != 0:
-        channel.send(layer, 0, mine)
+        channel.send(layer, 0, Message(mine, rmap.map, labels))
         channel.flush()
         st.compute_s = time.perf_counter() - t0
     else:
-        pieces = [(mine, np.arange(shard.neurons))]
-        others = range(1, shard.workers)
-        for _src, block in channel.receive(layer, others, timeout):
-            pieces.append((block, np.arange(shard.neurons)))
+        received = dict(channel.receive(layer, range(1, shard.workers), timeout))
         st.wait_s = time.perf_counter() - t0
-        result = _place(pieces, y.shape[0], shard.neurons)
+        everything = np.arange(shard.neurons)
+        pieces = [(Rows.of_csr(mine), rmap.map, labels)]
+        pieces += [p for src in sorted(received) if (p := _piece(received[src], batch)) is not None]
+        joint = combine([pm for _, pm, _ in pieces], [lab for _, _, lab in pieces])
+        x = assemble([(r.take(pm[joint.first]), everything) for r, pm, _ in pieces], shard.neurons, joint.first.size)
+        result = Message(x.to_csr(), joint.map)
     mark.fill(st)
     stats.append(st)
     return result

@@ -23,7 +23,10 @@ def run_threads(model, inputs, workers: int, method: str = "block", per_layer: b
             try:
                 shard = plan.shard(model, p)
                 channel = LocalChannel("harness", p, root)
-                outcomes[p] = run_worker(shard, y0[:, shard.input_cols].tocsr(), channel, timeout=30)
+                try:
+                    outcomes[p] = run_worker(shard, y0[:, shard.input_cols].tocsr(), channel, timeout=30)
+                finally:
+                    channel.close()
             except Exception as exc:  # surfaced below
                 errors.append(exc)
 

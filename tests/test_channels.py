@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from fsd_core.channels import open_channel
+from fsd_core.channels.encoding import Message
 from fsd_core.cloud import Manifest, client
 from fsd_core.coordinator import RunConfig, activations_equal, run
 from fsd_core.errors import WorkerTimeout
@@ -30,7 +31,10 @@ def block(rows: int, cols: int, density: float, seed: int) -> sp.csr_matrix:
     return b
 
 
-def same(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
+def same(a: Message | sp.csr_matrix, b: sp.csr_matrix) -> bool:
+    if isinstance(a, Message):
+        assert a.row_map is None and a.labels is None
+        a = a.block
     return a.shape == b.shape and activations_equal(a, b)
 
 
@@ -77,8 +81,26 @@ def test_empty_block_is_delivered(make_channel):
     receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)
     sender.send(1, 0, sp.csr_matrix((10, 4), dtype=np.float32))
     sender.flush()
-    (src, blk), = list(receiver.receive(1, [1], timeout=30))
-    assert src == 1 and blk.nnz == 0
+    (src, msg), = list(receiver.receive(1, [1], timeout=30))
+    assert src == 1 and msg.block.nnz == 0 and msg.empty
+
+
+def test_dense_rows_with_a_row_map_arrive_intact(make_channel):
+    """What workers send: distinct rows as a dense k x u array, the row map and the labels."""
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)
+    rng = np.random.default_rng(3)
+    rows = rng.random((40, 9), dtype=np.float32)
+    rows[rows < 0.4] = 0
+    row_map = rng.integers(0, 9, 50)
+    labels = np.arange(9)
+    labels[4] = 1
+    sender.send(1, 0, Message(rows, row_map, labels))
+    sender.flush()
+    (src, msg), = list(receiver.receive(1, [1], timeout=30))
+    assert src == 1 and isinstance(msg.block, np.ndarray)
+    assert msg.block.view(np.uint32).tolist() == rows.view(np.uint32).tolist()
+    assert msg.row_map.tolist() == row_map.tolist() and msg.labels.tolist() == labels.tolist()
 
 
 def test_duplicates_are_dropped(make_channel):

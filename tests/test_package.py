@@ -35,7 +35,7 @@ from fsd_core.cloud_stage import S3Stage, cleanup_channel
 from fsd_core.coordinator import activations_equal
 from fsd_core.errors import InputError
 from fsd_core.generate import radixnet, synthetic_inputs
-from fsd_core.handler import handler, matrix_from_bytes, matrix_to_bytes
+from fsd_core.handler import RESULT_KEY, handler, matrix_to_bytes, result_from_bytes
 from fsd_core.plan import make_plan
 from fsd_core.serial import infer
 from fsd_core.stage import DirectoryStage, Stage
@@ -289,7 +289,7 @@ def test_handler_imports_and_runs_from_the_zip_alone(real_package, tmp_path, rx)
     assert all(f.startswith(str(root) + os.sep) for f in got["files"]), got["files"]
     assert not got["boto3"]  # not shipped, not needed by the local path; Lambda's runtime has it
     assert not any("site-packages" in p for p in got["path"])
-    assert activations_equal(matrix_from_bytes(stage.get("result.npz")), reference)
+    assert activations_equal(result_from_bytes(stage.get(RESULT_KEY)), reference)
 
 
 # --------------------------------------------------------------------------- in-process handler
@@ -317,7 +317,7 @@ def test_handler_in_process_against_the_emulator(local_deployment, rx, variant, 
         stage_inputs(stage, model, inputs, workers)
         assert handler(_event(run_id, workers, variant, stage, local_deployment), None) == \
             {"worker": 0, "status": "ok"}
-        assert activations_equal(matrix_from_bytes(stage.get("result.npz")), reference)
+        assert activations_equal(result_from_bytes(stage.get(RESULT_KEY)), reference)
         reports = [json.loads(stage.get(f"report-{p}.json")) for p in range(workers)]
         assert [r["status"] for r in reports] == ["ok"] * workers
         assert reports[0]["pid"] == os.getpid()  # worker 0 ran here

@@ -11,7 +11,8 @@ fills two hooks:
 
 Delivery semantics the base class provides on top of the hooks:
 
-- `send()` encodes the block, splits it into frames no larger than `max_frame_bytes`, and
+- `send()` encodes the message (`encoding.Message`: a block of rows, optionally with the
+  sender's row map), splits it into frames no larger than `max_frame_bytes`, and
   hands them to the transport. An empty block is still sent (receivers never wait on silence).
 - `receive()` yields `(src, block)` for every expected sender of a layer, in arrival order;
   duplicate frames are dropped, frames of another run are dropped, frames of later layers are
@@ -33,9 +34,14 @@ from dataclasses import dataclass, field
 import scipy.sparse as sp
 
 from ..errors import WorkerTimeout
-from .encoding import FrameError, Header, decode_block, encode_block, frames_for, unpack_header
+from .encoding import FrameError, Header, Message, decode_message, frames_for, message_parts, unpack_header
 
 BILLING_CHUNK = 64 * 1024  # SNS, SQS bill every 64 KiB of a payload as one request
+
+
+def as_message(message: Message | sp.spmatrix) -> Message:
+    """A bare sparse block is a message without a row map."""
+    return message if isinstance(message, Message) else Message(message)
 
 
 def billed_chunks(nbytes: int) -> int:
@@ -78,6 +84,8 @@ class Channel(ABC):
     max_frame_bytes: int | None = None
     #: Short name used in registries, records and errors.
     name: str = "channel"
+    #: Compress dense blocks (see `encode_message`); an in-memory transport sends them verbatim.
+    compress: bool = True
 
     def __init__(self, run_id: str, worker: int) -> None:
         self.run_id = run_id
@@ -87,12 +95,15 @@ class Channel(ABC):
         self._parts: dict[tuple[int, int], dict[int, bytes]] = defaultdict(dict)
         self._nchunks: dict[tuple[int, int], int] = {}
         self._done: set[tuple[int, int]] = set()
-        self._ready: dict[int, list[tuple[int, sp.csr_matrix]]] = defaultdict(list)
+        self._ready: dict[int, list[tuple[int, Message]]] = defaultdict(list)
 
     # ------------------------------------------------------------------ public API
-    def send(self, layer: int, dst: int, block: sp.csr_matrix) -> None:
-        """Send one sparse float32 block to worker `dst` for `layer` (may be buffered)."""
-        payload = encode_block(block)
+    def send(self, layer: int, dst: int, message: Message | sp.spmatrix) -> None:
+        """Send one message (or a bare sparse float32 block) to worker `dst` for `layer`.
+
+        May be buffered until `flush()`.
+        """
+        payload = message_parts(as_message(message), self.compress)
         frames = frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, self.max_frame_bytes)
         self.stats.messages_sent += len(frames)
         self.stats.bytes_sent += sum(len(f) for f in frames)
@@ -108,8 +119,8 @@ class Channel(ABC):
     def settle(self) -> None:
         """Wait until everything flushed so far is delivered; raise the first delivery error."""
 
-    def receive(self, layer: int, senders: Iterable[int], timeout: float) -> Iterator[tuple[int, sp.csr_matrix]]:
-        """Yield `(src, block)` once per expected sender of `layer`, in arrival order."""
+    def receive(self, layer: int, senders: Iterable[int], timeout: float) -> Iterator[tuple[int, Message]]:
+        """Yield `(src, message)` once per expected sender of `layer`, in arrival order."""
         pending = set(senders)
         deadline = time.monotonic() + timeout
         while True:
@@ -166,10 +177,10 @@ class Channel(ABC):
         self.stats.bytes_received += len(frame)
         if len(parts) < header.chunks:
             return
-        data = b"".join(parts[k] for k in range(header.chunks))
+        data = parts[0] if header.chunks == 1 else b"".join(parts[k] for k in range(header.chunks))
         del self._parts[key], self._nchunks[key]
         try:
-            block = decode_block(data)
+            block = decode_message(data)
         except FrameError:
             self.stats.malformed += 1
             return

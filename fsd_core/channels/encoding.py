@@ -49,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 import zstandard
 
-ENCODING_VERSION = 2
+ENCODING_VERSION = 3
 MAGIC = b"FD"
 MAX_RUN_ID = 16
 # magic, version, run-id length, layer, src, dst, chunk k, chunk count n, crc32; then the run id
@@ -68,6 +68,18 @@ _ALL_ROWS = 0x02  # every row has an entry: no row bitmap
 _IDX_SHIFT, _IDX_FULL, _IDX_BITMAP, _IDX_GAPS = 2, 0, 1, 2  # bits 2-3
 _GAP_SHIFT = 4  # bits 4-5: log2 of the gap width in bytes (1, 2, 4)
 _VAL_SHIFT, _VAL_CONST, _VAL_DICT8, _VAL_DICT16, _VAL_PLANES = 6, 0, 1, 2, 3  # bits 6-7
+
+# Message envelope: kind (bits below), length of the block section; then the block section
+# (CSR: the block payload above; dense: `_DENSE_PREFIX`...), then the row-map section if any.
+_ENVELOPE = struct.Struct("<BI")
+_DENSE, _ROWMAP = 0x01, 0x02
+# Dense section: crc32 (0 when raw), flags, k, u; unless raw or empty: nnz, value word, bitmap length.
+_DENSE_PREFIX = struct.Struct("<IBII")
+_DENSE_BODY = struct.Struct("<III")
+_D_RAW = 0x04  # k x u float32 verbatim (an in-memory channel's choice)
+_D_FULL = 0x02  # no zero entry: no bitmap
+# Row-map section: crc32, batch B, block rows u, labels present (0/1), map section length.
+_ROWMAP_PREFIX = struct.Struct("<IIIBI")
 
 # Measured (docs/encoding.md): level 3 matches zlib level 3's size at half its time; level 6
 # saves 2-9% for 1.5-2x the time.
@@ -105,8 +117,11 @@ def header_size(run_id: str) -> int:
     return HEADER.size + len(run_id)
 
 
-def pack_header(h: Header, payload: bytes = b"") -> bytes:
-    """The header of the frame that carries `payload` (its CRC covers the chunk too)."""
+def pack_header(h: Header, payload: bytes | list = b"") -> bytes:
+    """The header of the frame that carries `payload` (its CRC covers the chunk too).
+
+    `payload` may be a list of buffers (the chunk is their concatenation).
+    """
     try:
         rid = h.run_id.encode("ascii")
     except UnicodeEncodeError:
@@ -118,12 +133,15 @@ def pack_header(h: Header, payload: bytes = b"") -> bytes:
     if not 0 <= h.chunk < h.chunks <= _U32:
         raise ValueError(f"chunk {h.chunk} of {h.chunks}")
     fields = HEADER.pack(MAGIC, ENCODING_VERSION, len(rid), h.layer, h.src, h.dst, h.chunk, h.chunks, 0)[:-4]
-    crc = zlib.crc32(payload, zlib.crc32(rid, zlib.crc32(fields)))
+    crc = zlib.crc32(rid, zlib.crc32(fields))
+    for part in payload if isinstance(payload, list) else [payload]:
+        crc = zlib.crc32(part, crc)
     return fields + crc.to_bytes(4, "little") + rid
 
 
-def unpack_header(frame: bytes) -> tuple[Header, bytes]:
-    """Split a frame into its checked header and its chunk; FrameError if it is not intact."""
+def unpack_header(frame: bytes) -> tuple[Header, memoryview]:
+    """Split a frame into its checked header and its chunk (a view, not a copy); FrameError
+    if it is not intact."""
     view = memoryview(frame)
     if len(view) < HEADER.size:
         raise FrameError("frame shorter than its header")
@@ -140,23 +158,26 @@ def unpack_header(frame: bytes) -> tuple[Header, bytes]:
         rid = bytes(view[HEADER.size:HEADER.size + nrid]).decode("ascii")
     except UnicodeDecodeError:
         raise FrameError("run id is not ascii") from None
-    return Header(rid, layer, src, dst, k, n), bytes(view[HEADER.size + nrid:])
+    return Header(rid, layer, src, dst, k, n), view[HEADER.size + nrid:]
 
 
-def frames_for(header: Header, payload: bytes, max_frame: int | None) -> list[bytes]:
-    """Split `payload` into frames of at most `max_frame` bytes (header included)."""
+def frames_for(header: Header, payload: bytes | list, max_frame: int | None) -> list[bytes]:
+    """Split `payload` (bytes, or a list of buffers to concatenate) into frames of at most
+    `max_frame` bytes (header included); a payload that fits is copied once, into its frame."""
+    parts = payload if isinstance(payload, list) else [payload]
+    size = sum(memoryview(p).nbytes for p in parts)
     hsize = header_size(header.run_id)
-    if max_frame is None or hsize + len(payload) <= max_frame:
-        parts = [payload]
-    else:
-        step = max_frame - hsize
-        if step <= 0:
-            raise ValueError(f"frame limit {max_frame} leaves no room for a payload")
-        view = memoryview(payload)
-        parts = [view[i:i + step] for i in range(0, len(payload), step)]
-    n = len(parts)
+    if max_frame is None or hsize + size <= max_frame:
+        one = Header(header.run_id, header.layer, header.src, header.dst, 0, 1)
+        return [b"".join([pack_header(one, parts)] + parts)]
+    step = max_frame - hsize
+    if step <= 0:
+        raise ValueError(f"frame limit {max_frame} leaves no room for a payload")
+    view = memoryview(b"".join(parts))
+    chunks = [view[i:i + step] for i in range(0, size, step)]
+    n = len(chunks)
     frames = []
-    for k, part in enumerate(parts):
+    for k, part in enumerate(chunks):
         h = Header(header.run_id, header.layer, header.src, header.dst, k, n)
         frames.append(pack_header(h, part) + part)
     return frames
@@ -212,6 +233,189 @@ def decode_block(payload: bytes) -> sp.csr_matrix:
         raise
     except (ValueError, IndexError, OverflowError, MemoryError, struct.error, zstandard.ZstdError) as exc:
         raise FrameError(f"bad payload: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- messages
+@dataclass
+class Message:
+    """What a frame sequence carries: a block of distinct rows and how the batch maps onto it.
+
+    `block` is a u x k CSR matrix, or a k x u float32 array (dense rows as columns, the
+    workers' layout). `row_map` (B,) gives each batch row's row of the block (None: the block's
+    rows are the batch rows); `labels` (u,) the index of each row's first equal row among the
+    sender's rows (None: all distinct).
+    """
+
+    block: sp.spmatrix | np.ndarray
+    row_map: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    @property
+    def empty(self) -> bool:
+        """No non-zero at all: every batch row gets zeros, whatever the row map says."""
+        b = self.block
+        return not (np.any(b.data) if sp.issparse(b) else np.any(b))
+
+
+def encode_message(msg: Message, compress: bool = True) -> bytes:
+    """Encode a message: envelope, block section (CSR or dense), optional row-map section.
+
+    A dense block travels compressed (non-zero bitmap + coded values, as CSR blocks), or, with
+    `compress=False` (an in-memory channel, where bytes are free and time is not), verbatim.
+    """
+    return b"".join(message_parts(msg, compress))
+
+
+def message_parts(msg: Message, compress: bool = True) -> list:
+    """`encode_message` as a list of buffers (a verbatim dense block is not copied)."""
+    kind = 0
+    if sp.issparse(msg.block):
+        section = [encode_block(msg.block)]
+    else:
+        kind |= _DENSE
+        section = _encode_dense(np.asarray(msg.block), compress)
+    parts = section[:]
+    if msg.row_map is not None:
+        kind |= _ROWMAP
+        parts.append(_encode_row_map(msg.row_map, msg.labels, _rows_of(msg.block)))
+    elif msg.labels is not None:
+        raise ValueError("labels need a row map")
+    return [_ENVELOPE.pack(kind, sum(memoryview(p).nbytes for p in section))] + parts
+
+
+def decode_message(payload: bytes) -> Message:
+    """Inverse of `encode_message`; FrameError on anything malformed."""
+    view = memoryview(payload)
+    if len(view) < _ENVELOPE.size:
+        raise FrameError("payload shorter than its envelope")
+    kind, length = _ENVELOPE.unpack_from(view)
+    if kind & ~(_DENSE | _ROWMAP):
+        raise FrameError(f"bad message kind {kind:#04x}")
+    start, end = _ENVELOPE.size, _ENVELOPE.size + length
+    if end > len(view) or (end < len(view)) != bool(kind & _ROWMAP):
+        raise FrameError("block section length disagrees with the payload")
+    try:
+        block = _decode_dense(view[start:end]) if kind & _DENSE else decode_block(view[start:end])
+        if not kind & _ROWMAP:
+            return Message(block)
+        row_map, labels = _decode_row_map(view[end:], _rows_of(block))
+    except FrameError:
+        raise
+    except (ValueError, IndexError, OverflowError, MemoryError, struct.error, zstandard.ZstdError) as exc:
+        raise FrameError(f"bad payload: {exc}") from None
+    return Message(block, row_map, labels)
+
+
+def _rows_of(block) -> int:
+    return block.shape[0] if sp.issparse(block) else block.shape[1]
+
+
+def _encode_dense(t: np.ndarray, compress: bool) -> list:
+    """A k x u float32 array: verbatim (`_D_RAW`), or a non-zero bitmap and coded values."""
+    if t.dtype != np.float32 or t.ndim != 2:
+        raise ValueError(f"dense blocks are 2-d float32, got {t.dtype} {t.shape}")
+    k, u = t.shape
+    if u > MAX_ROWS or k > _U32:
+        raise ValueError(f"dense block {k} x {u} is too large to encode")
+    if not compress:
+        data = memoryview(np.ascontiguousarray(t).reshape(-1).view(np.uint8))  # verbatim; the frame CRC covers it
+        return [_DENSE_PREFIX.pack(0, _D_RAW, k, u), data]
+    mask = t != 0
+    nnz = int(np.count_nonzero(mask))
+    if nnz == 0:
+        return [_with_crc(_DENSE_PREFIX.pack(0, _EMPTY, k, u))]
+    flags, s1 = 0, b""
+    if nnz == k * u:
+        flags |= _D_FULL
+    else:
+        s1 = _compress(np.packbits(mask).tobytes())
+    bits = t[mask].view(np.uint32)
+    value_mode, value_word, values = _encode_values(bits)
+    s2 = _compress(values) if values else b""
+    flags |= value_mode << _VAL_SHIFT
+    head = _DENSE_PREFIX.pack(0, flags, k, u) + _DENSE_BODY.pack(nnz, value_word, len(s1))
+    return [_with_crc(head + s1 + s2)]
+
+
+def _decode_dense(view: memoryview) -> np.ndarray:
+    if len(view) < _DENSE_PREFIX.size:
+        raise FrameError("dense section shorter than its prefix")
+    crc, flags, k, u = _DENSE_PREFIX.unpack_from(view)
+    if u > MAX_ROWS:
+        raise FrameError(f"block of {u} rows exceeds the limit of {MAX_ROWS}")
+    pos = _DENSE_PREFIX.size
+    if flags == _D_RAW:
+        if crc != 0 or len(view) - pos != 4 * k * u:
+            raise FrameError("raw dense section has the wrong size")
+        return np.frombuffer(view[pos:], dtype=np.float32).reshape(k, u)
+    if zlib.crc32(view[4:]) != crc:
+        raise FrameError("payload checksum mismatch")
+    if flags == _EMPTY:
+        if len(view) != pos:
+            raise FrameError("bad empty block")
+        return np.zeros((k, u), dtype=np.float32)
+    if flags & ~(_D_FULL | 3 << _VAL_SHIFT):
+        raise FrameError(f"bad flags {flags:#04x}")
+    nnz, value_word, s1_len = _DENSE_BODY.unpack_from(view, pos)
+    pos += _DENSE_BODY.size
+    if not 0 < nnz <= k * u or (flags & _D_FULL) != (_D_FULL if nnz == k * u else 0):
+        raise FrameError(f"bad counts: {nnz} entries in {k} x {u}")
+    if flags & _D_FULL:
+        _decompress(view[pos:pos + s1_len], 0, s1_len)
+        mask = None
+    else:
+        s1 = _decompress(view[pos:pos + s1_len], (k * u + 7) // 8, s1_len)
+        mask = np.unpackbits(np.frombuffer(s1, np.uint8), count=k * u).view(bool).reshape(k, u)
+        if int(np.count_nonzero(mask)) != nnz:
+            raise FrameError("non-zero bitmap disagrees with the entry count")
+    pos += s1_len
+    data = _decode_values(view, pos, flags >> _VAL_SHIFT & 3, value_word, nnz).view(np.float32)
+    if mask is None:
+        return data.reshape(k, u).copy()
+    out = np.zeros((k, u), dtype=np.float32)
+    out[mask] = data
+    return out
+
+
+def _encode_row_map(row_map: np.ndarray, labels: np.ndarray | None, rows: int) -> bytes:
+    row_map = np.asarray(row_map)
+    batch = row_map.size
+    if batch > MAX_ROWS or (batch and not (0 <= int(row_map.min()) and int(row_map.max()) < rows)):
+        raise ValueError(f"row map of {batch} entries does not fit a block of {rows} rows")
+    dt = _uint_for(max(rows - 1, 0))
+    s1 = _compress(_planes(row_map.astype(dt))) if batch else b""
+    s2 = b""
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.size != rows or (rows and not (0 <= int(labels.min()) and int(labels.max()) < rows)):
+            raise ValueError(f"labels of {labels.size} entries do not fit a block of {rows} rows")
+        s2 = _compress(_planes(labels.astype(dt))) if rows else b""
+    head = _ROWMAP_PREFIX.pack(0, batch, rows, 1 if labels is not None else 0, len(s1))
+    return _with_crc(head + s1 + s2)
+
+
+def _decode_row_map(view: memoryview, rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+    if len(view) < _ROWMAP_PREFIX.size:
+        raise FrameError("row-map section shorter than its prefix")
+    crc, batch, nrows, has_labels, s1_len = _ROWMAP_PREFIX.unpack_from(view)
+    if zlib.crc32(view[4:]) != crc:
+        raise FrameError("payload checksum mismatch")
+    if nrows != rows or batch > MAX_ROWS or has_labels > 1:
+        raise FrameError("row map disagrees with its block")
+    dt = _uint_for(max(rows - 1, 0))
+    pos = _ROWMAP_PREFIX.size
+    s1 = _decompress(view[pos:pos + s1_len], batch * dt.itemsize, len(view[pos:pos + s1_len]))
+    row_map = _unplanes(s1, batch, dt).astype(np.int64)
+    pos += s1_len
+    labels = None
+    if has_labels:
+        s2 = _decompress(view[pos:], rows * dt.itemsize, len(view) - pos)
+        labels = _unplanes(s2, rows, dt).astype(np.int64)
+    elif pos != len(view):
+        raise FrameError("trailing bytes after the row map")
+    if (batch and int(row_map.max()) >= rows) or (labels is not None and rows and int(labels.max()) >= rows):
+        raise FrameError("row map entry out of range")
+    return row_map, labels
 
 
 # ---------------------------------------------------------------------------- encode helpers
@@ -371,28 +575,7 @@ def _decode_checked(view: memoryview, flags: int, rows: int, cols: int) -> sp.cs
             raise FrameError("row bitmap disagrees with the row count")
     indices, counts = _decode_index(s1[row_bitmap:], index_mode, gap_width, count_dtype, nnz, nrows, cols)
 
-    # Values section.
-    if value_mode == _VAL_CONST:
-        if pos != len(view):
-            raise FrameError("trailing bytes after a constant block")
-        data = np.full(nnz, value_word, dtype=np.uint32)
-    else:
-        d = value_word
-        code_size = {_VAL_DICT8: 1, _VAL_DICT16: 2, _VAL_PLANES: 4}[value_mode]
-        if value_mode != _VAL_PLANES and not (2 <= d <= min(nnz, _DICT_MAX)):
-            raise FrameError(f"bad dictionary size {d}")
-        dict_size = 0 if value_mode == _VAL_PLANES else 4 * d
-        s2 = _decompress(view[pos:], dict_size + nnz * code_size, len(view) - pos)
-        if value_mode == _VAL_PLANES:
-            if value_word:
-                raise FrameError("byte-plane values carry no dictionary")
-            data = _unplanes(s2, nnz, np.uint32)
-        else:
-            keys = np.frombuffer(s2, np.uint32, d)
-            codes = _unplanes(s2[dict_size:], nnz, np.uint8 if code_size == 1 else np.uint16)
-            if int(codes.max()) >= d:
-                raise FrameError("dictionary code out of range")
-            data = keys[codes]
+    data = _decode_values(view, pos, value_mode, value_word, nnz)
     counts_all = counts
     if occupied is not None:
         counts_all = np.zeros(rows, dtype=np.int64)
@@ -402,6 +585,29 @@ def _decode_checked(view: memoryview, flags: int, rows: int, cols: int) -> sp.cs
     np.cumsum(counts_all, out=indptr[1:])
     return sp.csr_matrix((data.view(np.float32), indices.astype(index_dtype, copy=False), indptr),
                          shape=(rows, cols))
+
+
+def _decode_values(view: memoryview, pos: int, value_mode: int, value_word: int, nnz: int) -> np.ndarray:
+    """The values section (the rest of `view` from `pos`) as `nnz` uint32 bit patterns."""
+    if value_mode == _VAL_CONST:
+        if pos != len(view):
+            raise FrameError("trailing bytes after a constant block")
+        return np.full(nnz, value_word, dtype=np.uint32)
+    d = value_word
+    code_size = {_VAL_DICT8: 1, _VAL_DICT16: 2, _VAL_PLANES: 4}[value_mode]
+    if value_mode != _VAL_PLANES and not (2 <= d <= min(nnz, _DICT_MAX)):
+        raise FrameError(f"bad dictionary size {d}")
+    dict_size = 0 if value_mode == _VAL_PLANES else 4 * d
+    s2 = _decompress(view[pos:], dict_size + nnz * code_size, len(view) - pos)
+    if value_mode == _VAL_PLANES:
+        if value_word:
+            raise FrameError("byte-plane values carry no dictionary")
+        return _unplanes(s2, nnz, np.uint32)
+    keys = np.frombuffer(s2, np.uint32, d)
+    codes = _unplanes(s2[dict_size:], nnz, np.uint8 if code_size == 1 else np.uint16)
+    if int(codes.max()) >= d:
+        raise FrameError("dictionary code out of range")
+    return keys[codes]
 
 
 def _decode_index(buf: bytes, mode: int, gap_width: int, count_dtype: np.dtype, nnz: int, nrows: int,

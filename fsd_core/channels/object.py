@@ -27,8 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import RunError
-from .base import Channel
-from .encoding import Header, encode_block, frames_for
+from .base import Channel, as_message
+from .encoding import Header, Message, encode_message, frames_for
 
 GET_THREADS = 8
 PUT_THREADS = 8
@@ -36,9 +36,9 @@ RETRY_FIRST = 0.01   # seconds before the first retry of a missing key
 RETRY_CAP = 0.25     # longest pause between two GETs of one missing key
 
 
-def is_empty_block(block: sp.csr_matrix) -> bool:
-    """A block with no non-zero: written as a zero-length object (predict.py relies on it)."""
-    return block.nnz == 0 or not np.any(block.data)
+def is_empty_block(message: Message | sp.spmatrix) -> bool:
+    """A message with no non-zero: written as a zero-length object (its row map is moot)."""
+    return as_message(message).empty
 
 
 def object_key(run_id: str, layer: int, src: int, dst: int) -> str:
@@ -72,12 +72,12 @@ class ObjectChannel(Channel):
         return cls(run_id, worker, Manifest.from_dict(config["manifest"]))
 
     # ---------------------------------------------------------------- sending
-    def send(self, layer: int, dst: int, block: sp.csr_matrix) -> None:
-        if is_empty_block(block):
+    def send(self, layer: int, dst: int, message: Message | sp.spmatrix) -> None:
+        if is_empty_block(message):
             self.stats.messages_sent += 1
             self._send_frames(layer, dst, [b""])
             return
-        super().send(layer, dst, block)
+        super().send(layer, dst, message)
 
     def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
         (frame,) = frames  # never chunked: max_frame_bytes is None
@@ -145,7 +145,7 @@ class ObjectChannel(Channel):
         if body:
             return body
         # A zero-length object is an empty block: rebuild its frame for the shared decoder.
-        empty = encode_block(sp.csr_matrix((0, 0), dtype=np.float32))
+        empty = encode_message(Message(sp.csr_matrix((0, 0), dtype=np.float32)))
         return frames_for(Header(self.run_id, layer, src, self.worker, 0, 1), empty, None)[0]
 
     def close(self) -> None:
