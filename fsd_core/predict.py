@@ -24,7 +24,7 @@ from .channels.encoding import HEADER, Header, Message, encode_message, frames_f
 from .channels.object import is_empty_block
 from .model import SparseDNN
 from .plan import WorkerShard
-from .worker import run_worker
+from .worker import run_in_threads
 
 #: Seconds a simulated worker waits for a message before the prediction gives up (a bug).
 TIMEOUT = 600.0
@@ -81,14 +81,6 @@ class _Recorder(Channel):
         return frames
 
 
-def frame_lengths(block: sp.csr_matrix, variant: str, max_frame: int | None) -> list[int]:
-    """Byte lengths of the frames one bare block becomes on `variant`'s channel."""
-    if variant == "object" and is_empty_block(block):
-        return [0]  # the object channel writes an empty block as a zero-length object
-    payload = encode_message(Message(block))
-    return [len(f) for f in frames_for(Header("x" * 12, 0, 0, 0, 0, 1), payload, max_frame)]
-
-
 def run_frames(model: SparseDNN, shards: list[WorkerShard], inputs: sp.csr_matrix, variant: str,
                max_frame: int | None, run_id_length: int = 12) -> list[list[tuple[int, int, int]]]:
     """Per sending round (each layer, then the gather): (src, dst, frame bytes) in send order.
@@ -97,27 +89,18 @@ def run_frames(model: SparseDNN, shards: list[WorkerShard], inputs: sp.csr_matri
     coordinator's).
     """
     hub = _Hub()
-    y0 = sp.csr_matrix(inputs, dtype="float32").tocsc()
-    errors: list[BaseException] = []
 
-    def work(shard: WorkerShard) -> None:
-        channel = _Recorder(hub, shard.worker, variant, max_frame)
+    def channel_for(worker: int) -> _Recorder:
+        channel = _Recorder(hub, worker, variant, max_frame)
         channel.run_id = "x" * run_id_length
-        try:
-            run_worker(shard, y0[:, shard.input_cols].tocsr(), channel, TIMEOUT)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-            with hub.cond:
-                hub.failed = True
-                hub.cond.notify_all()
+        return channel
 
-    threads = [threading.Thread(target=work, args=(s,), daemon=True) for s in shards]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    def wake_all() -> None:
+        with hub.cond:
+            hub.failed = True
+            hub.cond.notify_all()
+
+    run_in_threads(shards, inputs, channel_for, TIMEOUT, wake_all)
     rounds = []
     for layer in range(1, model.layers + 2):
         by_src = hub.sizes.get(layer, {})
@@ -125,4 +108,4 @@ def run_frames(model: SparseDNN, shards: list[WorkerShard], inputs: sp.csr_matri
     return rounds
 
 
-__all__ = ["frame_lengths", "run_frames", "HEADER"]
+__all__ = ["run_frames", "HEADER"]

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _gather_columns, _hash_multipliers, activate,
-                     apply_bias_relu_clamp_dense, block_labels, csr_labels)
+from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _sparse_to_blocks, _take,
+                     activate, apply_bias_relu_clamp_dense, block_labels, csr_labels)
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Rows:
             return Rows(self.width, csr=self.csr[idx])
         if not self.blocks:
             return Rows(self.width, blocks=[np.zeros((self.width, 0), np.float32)] if idx.size else [])
-        return Rows(self.width, blocks=_blocks_of(_gather_columns(self.blocks, idx)))
+        return Rows(self.width, blocks=_take(self.blocks, idx))
 
     def select_t(self, pos: np.ndarray) -> np.ndarray:
         """`select(pos).dense_t()` of dense rows in one pass (what a message carries)."""
@@ -240,14 +240,14 @@ def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: n
             y = y[keep]
         out = Rows(width, csr=y)
         if y.nnz > DENSE_THRESHOLD * y.shape[0] * y.shape[1]:
-            out = Rows(width, blocks=_csr_to_blocks(y))
+            out = Rows(width, blocks=_sparse_to_blocks(y))
         return out, out.labels()
     col_bias = bias[:, None]
     mult = _hash_multipliers(width)[:, None]
     covered = sum(len(pos) for r, pos in parts if r.width) == width
     whole = [r for r, pos in parts if r.dense and _covers((r, pos), width)]  # one piece is all of it
     bounds = np.cumsum([0] + [b.shape[1] for b in whole[0].blocks]) if whole else range(0, count + CHUNK, CHUNK)
-    blocks, keys, alive = [], [], []
+    blocks, keys, alive, nnz = [], [], [], 0
     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         hi = min(count, hi)
         if lo >= hi:
@@ -268,10 +268,10 @@ def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: n
             blocks.append(b)
             keys.append(_column_keys(b, mult))
             alive.append(b.any(axis=0))
+            nnz += int(np.count_nonzero(b))
     out = Rows(width, blocks=blocks)
     if not blocks:
         return out, None
-    nnz = sum(int(np.count_nonzero(b)) for b in blocks)
     if nnz < DENSE_THRESHOLD * 0.5 * width * out.count:
         out = Rows(width, csr=out.to_csr())
         return out, out.labels()
@@ -283,7 +283,7 @@ def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: n
 def to_layout(r: Rows) -> Rows:
     """Dense when the density is above `DENSE_THRESHOLD` (the inputs' first layout)."""
     if r.csr is not None and r.csr.nnz > DENSE_THRESHOLD * r.csr.shape[0] * r.csr.shape[1]:
-        return Rows(r.width, blocks=_csr_to_blocks(r.csr))
+        return Rows(r.width, blocks=_sparse_to_blocks(r.csr))
     return r
 
 
@@ -291,14 +291,6 @@ def _covers(part: tuple[Rows, np.ndarray], width: int) -> bool:
     """Whether a piece fills every position, in order (so it is the whole result)."""
     r, pos = part
     return r.width == width == len(pos) and (width == 0 or (pos[0] == 0 and pos[-1] == width - 1))
-
-
-def _blocks_of(full: np.ndarray) -> list[np.ndarray]:
-    return [np.ascontiguousarray(full[:, lo:lo + CHUNK]) for lo in range(0, full.shape[1], CHUNK)]
-
-
-def _csr_to_blocks(m: sp.csr_matrix) -> list[np.ndarray]:
-    return [np.ascontiguousarray(m[lo:lo + CHUNK].toarray().T) for lo in range(0, m.shape[0], CHUNK)]
 
 
 def _sorted(m: sp.csr_matrix) -> sp.csr_matrix:

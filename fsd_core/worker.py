@@ -19,6 +19,7 @@ columns are computed once every expected block has arrived.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -142,6 +143,38 @@ def run_worker(
     result = _gather(shard, rows, rmap, labels, channel, timeout + (launch_grace if not shard.layers else 0.0), stats)
     channel.settle()  # the gather (and any late layer) delivered, or its error raised here
     return WorkerOutcome(me, stats, result, channel.stats.duplicates, channel.stats.foreign)
+
+
+def run_in_threads(shards: list[WorkerShard], inputs: sp.spmatrix, channel_for: Callable[[int], Channel],
+                   timeout: float, on_error: Callable[[], None] | None = None) -> dict[int, WorkerOutcome]:
+    """Run workers in threads of this process over channels from `channel_for(worker)`.
+
+    The same `run_worker` as the deployed handler without process start-up: for predictions
+    and for tests of many shapes. `on_error` lets the channel wake the others when one fails.
+    """
+    y0 = sp.csc_matrix(inputs, dtype=np.float32)
+    outcomes: dict[int, WorkerOutcome] = {}
+    errors: list[BaseException] = []
+
+    def work(shard: WorkerShard) -> None:
+        channel = channel_for(shard.worker)
+        try:
+            outcomes[shard.worker] = run_worker(shard, y0[:, shard.input_cols].tocsr(), channel, timeout)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+            if on_error:
+                on_error()
+        finally:
+            channel.close()
+
+    threads = [threading.Thread(target=work, args=(s,), daemon=True) for s in shards]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return outcomes
 
 
 def expand(result: Message) -> sp.csr_matrix:
