@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import scipy.sparse as sp
 
 from ..errors import WorkerTimeout
-from .encoding import FrameError, Header, Message, decode_message, frames_for, message_parts, unpack_header
+from .encoding import (FrameError, Header, Message, decode_message, frame_size, frames_for, message_parts,
+                       unpack_header)
 
 BILLING_CHUNK = 64 * 1024  # SNS, SQS bill every 64 KiB of a payload as one request
 
@@ -86,6 +87,8 @@ class Channel(ABC):
     name: str = "channel"
     #: Compress dense blocks (see `encode_message`); an in-memory transport sends them verbatim.
     compress: bool = True
+    #: `_send_frames` also takes a frame as a list of buffers (written without joining them).
+    scatter: bool = False
 
     def __init__(self, run_id: str, worker: int) -> None:
         self.run_id = run_id
@@ -104,9 +107,10 @@ class Channel(ABC):
         May be buffered until `flush()`.
         """
         payload = message_parts(as_message(message), self.compress)
-        frames = frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, self.max_frame_bytes)
+        frames = frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, self.max_frame_bytes,
+                            join=not self.scatter)
         self.stats.messages_sent += len(frames)
-        self.stats.bytes_sent += sum(len(f) for f in frames)
+        self.stats.bytes_sent += sum(frame_size(f) for f in frames)
         self._send_frames(layer, dst, frames)
 
     def flush(self) -> None:

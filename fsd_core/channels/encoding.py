@@ -112,6 +112,11 @@ class Header:
 
 
 # ---------------------------------------------------------------------------- header / frames
+def frame_size(frame: bytes | list) -> int:
+    """Bytes of a frame from `frames_for` (joined, or a list of buffers)."""
+    return sum(memoryview(p).nbytes for p in frame) if isinstance(frame, list) else len(frame)
+
+
 def header_size(run_id: str) -> int:
     """Bytes of the header of every frame of run `run_id`."""
     return HEADER.size + len(run_id)
@@ -161,15 +166,17 @@ def unpack_header(frame: bytes) -> tuple[Header, memoryview]:
     return Header(rid, layer, src, dst, k, n), view[HEADER.size + nrid:]
 
 
-def frames_for(header: Header, payload: bytes | list, max_frame: int | None) -> list[bytes]:
+def frames_for(header: Header, payload: bytes | list, max_frame: int | None, join: bool = True) -> list:
     """Split `payload` (bytes, or a list of buffers to concatenate) into frames of at most
-    `max_frame` bytes (header included); a payload that fits is copied once, into its frame."""
+    `max_frame` bytes (header included); a payload that fits is copied once, into its frame,
+    or, with `join=False`, not at all: that frame is the list [header, *buffers]."""
     parts = payload if isinstance(payload, list) else [payload]
     size = sum(memoryview(p).nbytes for p in parts)
     hsize = header_size(header.run_id)
     if max_frame is None or hsize + size <= max_frame:
         one = Header(header.run_id, header.layer, header.src, header.dst, 0, 1)
-        return [b"".join([pack_header(one, parts)] + parts)]
+        frame = [pack_header(one, parts)] + parts
+        return [b"".join(frame) if join else frame]
     step = max_frame - hsize
     if step <= 0:
         raise ValueError(f"frame limit {max_frame} leaves no room for a payload")
