@@ -9,7 +9,19 @@ The handful of names most callers need:
 """
 
 from .errors import FsdError, InputError, RunError
-from .model import SparseDNN
-from .serial import infer
 
 __all__ = ["SparseDNN", "infer", "FsdError", "InputError", "RunError"]
+
+
+def __getattr__(name: str):
+    """`SparseDNN` and `infer` on first use: importing the package stays free of numpy and
+    scipy, so a worker process can start its children before paying for them."""
+    if name == "SparseDNN":
+        from .model import SparseDNN
+
+        return SparseDNN
+    if name == "infer":
+        from .serial import infer
+
+        return infer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

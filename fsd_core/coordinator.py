@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError, RunError
-from .handler import RESULT_KEY, matrix_to_bytes, result_from_bytes
+from .staged import RESULT_KEY, matrix_to_bytes, result_from_bytes
 from .launch import LambdaLauncher, Launcher, LocalLauncher
 from .model import SparseDNN, read_inputs
 from .runs import RunStore

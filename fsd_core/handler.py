@@ -12,7 +12,6 @@ fault (test injection), debug.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -21,33 +20,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-
-from .channels import open_channel
-from .channels.encoding import decode_message, encode_message
+# Only light modules here: a worker starts its children first, then imports numpy and scipy
+# (~0.3 s), so a launch tree does not pay the imports once per level.
 from .launch import children, open_launcher
-from .plan import WorkerShard
 from .stage import open_stage
-from .worker import expand, run_worker
 
-RESULT_KEY = "result.msg"
 CHANNEL_OF_VARIANT = {"local": "local", "queue": "queue", "object": "object"}
-
-
-def matrix_to_bytes(m: sp.spmatrix) -> bytes:
-    buf = io.BytesIO()
-    sp.save_npz(buf, sp.csr_matrix(m, dtype=np.float32), compressed=True)
-    return buf.getvalue()
-
-
-def matrix_from_bytes(data: bytes) -> sp.csr_matrix:
-    return sp.csr_matrix(sp.load_npz(io.BytesIO(data)))
-
-
-def result_from_bytes(data: bytes) -> sp.csr_matrix:
-    """The B x N final activations from worker 0's staged result (distinct rows + row map)."""
-    return expand(decode_message(data))
 
 
 def _progress_writer(directory: str | None, worker: int):
@@ -67,14 +45,19 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Run one worker of a run; returns (and stages) its report."""
     started_at = time.time()
     me = int(event["worker"])
-    stage = open_stage(event["stage"])
     report: dict[str, Any] = {"worker": me, "pid": os.getpid(), "requested_at": event.get("requested_at"),
                               "started_at": started_at}
     launcher = open_launcher(event["launcher"], event.get("manifest"))
     kids = [launcher.start(dict(event, worker=c)) for c in children(me, int(event["workers"]), int(event["branching"]))]
     report["launched_at"] = time.time()
+    stage = open_stage(event["stage"])
     channel = None
     try:
+        from .channels import open_channel
+        from .plan import WorkerShard
+        from .staged import RESULT_KEY, matrix_from_bytes, result_to_bytes
+        from .worker import run_worker
+
         shard_bytes = stage.get(f"shard-{me}.npz")
         input_bytes = stage.get(f"inputs-{me}.npz")
         if shard_bytes is None or input_bytes is None:
@@ -87,7 +70,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                              progress=_progress_writer(event.get("progress_dir"), me),
                              fault=event.get("fault"), launch_grace=float(event.get("launch_grace", 0.0)))
         if outcome.result is not None:  # distinct rows + row map: small, expanded by the coordinator
-            stage.put(RESULT_KEY, encode_message(outcome.result))
+            stage.put(RESULT_KEY, result_to_bytes(outcome.result))
         report.update(outcome.report(), status="ok", channel=channel.stats.as_dict())
     except Exception as exc:  # the report says why; the coordinator turns it into a RunError
         report.update(status="failed", error=str(exc) if str(exc).startswith("worker") else f"worker {me}: {exc}",

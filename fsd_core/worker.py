@@ -70,22 +70,46 @@ class WorkerOutcome:
 
 
 class _LayerKernel:
-    """Precomputed per-layer pieces: interior/boundary column split and their weight blocks."""
+    """Precomputed per-layer pieces: interior/boundary column split and their weight blocks.
+
+    Whole-array passes over the shard's non-zeros (no CSC round trip or fancy slicing): this
+    runs for every layer before layer 1, on the critical path of a run's start.
+    """
 
     def __init__(self, ls: LayerShard) -> None:
         self.shard = ls
-        nrows, ncols = ls.weights.shape
-        is_local_row = np.zeros(nrows, dtype=bool)
-        is_local_row[ls.local_dst] = True
-        remote_rows = np.flatnonzero(~is_local_row)
+        w = ls.weights
+        nrows, ncols = w.shape
+        local_row = np.zeros(nrows, dtype=bool)
+        local_row[ls.local_dst] = True
+        row_of = np.repeat(np.arange(nrows), np.diff(w.indptr))
         boundary = np.zeros(ncols, dtype=bool)
-        if len(remote_rows):
-            boundary[np.unique(ls.weights[remote_rows].indices)] = True
+        boundary[w.indices[~local_row[row_of]]] = True  # columns that need a remote row
         self.interior = np.flatnonzero(~boundary)
         self.boundary = np.flatnonzero(boundary)
-        wcsc = ls.weights.tocsc()
-        self.w_interior = sp.csr_matrix(wcsc[:, self.interior][ls.local_dst])
-        self.w_boundary = sp.csr_matrix(wcsc[:, self.boundary])
+        # An interior column only has local rows (a remote one would make it boundary).
+        self.w_interior = _columns(w, row_of, ~boundary, local_row)
+        # The boundary product only takes the rows with a weight in a boundary column: every
+        # remote row, and the local rows that reach the boundary (in layer 1 often few).
+        used = np.zeros(nrows, dtype=bool)
+        used[row_of[boundary[w.indices]]] = True
+        self.w_boundary = _columns(w, row_of, boundary, used)
+        renumber = np.cumsum(used) - 1
+        mine = used[ls.local_dst]
+        self.x_width = int(used.sum())
+        self.x_local_src = ls.local_src[mine]  # which of this worker's rows go in, and where
+        self.x_local_dst = renumber[ls.local_dst[mine]]
+        self.x_recv = {q: renumber[pos] for q, pos in ls.recv.items()}
+
+
+def _columns(w: sp.csr_matrix, row_of: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> sp.csr_matrix:
+    """w[rows][:, cols] for boolean masks, keeping each row's column order."""
+    keep = cols[w.indices] & rows[row_of]
+    renumber = np.cumsum(cols) - 1
+    counts = np.bincount(row_of[keep], minlength=w.shape[0])[rows]
+    indptr = np.concatenate(([0], np.cumsum(counts)))
+    return sp.csr_matrix((w.data[keep], renumber[w.indices[keep]], indptr),
+                         shape=(int(rows.sum()), int(cols.sum())))
 
 
 def run_worker(
@@ -126,9 +150,10 @@ def run_worker(
         received = dict(channel.receive(l, ls.recv.keys(), wait_limit))
         t2 = time.perf_counter()
         st.wait_s += t2 - t1
-        pieces = [(piece, ls.recv[src]) for src in sorted(received)
+        pieces = [(piece, kernel.x_recv[src]) for src in sorted(received)
                   if (piece := _piece(received[src], batch)) is not None]
-        x, joint, keep = _inputs(local, rmap, labels, pieces, ls)
+        x_local = local if len(kernel.x_local_src) == len(ls.local_src) else rows.select(kernel.x_local_src)
+        x, joint, keep = _inputs(x_local, rmap, labels, pieces, kernel)
         z_bnd = product(x, kernel.w_boundary)
         if keep is None:  # rows already joined: the interior part follows the joint rows
             z_int = z_int.take(rmap.map[joint.first])
@@ -185,7 +210,7 @@ def expand(result: Message) -> sp.csr_matrix:
     return out
 
 
-def _inputs(local: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, ls: LayerShard):
+def _inputs(local: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, kernel: _LayerKernel):
     """The boundary product's input rows, the joint row map, and the rows to keep after it.
 
     When every piece has this worker's row map (workers in step), the inputs are assembled
@@ -199,15 +224,15 @@ def _inputs(local: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, 
     aligned = all(m is rmap.map or np.array_equal(m, rmap.map) for m in maps[1:])
     if aligned:
         joint = rmap if all(lab is None for lab in all_labels) else combine(maps, all_labels)
-        parts = [(local, ls.local_dst)] + [(r, pos) for (r, _, _), pos in pieces]
+        parts = [(local, kernel.x_local_dst)] + [(r, pos) for (r, _, _), pos in pieces]
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:
             keep = None  # nothing merged
-        return assemble(parts, len(ls.rows), rmap.first.size), joint, keep
+        return assemble(parts, kernel.x_width, rmap.first.size), joint, keep
     joint = combine(maps, all_labels)
-    parts = [(local.take(rmap.map[joint.first]), ls.local_dst)]
+    parts = [(local.take(rmap.map[joint.first]), kernel.x_local_dst)]
     parts += [(r.take(m[joint.first]), pos) for (r, m, _), pos in pieces]
-    return assemble(parts, len(ls.rows), joint.first.size), joint, None
+    return assemble(parts, kernel.x_width, joint.first.size), joint, None
 
 
 def _message(rows: Rows, pos: np.ndarray, rmap: RowMap, labels: np.ndarray | None) -> Message:

@@ -35,7 +35,8 @@ from fsd_core.cloud_stage import S3Stage, cleanup_channel
 from fsd_core.coordinator import activations_equal
 from fsd_core.errors import InputError
 from fsd_core.generate import radixnet, synthetic_inputs
-from fsd_core.handler import RESULT_KEY, handler, matrix_to_bytes, result_from_bytes
+from fsd_core.handler import handler
+from fsd_core.staged import RESULT_KEY, matrix_to_bytes, result_from_bytes
 from fsd_core.plan import make_plan
 from fsd_core.serial import infer
 from fsd_core.stage import DirectoryStage, Stage
