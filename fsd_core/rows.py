@@ -64,7 +64,7 @@ class Rows:
 
     def select(self, pos: np.ndarray) -> "Rows":
         """The same rows on a subset of the neurons (`pos`: ascending positions)."""
-        if len(pos) == self.width and (len(pos) == 0 or pos[-1] == self.width - 1):
+        if _selector(self, pos) is None:
             return self  # ascending and complete: every neuron
         if self.csr is not None:
             return Rows(len(pos), csr=_sorted(self.csr[:, pos]))
@@ -187,24 +187,28 @@ def _first_occurrence(key: np.ndarray) -> RowMap:
 
 
 # --------------------------------------------------------------------------- layer arithmetic
-def assemble(parts: list[tuple[Rows, np.ndarray]], width: int, count: int) -> Rows:
-    """Rows of `width` neurons from pieces (rows, their neuron positions); all have `count` rows.
+def assemble(parts: list[tuple], width: int, count: int) -> Rows:
+    """Rows of `width` neurons from pieces, all with `count` rows: (rows, positions) or
+    (rows, positions, which of its neurons; None: all).
 
     Dense if any piece is, else CSR with sorted indices. Positions not covered are zero.
     """
-    if len(parts) == 1 and _covers(parts[0], width):
+    parts = [(r, pos, _selector(r, p[0] if p else None)) for r, pos, *p in parts]
+    if len(parts) == 1 and parts[0][2] is None and _covers(parts[0][:2], width):
         return parts[0][0]
-    if any(r.dense for r, _ in parts):
+    if any(r.dense for r, _, _ in parts):
+        covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
         blocks = []
         for lo in range(0, count, CHUNK):
             hi = min(count, lo + CHUNK)
-            out = np.zeros((width, hi - lo), dtype=np.float32)
-            for r, pos in parts:
+            out = (np.empty if covered else np.zeros)((width, hi - lo), dtype=np.float32)
+            for r, pos, src in parts:
                 if r.width:
-                    out[pos] = r.columns(lo, hi)
+                    out[pos] = r.columns(lo, hi) if src is None else r.columns(lo, hi)[src]
             blocks.append(out)
         return Rows(width, blocks=blocks)
-    coos = [(r.csr.tocoo(), pos) for r, pos in parts if r.csr.nnz]
+    coos = [(r.select(src).csr.tocoo() if src is not None else r.csr.tocoo(), pos) for r, pos, src in parts]
+    coos = [(c, pos) for c, pos in coos if c.nnz]
     if not coos:
         return Rows(width, csr=sp.csr_matrix((count, width), dtype=np.float32))
     rows = np.concatenate([c.row for c, _ in coos])
@@ -215,12 +219,23 @@ def assemble(parts: list[tuple[Rows, np.ndarray]], width: int, count: int) -> Ro
     return Rows(width, csr=out)
 
 
-def product(x: Rows, w: sp.csr_matrix) -> Rows:
-    """Z = X W in the canonical order: per dense block `W^T @ block`, else the CSR product."""
+def product(x: Rows, w: sp.csr_matrix, src: np.ndarray | None = None) -> Rows:
+    """Z = X[:, src] W in the canonical order: per dense block `W^T @ block`, else the CSR
+    product. `src` (ascending neuron positions; None: all) is taken block by block, in cache."""
+    src = _selector(x, src)
     if x.csr is not None:
-        return Rows(w.shape[1], csr=_sorted((x.csr @ w).tocsr()))
+        m = x.csr if src is None else x.select(src).csr
+        return Rows(w.shape[1], csr=_sorted((m @ w).tocsr()))
     wt = w.T  # free CSC view: csc_matvecs adds the inputs in ascending order
-    return Rows(w.shape[1], blocks=[wt @ np.ascontiguousarray(b) for b in x.blocks])
+    return Rows(w.shape[1], blocks=[wt @ (np.ascontiguousarray(b) if src is None else np.take(b, src, axis=0))
+                                    for b in x.blocks])
+
+
+def _selector(r: Rows, src: np.ndarray | None) -> np.ndarray | None:
+    """None when `src` takes every neuron of `r` in order (nothing to select)."""
+    if src is None or (len(src) == r.width and (r.width == 0 or src[-1] == r.width - 1)):
+        return None
+    return src
 
 
 def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: np.ndarray, ymax: float,

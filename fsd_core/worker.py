@@ -142,8 +142,7 @@ def run_worker(
         for dst, pos in ls.send.items():
             channel.send(l, dst, _message(rows, pos, rmap, labels))
         channel.flush()
-        local = rows.select(ls.local_src)
-        z_int = product(local, kernel.w_interior)
+        z_int = product(rows, kernel.w_interior, ls.local_src)
         st.compute_s += time.perf_counter() - t0
         t1 = time.perf_counter()
         wait_limit = timeout + (launch_grace if l == 1 else 0.0)
@@ -152,8 +151,7 @@ def run_worker(
         st.wait_s += t2 - t1
         pieces = [(piece, kernel.x_recv[src]) for src in sorted(received)
                   if (piece := _piece(received[src], batch)) is not None]
-        x_local = local if len(kernel.x_local_src) == len(ls.local_src) else rows.select(kernel.x_local_src)
-        x, joint, keep = _inputs(x_local, rmap, labels, pieces, kernel)
+        x, joint, keep = _inputs(rows, rmap, labels, pieces, kernel)
         z_bnd = product(x, kernel.w_boundary)
         if keep is None:  # rows already joined: the interior part follows the joint rows
             z_int = z_int.take(rmap.map[joint.first])
@@ -210,7 +208,7 @@ def expand(result: Message) -> sp.csr_matrix:
     return out
 
 
-def _inputs(local: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, kernel: _LayerKernel):
+def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, kernel: _LayerKernel):
     """The boundary product's input rows, the joint row map, and the rows to keep after it.
 
     When every piece has this worker's row map (workers in step), the inputs are assembled
@@ -224,13 +222,13 @@ def _inputs(local: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, 
     aligned = all(m is rmap.map or np.array_equal(m, rmap.map) for m in maps[1:])
     if aligned:
         joint = rmap if all(lab is None for lab in all_labels) else combine(maps, all_labels)
-        parts = [(local, kernel.x_local_dst)] + [(r, pos) for (r, _, _), pos in pieces]
+        parts = [(rows, kernel.x_local_dst, kernel.x_local_src)] + [(r, pos) for (r, _, _), pos in pieces]
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:
             keep = None  # nothing merged
         return assemble(parts, kernel.x_width, rmap.first.size), joint, keep
     joint = combine(maps, all_labels)
-    parts = [(local.take(rmap.map[joint.first]), kernel.x_local_dst)]
+    parts = [(rows.select(kernel.x_local_src).take(rmap.map[joint.first]), kernel.x_local_dst)]
     parts += [(r.take(m[joint.first]), pos) for (r, m, _), pos in pieces]
     return assemble(parts, kernel.x_width, joint.first.size), joint, None
 
