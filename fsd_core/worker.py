@@ -133,7 +133,7 @@ def run_worker(
     rmap = RowMap.identity(batch)
     labels = rows.labels()
     stats: list[LayerStats] = []
-    kernels = [_LayerKernel(ls) for ls in shard.layers]  # before layer 1: off the critical path
+    kernels = [_LayerKernel(ls) for ls in shard.layers]  # ~1.4 ms a layer, before layer 1 (on the critical path)
     for l, (ls, kernel) in enumerate(zip(shard.layers, kernels), start=1):
         if fault and fault.get("worker") == me and fault.get("layer") == l:
             _inject(fault)
