@@ -21,13 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fsd_core import serial  # noqa: E402
 from fsd_core.coordinator import RunConfig, activations_equal, cached_plan, run  # noqa: E402
 from fsd_core.generate import radixnet, synthetic_inputs  # noqa: E402
+from fsd_core.partition import DEFAULT_METHOD  # noqa: E402
 
 
 def main() -> int:
@@ -36,7 +36,7 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=120)
     ap.add_argument("--inputs", type=int, default=10_000)
     ap.add_argument("--workers", default="1,2,4,8")
-    ap.add_argument("--partition", default="metis")
+    ap.add_argument("--partition", default=DEFAULT_METHOD, help="default: the project default (%(default)s)")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     workers = [int(p) for p in args.workers.split(",")]

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError, RunError
-from .staged import RESULT_KEY, matrix_to_bytes, result_from_bytes
+from .staged import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
 from .launch import LambdaLauncher, Launcher, LocalLauncher
 from .model import SparseDNN, read_inputs
 from .runs import RunStore
@@ -250,8 +250,8 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
         y0 = sp.csc_matrix(inputs, dtype=np.float32)
         shards = plan.shards(model)
         for p, shard in enumerate(shards):
-            backend.stage.put(f"shard-{p}.npz", shard.to_bytes())
-            backend.stage.put(f"inputs-{p}.npz", matrix_to_bytes(y0[:, shard.input_cols]))
+            backend.stage.put(shard_key(p), shard.to_bytes())
+            backend.stage.put(inputs_key(p), matrix_to_bytes(y0[:, shard.input_cols]))
         timings["stage"] = time.perf_counter() - t
         if config.predict and config.variant in ("queue", "object"):
             t = time.perf_counter()

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import scipy.sparse as sp
 
+from . import packed
 from .channels.encoding import Message, decode_message, encode_message
 from .worker import expand
 
 RESULT_KEY = "result.msg"
 
 
+def shard_key(worker: int) -> str:
+    """Stage key of a worker's shard (`WorkerShard.to_bytes`)."""
+    return f"shard-{worker}.fsda"
+
+
+def inputs_key(worker: int) -> str:
+    """Stage key of a worker's input columns (`matrix_to_bytes`)."""
+    return f"inputs-{worker}.fsda"
+
+
 def matrix_to_bytes(m: sp.spmatrix) -> bytes:
-    buf = io.BytesIO()
-    sp.save_npz(buf, sp.csr_matrix(m, dtype=np.float32), compressed=True)
-    return buf.getvalue()
+    """A float32 CSR matrix packed (`packed.py`), as a worker's inputs are staged."""
+    m = sp.csr_matrix(m, dtype=np.float32)
+    return packed.pack({"shape": np.array(m.shape, np.int64), "indptr": m.indptr, "indices": m.indices,
+                        "data": m.data})
 
 
 def matrix_from_bytes(data: bytes) -> sp.csr_matrix:
-    return sp.csr_matrix(sp.load_npz(io.BytesIO(data)))
+    """Inverse of `matrix_to_bytes` (PackError, KeyError or ValueError if damaged)."""
+    a = packed.unpack(data)
+    rows, cols = (int(x) for x in a["shape"])
+    return sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(rows, cols))
 
 
 def result_to_bytes(result: Message) -> bytes:

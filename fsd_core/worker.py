@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from .channels.base import Channel
 from .channels.encoding import Message
-from .plan import LayerShard, WorkerShard
+from .plan import LayerSplit, WorkerShard
 from .rows import RowMap, Rows, assemble, combine, finish, product, to_layout
 
 
@@ -69,49 +69,6 @@ class WorkerOutcome:
                 "duplicates": self.duplicates, "foreign": self.foreign}
 
 
-class _LayerKernel:
-    """Precomputed per-layer pieces: interior/boundary column split and their weight blocks.
-
-    Whole-array passes over the shard's non-zeros (no CSC round trip or fancy slicing): this
-    runs for every layer before layer 1, on the critical path of a run's start.
-    """
-
-    def __init__(self, ls: LayerShard) -> None:
-        self.shard = ls
-        w = ls.weights
-        nrows, ncols = w.shape
-        local_row = np.zeros(nrows, dtype=bool)
-        local_row[ls.local_dst] = True
-        row_of = np.repeat(np.arange(nrows), np.diff(w.indptr))
-        boundary = np.zeros(ncols, dtype=bool)
-        boundary[w.indices[~local_row[row_of]]] = True  # columns that need a remote row
-        self.interior = np.flatnonzero(~boundary)
-        self.boundary = np.flatnonzero(boundary)
-        # An interior column only has local rows (a remote one would make it boundary).
-        self.w_interior = _columns(w, row_of, ~boundary, local_row)
-        # The boundary product only takes the rows with a weight in a boundary column: every
-        # remote row, and the local rows that reach the boundary (in layer 1 often few).
-        used = np.zeros(nrows, dtype=bool)
-        used[row_of[boundary[w.indices]]] = True
-        self.w_boundary = _columns(w, row_of, boundary, used)
-        renumber = np.cumsum(used) - 1
-        mine = used[ls.local_dst]
-        self.x_width = int(used.sum())
-        self.x_local_src = ls.local_src[mine]  # which of this worker's rows go in, and where
-        self.x_local_dst = renumber[ls.local_dst[mine]]
-        self.x_recv = {q: renumber[pos] for q, pos in ls.recv.items()}
-
-
-def _columns(w: sp.csr_matrix, row_of: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> sp.csr_matrix:
-    """w[rows][:, cols] for boolean masks, keeping each row's column order."""
-    keep = cols[w.indices] & rows[row_of]
-    renumber = np.cumsum(cols) - 1
-    counts = np.bincount(row_of[keep], minlength=w.shape[0])[rows]
-    indptr = np.concatenate(([0], np.cumsum(counts)))
-    return sp.csr_matrix((w.data[keep], renumber[w.indices[keep]], indptr),
-                         shape=(int(rows.sum()), int(cols.sum())))
-
-
 def run_worker(
     shard: WorkerShard,
     inputs: sp.csr_matrix,
@@ -133,8 +90,8 @@ def run_worker(
     rmap = RowMap.identity(batch)
     labels = rows.labels()
     stats: list[LayerStats] = []
-    kernels = [_LayerKernel(ls) for ls in shard.layers]  # ~1.4 ms a layer, before layer 1 (on the critical path)
-    for l, (ls, kernel) in enumerate(zip(shard.layers, kernels), start=1):
+    for l, ls in enumerate(shard.layers, start=1):
+        split = ls.split  # computed at staging
         if fault and fault.get("worker") == me and fault.get("layer") == l:
             _inject(fault)
         st, mark = LayerStats(l), _Snapshot(channel)
@@ -142,20 +99,20 @@ def run_worker(
         for dst, pos in ls.send.items():
             channel.send(l, dst, _message(rows, pos, rmap, labels))
         channel.flush()
-        z_int = product(rows, kernel.w_interior, ls.local_src)
+        z_int = product(rows, split.w_interior, ls.local_src)
         st.compute_s += time.perf_counter() - t0
         t1 = time.perf_counter()
         wait_limit = timeout + (launch_grace if l == 1 else 0.0)
         received = dict(channel.receive(l, ls.recv.keys(), wait_limit))
         t2 = time.perf_counter()
         st.wait_s += t2 - t1
-        pieces = [(piece, kernel.x_recv[src]) for src in sorted(received)
+        pieces = [(piece, split.x_recv[src]) for src in sorted(received)
                   if (piece := _piece(received[src], batch)) is not None]
-        x, joint, keep = _inputs(rows, rmap, labels, pieces, kernel)
-        z_bnd = product(x, kernel.w_boundary)
+        x, joint, keep = _inputs(rows, rmap, labels, pieces, split)
+        z_bnd = product(x, split.w_boundary)
         if keep is None:  # rows already joined: the interior part follows the joint rows
             z_int = z_int.take(rmap.map[joint.first])
-        rows, labels = finish([(z_int, kernel.interior), (z_bnd, kernel.boundary)], len(ls.cols), x.count,
+        rows, labels = finish([(z_int, split.interior), (z_bnd, split.boundary)], len(ls.cols), x.count,
                               ls.bias, shard.ymax, keep)
         rmap = joint
         st.compute_s += time.perf_counter() - t2
@@ -208,7 +165,7 @@ def expand(result: Message) -> sp.csr_matrix:
     return out
 
 
-def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, kernel: _LayerKernel):
+def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, split: LayerSplit):
     """The boundary product's input rows, the joint row map, and the rows to keep after it.
 
     When every piece has this worker's row map (workers in step), the inputs are assembled
@@ -222,15 +179,15 @@ def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, k
     aligned = all(m is rmap.map or np.array_equal(m, rmap.map) for m in maps[1:])
     if aligned:
         joint = rmap if all(lab is None for lab in all_labels) else combine(maps, all_labels)
-        parts = [(rows, kernel.x_local_dst, kernel.x_local_src)] + [(r, pos) for (r, _, _), pos in pieces]
+        parts = [(rows, split.x_local_dst, split.x_local_src)] + [(r, pos) for (r, _, _), pos in pieces]
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:
             keep = None  # nothing merged
-        return assemble(parts, kernel.x_width, rmap.first.size), joint, keep
+        return assemble(parts, len(split.boundary_rows), rmap.first.size), joint, keep
     joint = combine(maps, all_labels)
-    parts = [(rows.select(kernel.x_local_src).take(rmap.map[joint.first]), kernel.x_local_dst)]
+    parts = [(rows.select(split.x_local_src).take(rmap.map[joint.first]), split.x_local_dst)]
     parts += [(r.take(m[joint.first]), pos) for (r, m, _), pos in pieces]
-    return assemble(parts, kernel.x_width, joint.first.size), joint, None
+    return assemble(parts, len(split.boundary_rows), joint.first.size), joint, None
 
 
 def _message(rows: Rows, pos: np.ndarray, rmap: RowMap, labels: np.ndarray | None) -> Message:

@@ -31,3 +31,16 @@ def test_examples():
     assert list(children(3, 16, 4)) == [13, 14, 15]
     assert list(children(4, 16, 4)) == []
     assert rounds(16, 2) == 4 and rounds(16, 4) == 2 and rounds(1, 2) == 0
+
+
+def test_progress_files_are_throttled_but_the_last_layer_is_always_written(tmp_path, monkeypatch):
+    from fsd_core import handler
+
+    write = handler._progress_writer(str(tmp_path), 3, layers=50)
+    renames = []
+    real_replace = handler.os.replace
+    monkeypatch.setattr(handler.os, "replace", lambda a, b: (renames.append(b), real_replace(a, b)))
+    for layer in range(1, 51):
+        write(layer)
+    assert (tmp_path / "w3").read_text() == "50"
+    assert 2 <= len(renames) < 50  # the first and the last, not one per layer

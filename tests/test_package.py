@@ -36,7 +36,7 @@ from fsd_core.coordinator import activations_equal
 from fsd_core.errors import InputError
 from fsd_core.generate import radixnet, synthetic_inputs
 from fsd_core.handler import handler
-from fsd_core.staged import RESULT_KEY, matrix_to_bytes, result_from_bytes
+from fsd_core.staged import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
 from fsd_core.plan import make_plan
 from fsd_core.serial import infer
 from fsd_core.stage import DirectoryStage, Stage
@@ -253,8 +253,8 @@ def stage_inputs(stage: Stage, model, inputs: sp.csr_matrix, workers: int) -> No
     """Shards and inputs exactly as the coordinator stages them."""
     y0 = sp.csc_matrix(inputs, dtype=np.float32)
     for p, shard in enumerate(make_plan(model, workers, "block").shards(model)):
-        stage.put(f"shard-{p}.npz", shard.to_bytes())
-        stage.put(f"inputs-{p}.npz", matrix_to_bytes(y0[:, shard.input_cols]))
+        stage.put(shard_key(p), shard.to_bytes())
+        stage.put(inputs_key(p), matrix_to_bytes(y0[:, shard.input_cols]))
 
 
 @pytest.fixture(scope="module")

@@ -226,3 +226,21 @@ def test_threads_do_not_change_a_bit(gc_model):
     one = infer(model, x, threads=1).activations
     assert_bit_identical(infer(model, x, threads=2).activations, one)
     assert_bit_identical(one, canonical(model, x))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dense_activation_without_positive_bias_matches_the_masked_rule(seed):
+    """With no positive bias the kernel adds the bias to zeros too (no mask): same bits."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(64, 33)).astype(np.float32)
+    z[rng.random(z.shape) < 0.5] = 0.0
+    bias = -rng.uniform(0, 1, (64, 1)).astype(np.float32)
+    bias[rng.random(64) < 0.2] = 0.0  # zero biases too
+    ymax = float(rng.uniform(0.5, 2))
+    expected = np.clip(np.where(z != 0, z + bias, z), 0, ymax).astype(np.float32)
+    got = serial.apply_bias_relu_clamp_dense(z.copy(), bias, ymax)
+    assert got.tobytes() == expected.tobytes()
+    mixed = bias.copy()
+    mixed[0] = 0.5  # one positive bias: the masked path, zeros stay zero
+    expected = np.clip(np.where(z != 0, z + mixed, z), 0, ymax).astype(np.float32)
+    assert serial.apply_bias_relu_clamp_dense(z.copy(), mixed, ymax).tobytes() == expected.tobytes()
