@@ -73,9 +73,9 @@ def unpack(blob: bytes) -> dict[str, np.ndarray]:
             out[str(name)] = np.frombuffer(raw, dt, count, pos).reshape(tuple(shape))
             pos += count * dt.itemsize
             pos += _pad(pos)
+    except PackError:
+        raise
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, PackError):
-            raise
         raise PackError(f"damaged array index ({exc})") from None
     return out
 

@@ -160,6 +160,8 @@ class WorkerShard:
                       "local_dst": s.local_dst, "interior": split.interior, "boundary": split.boundary,
                       "boundary_rows": split.boundary_rows}
             for name, w in (("wi", split.w_interior), ("wb", split.w_boundary)):
+                if w.nnz > np.iinfo(np.int32).max:  # int32 indptr below would wrap silently
+                    raise ValueError(f"a layer block of {w.nnz} non-zeros is too large for a shard")
                 values.update({f"{name}_indptr": w.indptr, f"{name}_indices": w.indices, f"{name}_data": w.data})
             for kind in ("send", "recv"):
                 peers = np.array(sorted(getattr(s, kind)), dtype=np.int64)
