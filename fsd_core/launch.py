@@ -61,6 +61,22 @@ class Launcher(ABC):
         return {"kind": self.kind}
 
 
+# A worker process lives for one run. With glibc's defaults it hands freed blocks back to the
+# kernel after every layer (munmap above the mmap threshold, heap trims above the trim
+# threshold), and the next layer pays page faults and page zeroing for them again: in a P=2
+# run of bench/scaling.py, perf put a third of a worker's samples in the kernel's page
+# zeroing (clear_page_erms, more than csc_matvecs). Keeping freed memory in the heap cut a
+# worker's page faults from 156k to 95k (what is left is the first touch of its footprint)
+# and the run ~6% (docs/engine.md). 32 MiB is glibc's largest mmap threshold. numpy's BLAS
+# threads would only spin next to the workers: the layer loop does no dense BLAS.
+WORKER_ENV = {
+    "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
+                      ":glibc.malloc.top_pad=67108864",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+}
+
+
 class LocalLauncher(Launcher):
     """Each worker is a local process running `python -m fsd_core.handler` on the event."""
 
@@ -71,7 +87,7 @@ class LocalLauncher(Launcher):
 
     def start(self, event: dict[str, Any]) -> subprocess.Popen:
         event = dict(event, requested_at=time.time())
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **WORKER_ENV)
         return subprocess.Popen(
             [sys.executable, "-m", "fsd_core.handler"],
             env=dict(env, FSD_EVENT=json.dumps(event)),

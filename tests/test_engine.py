@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fsd_core.cli import main
 from fsd_core.coordinator import RunConfig, activations_equal, run
 from fsd_core.generate import radixnet, synthetic_inputs
+from fsd_core.plan import make_plan
+from fsd_core.rows import Rows
 from fsd_core.runs import RunStore
 from fsd_core.serial import infer
 
@@ -37,6 +39,25 @@ def test_worker_threads_equal_serial_on_random_networks(n, layers, batch, worker
     for p, o in out.items():
         assert (o.final is None) == (p != 0)
         assert [s.layer for s in o.layers] == list(range(1, layers + 2))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.sampled_from([16, 40]), layers=st.integers(1, 4), batch=st.integers(4, 40),
+       workers=st.integers(2, 4), pool=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_rows_equal_on_one_workers_neurons_only_stay_exact(n, layers, batch, workers, pool, seed):
+    """Rows equal on worker 0's features but not elsewhere: worker 0's labels merge them, its
+    peers' labels keep them apart, and the joint row map must follow the peers."""
+    model = random_model(n, layers, 0.2, seed)
+    rng = np.random.default_rng(seed)
+    mine = n // workers  # the block partition gives worker 0 the first features
+    x = random_inputs(batch, n, 0.4, seed + 1).toarray()
+    x[:, :mine] = random_inputs(pool, mine, 0.5, seed + 2).toarray()[rng.integers(0, pool, batch)]
+    inputs = sp.csr_matrix(x)
+    plan = make_plan(model, workers, "block")
+    first = Rows.of_csr(inputs[:, plan.shards(model)[0].input_cols])
+    assert first.labels() is not None  # worker 0 does send labels that merge rows
+    out = run_threads(model, inputs, workers, "block")
+    assert_exact(model, inputs, out[0].final)
 
 
 def test_worker_threads_equal_serial_on_real_network(gc_model, gc_inputs):
