@@ -56,6 +56,7 @@ def main() -> int:
     base = min(t1)
     rows = [("serial, 1 thread", 1, base, base, None, None, 1.0, True),
             ("serial, all cores", 1, min(tall), min(tall), None, None, base / min(tall), True)]
+    footprint: list[str] = []
     for p in workers:
         t = time.perf_counter()
         cached_plan(model, p, args.partition, None, 0)
@@ -73,6 +74,11 @@ def main() -> int:
         layers = [l for w in best.worker_reports for l in w["layers"]]
         compute = sum(l["compute_s"] for l in layers) / p
         wait = sum(l["wait_s"] for l in layers) / p
+        res = [w.get("resources", {}) for w in best.worker_reports]
+        if all(res):
+            footprint.append(f"P={p}: per worker max RSS {max(r['max_rss_mb'] for r in res):.0f} MB, system CPU "
+                             f"{sum(r['cpu_sys_s'] for r in res) / p:.2f} s, "
+                             f"{sum(r['minor_faults'] for r in res) / p / 1000:.0f}k minor faults (mean)")
         rows.append((f"local, P={p} (plan {plan_s:.1f} s)", p, best.timings["run"], best.seconds, compute, wait,
                      base / best.timings["run"], exact))
     print("\n| engine | P | run s | total s | compute s/worker | wait s/worker | speed-up vs 1-thread serial | exact |")
@@ -81,6 +87,8 @@ def main() -> int:
         c = "-" if comp is None else f"{comp:.2f}"
         w = "-" if wait is None else f"{wait:.2f}"
         print(f"| {name} | {p} | {run_s:.2f} | {total:.2f} | {c} | {w} | {speed:.2f}x | {'yes' if exact else 'NO'} |")
+    if footprint:
+        print("\n" + "\n".join(footprint))
     return 0 if all(r[-1] for r in rows) else 1
 
 

@@ -53,6 +53,19 @@ def _progress_writer(directory: str | None, worker: int, layers: int):
     return write
 
 
+def _resources() -> dict[str, float]:
+    """This process's CPU seconds, peak resident memory and minor page faults: the footprint
+    sizes a Lambda's memory setting, and system time and faults show page zeroing
+    (docs/engine.md). On Lambda a warm process's figures include its earlier invocations."""
+    try:
+        import resource
+    except ImportError:  # not on a Unix
+        return {}
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_user_s": r.ru_utime, "cpu_sys_s": r.ru_stime, "max_rss_mb": r.ru_maxrss / 1024,
+            "minor_faults": r.ru_minflt}
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Run one worker of a run; returns (and stages) its report."""
     started_at = time.time()
@@ -76,6 +89,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             raise RuntimeError(f"worker {me}: shard or inputs not found in the stage")
         shard = WorkerShard.from_bytes(shard_bytes)
         inputs = matrix_from_bytes(input_bytes)
+        del shard_bytes, input_bytes  # the compressed copies: tens of MB for the whole run otherwise
         channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])
         report["loaded_at"] = time.time()
         outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
@@ -91,6 +105,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             report["channel"] = channel.stats.as_dict()
     finally:
         report["finished_at"] = time.time()
+        report["resources"] = _resources()
         stage.put(f"report-{me}.json", json.dumps(report).encode())
         if channel is not None:
             channel.close()

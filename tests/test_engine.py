@@ -139,6 +139,9 @@ def test_run_record_has_per_worker_per_layer_rows(small_generated, tmp_path):
     assert rec["categories"] == (r.categories + 1).tolist()
     assert len(rec["workers_detail"]) == 3
     assert all(w["started_at"] >= w["requested_at"] for w in rec["workers_detail"])
+    for w in r.worker_reports:  # every worker measured itself (numpy and its shard alone take MBs)
+        res = w["resources"]
+        assert res["max_rss_mb"] > 10 and res["cpu_user_s"] > 0 and res["minor_faults"] > 0, res
     layers = rec["layers_detail"]
     assert len(layers) == 3 * (model.layers + 1)
     assert sum(l["bytes_sent"] for l in layers) == r.bytes_sent > 0
