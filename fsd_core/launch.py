@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -77,6 +78,11 @@ WORKER_ENV = {
 }
 
 
+def worker_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """A local worker's environment: `WORKER_ENV` unless the operator set those variables."""
+    return {**WORKER_ENV, **base, "PYTHONUNBUFFERED": "1"}
+
+
 class LocalLauncher(Launcher):
     """Each worker is a local process running `python -m fsd_core.handler` on the event."""
 
@@ -87,7 +93,7 @@ class LocalLauncher(Launcher):
 
     def start(self, event: dict[str, Any]) -> subprocess.Popen:
         event = dict(event, requested_at=time.time())
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **WORKER_ENV)
+        env = worker_environment(os.environ)
         return subprocess.Popen(
             [sys.executable, "-m", "fsd_core.handler"],
             env=dict(env, FSD_EVENT=json.dumps(event)),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 from hypothesis import given, strategies as st
 
-from fsd_core.launch import children, depth, rounds
+from fsd_core.launch import WORKER_ENV, children, depth, rounds, worker_environment
 
 
 @given(workers=st.integers(1, 500), branching=st.integers(1, 12))
@@ -44,3 +46,17 @@ def test_progress_files_are_throttled_but_the_last_layer_is_always_written(tmp_p
         write(layer)
     assert (tmp_path / "w3").read_text() == "50"
     assert 2 <= len(renames) < 50  # the first and the last, not one per layer
+
+
+def test_worker_environment_keeps_the_operators_settings():
+    env = worker_environment({"OPENBLAS_NUM_THREADS": "4", "HOME": "/h"})
+    assert env["OPENBLAS_NUM_THREADS"] == "4" and env["HOME"] == "/h"  # the operator's win
+    assert env["GLIBC_TUNABLES"] == WORKER_ENV["GLIBC_TUNABLES"] and env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_a_worker_environment_runs_numpy_and_scipy():
+    """The malloc tunables are read by glibc at process start: a worker must still start."""
+    code = "import numpy, scipy.sparse as sp; print(sp.random(50, 50, density=0.1, random_state=0).nnz)"
+    out = subprocess.run([sys.executable, "-c", code], env=worker_environment({}), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "250", out.stderr
