@@ -9,6 +9,7 @@ exactly as on AWS.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InputError, RunError
+from .errors import InputError
 from .staged import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
 from .launch import LambdaLauncher, Launcher, LocalLauncher
 from .model import SparseDNN, read_inputs
@@ -59,6 +60,7 @@ class RunConfig:
     debug: bool = False
     channel_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"duplicate": True} (tests)
     memory_mb: int = 2048  # Lambda memory the run's dollars are computed for
+    pool: Any = None  # a pool.WorkerPool: `local` workers run in its warm processes
     predict: bool = True   # predict the deterministic requests (cloud variants) before running
     model: SparseDNN | None = field(default=None, repr=False)
     inputs: sp.csr_matrix | None = field(default=None, repr=False)
@@ -237,6 +239,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     plan = cached_plan(model, P, config.partition, config.per_layer, config.seed)
     timings["plan"] = time.perf_counter() - t_start
     backend = _Backend(config.variant, run_id, P, config.manifest)
+    pool = config.pool if config.variant == "local" else None
     snap = Progress(run_id, "staging", model.layers, [-1] * P)
     _notify(progress, snap)
     root = None
@@ -246,11 +249,18 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     predicted = None
     cleanup_requests: dict[str, int] = {}
     try:
+        if pool is not None:
+            pool.lock.acquire()  # one run at a time; released below
+            backend.launcher = pool.launcher()
+            pool.ensure(P)
         t = time.perf_counter()
         y0 = sp.csc_matrix(inputs, dtype=np.float32)
         shards = plan.shards(model)
+        digest = hashlib.blake2b(digest_size=16)
         for p, shard in enumerate(shards):
-            backend.stage.put(shard_key(p), shard.to_bytes())
+            data = shard.to_bytes()
+            digest.update(hashlib.blake2b(data, digest_size=16).digest())
+            backend.stage.put(shard_key(p), data)
             backend.stage.put(inputs_key(p), matrix_to_bytes(y0[:, shard.input_cols]))
         timings["stage"] = time.perf_counter() - t
         if config.predict and config.variant in ("queue", "object"):
@@ -261,9 +271,9 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
             "run_id": run_id, "worker": 0, "workers": P, "branching": config.branching,
             "variant": config.variant, "channel": dict(backend.channel_config, **config.channel_options),
             "stage": backend.stage.config(), "launcher": backend.launcher.config(), "manifest": backend.manifest,
-            "timeout": config.timeout, "launch_grace": config.launch_grace,
+            "timeout": config.timeout, "launch_grace": config.launch_grace, "plan_digest": digest.hexdigest(),
             # Progress files are a local side channel; Lambda workers report only at the end.
-            "progress_dir": str(backend.progress_dir) if backend.launcher.kind == "local" else None,
+            "progress_dir": str(backend.progress_dir) if backend.launcher.kind in ("local", "pool") else None,
             "fault": config.fault, "debug": config.debug,
         }
         _set_subreaper()
@@ -276,6 +286,10 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     finally:  # whatever happened: no process, message, object or staged file is left behind
         if root is not None:
             _kill_tree(root)
+        if pool is not None and backend.launcher.kind == "pool":  # we hold its lock
+            if error is not None:
+                pool.recycle()  # a crashed or hung worker leaves its slot unusable
+            pool.lock.release()
         t = time.perf_counter()
         try:
             cleanup_requests = backend.cleanup_channel(run_id, P, failed=error is not None)

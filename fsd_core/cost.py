@@ -28,7 +28,7 @@ import numpy as np
 
 from .channels.base import BILLING_CHUNK
 from .channels.encoding import HEADER
-from .channels.packing import (SNS_MAX_BATCH_ENTRIES, SNS_MAX_PAYLOAD, base64_len, billed_publish_chunks,
+from .channels.packing import (SNS_MAX_BATCH_ENTRIES, SNS_MAX_PAYLOAD, billed_publish_chunks,
                                max_frame_bytes_for_sns, pack_batches, wire_size)
 from .errors import InputError
 from .prices import PriceTable, default_table

@@ -7,7 +7,7 @@ layer loop over the run's channel, stage the result (worker 0) and a report.
 
 Event fields: run_id, worker, workers, branching, variant, channel (config), stage (config),
 launcher (config), manifest (cloud variants), timeout, requested_at; optional progress_dir,
-fault (test injection), debug.
+plan_digest (names the staged shards, for a warm process's cache), fault (test injection), debug.
 """
 
 from __future__ import annotations
@@ -53,22 +53,36 @@ def _progress_writer(directory: str | None, worker: int, layers: int):
     return write
 
 
-def _resources() -> dict[str, float]:
-    """This process's CPU seconds, peak resident memory and minor page faults: the footprint
-    sizes a Lambda's memory setting, and system time and faults show page zeroing
-    (docs/engine.md). On Lambda a warm process's figures include its earlier invocations."""
+def _resources(since: dict[str, float] | None = None) -> dict[str, float]:
+    """This process's CPU seconds and minor page faults (since the snapshot `since`: a warm
+    process serves many events) and its peak resident memory: the footprint sizes a Lambda's
+    memory setting, and system time and faults show page zeroing (docs/engine.md)."""
     try:
         import resource
     except ImportError:  # not on a Unix
         return {}
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_user_s": r.ru_utime, "cpu_sys_s": r.ru_stime, "max_rss_mb": r.ru_maxrss / 1024,
-            "minor_faults": r.ru_minflt}
+    now = {"cpu_user_s": r.ru_utime, "cpu_sys_s": r.ru_stime, "max_rss_mb": r.ru_maxrss / 1024,
+           "minor_faults": r.ru_minflt}
+    for key in ("cpu_user_s", "cpu_sys_s", "minor_faults"):
+        now[key] -= (since or {}).get(key, 0)
+    return now
+
+
+# A warm process (Lambda's reused execution environment, or a local pool slot) keeps the last
+# shard it parsed: the next query of the same plan skips fetching and parsing it. The event's
+# `plan_digest` names the plan's shards (a digest of their bytes), so a new plan never hits.
+_SHARD_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _cached_shard(digest: str | None, worker: int) -> Any:
+    return _SHARD_CACHE.get((digest, worker)) if digest else None
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Run one worker of a run; returns (and stages) its report."""
     started_at = time.time()
+    at_start = _resources()
     me = int(event["worker"])
     report: dict[str, Any] = {"worker": me, "pid": os.getpid(), "requested_at": event.get("requested_at"),
                               "started_at": started_at}
@@ -83,13 +97,23 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         from .staged import RESULT_KEY, inputs_key, matrix_from_bytes, result_to_bytes, shard_key
         from .worker import run_worker
 
-        shard_bytes = stage.get(shard_key(me))
+        shard = _cached_shard(event.get("plan_digest"), me)
+        if shard is None:
+            shard_bytes = stage.get(shard_key(me))
+            if shard_bytes is None:
+                raise RuntimeError(f"worker {me}: shard not found in the stage")
+            shard = WorkerShard.from_bytes(shard_bytes)
+            del shard_bytes  # the compressed copy: tens of MB for the whole run otherwise
+            _SHARD_CACHE.clear()
+            if event.get("plan_digest"):
+                _SHARD_CACHE[(event["plan_digest"], me)] = shard
+        else:
+            report["shard_cached"] = True
         input_bytes = stage.get(inputs_key(me))
-        if shard_bytes is None or input_bytes is None:
-            raise RuntimeError(f"worker {me}: shard or inputs not found in the stage")
-        shard = WorkerShard.from_bytes(shard_bytes)
+        if input_bytes is None:
+            raise RuntimeError(f"worker {me}: inputs not found in the stage")
         inputs = matrix_from_bytes(input_bytes)
-        del shard_bytes, input_bytes  # the compressed copies: tens of MB for the whole run otherwise
+        del input_bytes
         channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])
         report["loaded_at"] = time.time()
         outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
@@ -105,7 +129,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             report["channel"] = channel.stats.as_dict()
     finally:
         report["finished_at"] = time.time()
-        report["resources"] = _resources()
+        report["resources"] = _resources(at_start)
         stage.put(f"report-{me}.json", json.dumps(report).encode())
         if channel is not None:
             channel.close()
@@ -115,6 +139,10 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":  # a warm pool slot (pool.py)
+        from .pool import serve
+
+        return serve(sys.argv[2], int(sys.argv[3]))
     event = json.loads(os.environ["FSD_EVENT"])
     result = handler(event)
     return 0 if result.get("status") == "ok" else 1

@@ -132,6 +132,10 @@ def open_launcher(config: dict[str, Any], manifest: dict[str, Any] | None = None
     """Reopen the launcher described in an event (children use the same kind as the root)."""
     if config["kind"] == "local":
         return LocalLauncher()
+    if config["kind"] == "pool":
+        from .pool import PoolLauncher
+
+        return PoolLauncher(config["directory"])
     if config["kind"] == "lambda":
         from .cloud import Manifest, client
 

@@ -4,7 +4,6 @@ Terraform availability check and a per-test data dir with no manifest configured
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 

@@ -19,7 +19,6 @@ from fsd_core.errors import WorkerTimeout
 from fsd_core.generate import radixnet, synthetic_inputs
 from fsd_core.serial import infer
 
-from .conftest import random_inputs
 
 BACKENDS = ["local", "queue", "object"]
 

@@ -161,7 +161,7 @@ def delete_run_objects(manifest: Any, run_id: str) -> dict[str, int]:
 
 def delete_run_objects_under(manifest: Any, prefix: str) -> dict[str, int]:
     """Delete every object under `prefix` of the deployment bucket; returns the requests."""
-    from ..cloud import botocore_config, client
+    from ..cloud import client
 
     s3 = client(manifest, "s3")
     counts = {"s3:ListObjectsV2": 0, "s3:DeleteObjects": 0}

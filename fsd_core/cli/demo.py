@@ -8,7 +8,6 @@ queue and object over the local AWS emulator), verifying each against the serial
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .common import positive_int, si, table
 
