@@ -15,7 +15,8 @@ Each P runs twice over: "cold", every run in fresh worker processes (a Lambda co
 process start, imports, shard parsing and the first touch of the worker's memory), and
 "warm", in a `WorkerPool` that keeps the processes between queries (Lambda's warm start;
 one untimed query warms it). The serial kernel is timed warm too: model in memory, best of
-`--repeat`.
+`--repeat`, and under the workers' malloc settings (`launch.keep_freed_memory`), so that
+both sides run under the same memory policy.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fsd_core import serial  # noqa: E402
 from fsd_core.coordinator import RunConfig, activations_equal, cached_plan, run  # noqa: E402
 from fsd_core.generate import radixnet, synthetic_inputs  # noqa: E402
+from fsd_core.launch import keep_freed_memory  # noqa: E402
 from fsd_core.partition import DEFAULT_METHOD  # noqa: E402
 from fsd_core.pool import WorkerPool  # noqa: E402
 
@@ -47,12 +49,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     workers = [int(p) for p in args.workers.split(",")]
+    tuned = keep_freed_memory()
     model = radixnet(args.neurons, args.layers, seed=0)
     inputs = synthetic_inputs(args.neurons, args.inputs, seed=0)
     edges = args.inputs * model.nnz
     print(f"# N={args.neurons} L={args.layers} B={args.inputs} ({edges:.3g} edges); "
           f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}; workers' malloc settings in this process: {tuned}")
     ref, t1, tall = None, [], []
     for _ in range(args.repeat):
         r1 = serial.infer(model, inputs, threads=1)

@@ -78,6 +78,29 @@ WORKER_ENV = {
 }
 
 
+_MALLOPT_PARAMS = {"trim_threshold": -1, "top_pad": -2, "mmap_threshold": -3}  # glibc's M_* numbers
+
+
+def keep_freed_memory() -> bool:
+    """Give this running process the malloc settings of `WORKER_ENV` (glibc `mallopt`).
+
+    For a process that did not start with them, such as a benchmark timing the serial kernel
+    against workers that did: both then run under the same memory policy. False when this is
+    not glibc. mallopt takes a C int, so a threshold above 2**31 - 1 is set to that.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = True
+    for item in WORKER_ENV["GLIBC_TUNABLES"].split(":"):
+        name, value = item.rsplit(".", 1)[1].split("=")
+        ok &= mallopt(_MALLOPT_PARAMS[name], min(int(value), 2**31 - 1)) == 1
+    return ok
+
+
 def worker_environment(base: Mapping[str, str]) -> dict[str, str]:
     """A local worker's environment: `WORKER_ENV` unless the operator set those variables."""
     return {**WORKER_ENV, **base, "PYTHONUNBUFFERED": "1"}

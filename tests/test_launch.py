@@ -60,3 +60,9 @@ def test_a_worker_environment_runs_numpy_and_scipy():
     out = subprocess.run([sys.executable, "-c", code], env=worker_environment({}), capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "250", out.stderr
+
+
+def test_a_running_process_can_take_the_workers_malloc_settings():
+    code = "from fsd_core.launch import keep_freed_memory; print(keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

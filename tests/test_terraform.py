@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -54,6 +55,16 @@ def test_outputs_are_exactly_the_manifest_fields() -> None:
     names = {line.split('"')[1] for line in text.splitlines() if line.startswith("output ")}
     fields = set(cloud.Manifest.__dataclass_fields__) - {"source"}
     assert names == fields
+
+
+def test_the_lambda_runs_with_the_local_workers_environment() -> None:
+    from fsd_core.launch import WORKER_ENV
+
+    text = (TF_DIR / "modules" / "worker_function" / "main.tf").read_text()
+    block = text[text.index("environment {"):]
+    block = block[:block.index("}")]
+    variables = dict(re.findall(r'^\s*(\w+)\s*=\s*"([^"]*)"', block, re.M))
+    assert variables == WORKER_ENV
 
 
 def test_worker_policy_names_no_bare_wildcard_resource() -> None:

@@ -12,6 +12,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 
+from fsd_core.pool import WorkerPool
 from fsd_core.runs import RunStore
 from tui.app import FsdApp
 from tui.screens.help import HelpScreen
@@ -104,6 +105,32 @@ async def test_launch_local_run_watch_it_and_find_it_in_history(monkeypatch, iso
         assert layers.row_count == len(record["layers_detail"]) >= 3 * record["layers"]
         assert [layers.get_row_at(i)[1] for i in range(record["layers"])] == [str(l) for l in range(1, 25)]
         assert f"run {result.run_id}: local, 3 worker(s), ok" in text_of(detail.query_one("#detail-summary", Static))
+
+
+@pytest.mark.slow
+async def test_local_queries_from_the_dashboard_run_in_its_warm_workers(monkeypatch, isolated_home):
+    monkeypatch.chdir(ROOT)
+    with WorkerPool() as pool:
+        app = FsdApp(initial="launch", pool=pool)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.recommendation is not None, what="the startup recommendation")
+            results = []
+            for _ in range(2):
+                app.switch_mode("launch")
+                await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen), what="the Launch screen")
+                app.screen.query_one("#launch-variant", Select).value = "local"
+                app.screen.query_one("#launch-workers", Input).value = "2"
+                await pilot.pause()
+                await pilot.press("ctrl+r")
+                await wait_for(pilot, lambda: app.live is not None and app.live.finished and app.live.result is not None
+                               and app.live.result not in results, timeout=120, what="the run")
+                results.append(app.live.result)
+        first, second = results
+        assert first.status == second.status == "ok"
+        pids = sorted(pool.pids())
+        assert len(pids) == 2
+        assert sorted(w["pid"] for w in first.worker_reports) == sorted(w["pid"] for w in second.worker_reports) == pids
+        assert all(w.get("shard_cached") for w in second.worker_reports)
 
 
 async def test_bad_input_fails_the_run_without_blocking(monkeypatch, isolated_home):

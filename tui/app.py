@@ -8,7 +8,9 @@ messages up.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -96,9 +98,10 @@ class FsdApp(App[None]):
             self.reason = reason
 
     # ------------------------------------------------------------------ setup
-    def __init__(self, runs_db: str | None = None, initial: str = "runs") -> None:
+    def __init__(self, runs_db: str | None = None, initial: str = "runs", pool: Any = None) -> None:
         super().__init__()
         self.runs_db = runs_db
+        self.pool = pool  # a WorkerPool: local queries after the first start warm (fsd_core/pool.py)
         self.initial = initial
         self.live: LiveRun | None = None
         self._wanted: RecommendInputs | None = None
@@ -194,6 +197,8 @@ class FsdApp(App[None]):
         def progress(snap: Progress) -> None:
             self.post_message(self.RunProgress(services.snapshot(snap)))
 
+        if self.pool is not None and config.variant == "local":
+            config = dataclasses.replace(config, pool=self.pool)
         try:
             result = run(config, progress)
         except FsdError as exc:
@@ -234,5 +239,8 @@ class FsdApp(App[None]):
 
 
 def main(runs_db: str | None = None, initial: str = "runs") -> None:
-    """Run the dashboard in the terminal."""
-    FsdApp(runs_db=runs_db, initial=initial).run()
+    """Run the dashboard in the terminal; its local queries share one warm worker pool."""
+    from fsd_core.pool import WorkerPool
+
+    with WorkerPool() as pool:
+        FsdApp(runs_db=runs_db, initial=initial, pool=pool).run()
