@@ -165,6 +165,21 @@ def combine(maps: list[np.ndarray], labels: list[np.ndarray | None]) -> RowMap:
     return plain
 
 
+def combine_in_step(rmap: RowMap, labels: list[np.ndarray | None]) -> RowMap:
+    """`combine([rmap.map] * k, labels)` for pieces that all have the row map `rmap`, worked
+    out on its u distinct rows instead of the B batch rows (the same result: `rmap` numbers
+    its rows by first occurrence, so a class's first batch row is its first distinct row's).
+    A layer with a handful of distinct rows then costs microseconds here, not a sort of B."""
+    if all(lab is None for lab in labels):
+        return rmap
+    u = rmap.first.size
+    ids = np.arange(u, dtype=np.int64)
+    sub = _joint([ids if lab is None else lab for lab in labels])
+    if u - sub.first.size >= MERGE_FRACTION * u:
+        return RowMap(sub.map[rmap.map], rmap.first[sub.first])
+    return rmap
+
+
 def _joint(keys: list[np.ndarray]) -> RowMap:
     if len(keys) == 1 or all(k is keys[0] or np.array_equal(k, keys[0]) for k in keys[1:]):
         return _first_occurrence(keys[0])
@@ -313,4 +328,4 @@ def _sorted(m: sp.csr_matrix) -> sp.csr_matrix:
     return m
 
 
-__all__ = ["Rows", "RowMap", "finish", "assemble", "combine", "product", "to_layout"]
+__all__ = ["Rows", "RowMap", "finish", "assemble", "combine", "combine_in_step", "product", "to_layout"]

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from .channels.base import Channel
 from .channels.encoding import Message
 from .plan import LayerSplit, WorkerShard
-from .rows import RowMap, Rows, assemble, combine, finish, product, to_layout
+from .rows import RowMap, Rows, assemble, combine, combine_in_step, finish, product, to_layout
 
 
 @dataclass
@@ -178,7 +178,7 @@ def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, s
     all_labels = [labels] + [lab for (_, _, lab), _ in pieces]
     aligned = all(m is rmap.map or np.array_equal(m, rmap.map) for m in maps[1:])
     if aligned:
-        joint = rmap if all(lab is None for lab in all_labels) else combine(maps, all_labels)
+        joint = combine_in_step(rmap, all_labels)
         parts = [(rows, split.x_local_dst, split.x_local_src)] + [(r, pos) for (r, _, _), pos in pieces]
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:

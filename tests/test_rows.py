@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fsd_core.channels.encoding import FrameError, Message, decode_message, encode_message
-from fsd_core.rows import RowMap, Rows, assemble, combine, finish, product
+from fsd_core.rows import RowMap, Rows, assemble, combine, combine_in_step, finish, product
 from fsd_core.serial import CHUNK
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,6 +45,18 @@ def test_combine_joins_row_maps_by_first_occurrence(data):
     # The order of the pieces does not matter (workers in step derive the same map).
     again = combine(maps[::-1], [None] * len(maps))
     assert again.map.tolist() == joint.map.tolist()
+
+
+@SETTINGS
+@given(st.data())
+def test_pieces_in_step_combine_on_their_distinct_rows_alike(data):
+    m = _canonical(data.draw(row_maps()))
+    u = int(m.max()) + 1
+    rmap = RowMap(m, np.array([int(np.flatnonzero(m == r)[0]) for r in range(u)]))
+    labels = [data.draw(st.one_of(st.none(), st.lists(st.integers(0, 3), min_size=u, max_size=u).map(np.array)))
+              for _ in range(data.draw(st.integers(1, 4)))]
+    fast, ref = combine_in_step(rmap, labels), combine([m] * len(labels), labels)
+    assert np.array_equal(fast.map, ref.map) and np.array_equal(fast.first, ref.first)
 
 
 @SETTINGS
