@@ -245,6 +245,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     timings["plan"] = time.perf_counter() - t_start
     backend = _Backend(config.variant, run_id, P, config.manifest)
     pool = config.pool if config.variant == "local" else None
+    holds_pool = False
     snap = Progress(run_id, "staging", model.layers, [-1] * P)
     _notify(progress, snap)
     root = None
@@ -256,6 +257,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     try:
         if pool is not None:
             pool.lock.acquire()  # one run at a time; released below
+            holds_pool = True
             backend.launcher = pool.launcher()
             pool.ensure(P)
         t = time.perf_counter()
@@ -291,7 +293,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     finally:  # whatever happened: no process, message, object or staged file is left behind
         if root is not None:
             _kill_tree(root)
-        if pool is not None and backend.launcher.kind == "pool":  # we hold its lock
+        if holds_pool:
             if error is not None:
                 pool.recycle()  # a crashed or hung worker leaves its slot unusable
             pool.lock.release()

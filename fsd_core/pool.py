@@ -87,9 +87,11 @@ class WorkerPool:
                 self._spawn(k)
 
     def recycle(self) -> None:
-        """Restart every slot (after a failed run: a worker may hang or be half-way)."""
+        """Restart every slot (after a failed run: a worker may hang or be half-way), with an
+        empty pipe: events still queued belong to the failed run."""
         slots = sorted(self._procs)
         self._stop()
+        self._release()  # the last descriptor on each FIFO: the kernel drops what it buffered
         for k in slots:
             self._spawn(k)
 
@@ -98,9 +100,7 @@ class WorkerPool:
 
     def close(self) -> None:
         self._stop()
-        for fd in self._holds.values():
-            os.close(fd)
-        self._holds.clear()
+        self._release()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> "WorkerPool":
@@ -112,7 +112,8 @@ class WorkerPool:
     def _spawn(self, k: int) -> None:
         fifo = _slot_path(self.directory, k)
         if k not in self._holds:
-            os.mkfifo(fifo, 0o600)
+            if not fifo.exists():
+                os.mkfifo(fifo, 0o600)
             # Held open by the pool: an event written while the slot is still starting waits
             # in the pipe instead of failing for want of a reader.
             self._holds[k] = os.open(fifo, os.O_RDWR)
@@ -120,6 +121,11 @@ class WorkerPool:
             [sys.executable, "-m", "fsd_core.handler", "--serve", str(fifo), str(os.getpid())],
             env=worker_environment(os.environ), start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _release(self) -> None:
+        for fd in self._holds.values():
+            os.close(fd)
+        self._holds.clear()
 
     def _stop(self) -> None:
         for proc in self._procs.values():

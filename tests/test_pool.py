@@ -68,6 +68,22 @@ def test_a_failed_warm_run_restarts_the_pool_and_the_next_run_works(small, kind)
         assert activations_equal(infer(model, inputs).activations, again.activations)
 
 
+def test_a_restarted_slot_does_not_run_an_event_left_in_its_pipe(tmp_path):
+    """An event queued for a slot whose process died belongs to the failed run: the new
+    process must not run it (it would write into that run's stage)."""
+    with WorkerPool(1) as pool:
+        pool._procs[0].kill()
+        pool._procs[0].wait()
+        stale = {"run_id": "stale", "worker": 0, "workers": 1, "branching": 2, "variant": "local",
+                 "launcher": pool.launcher().config(), "stage": {"kind": "directory", "root": str(tmp_path)},
+                 "channel": {}, "timeout": 1}
+        pool.launcher().start(stale)  # waits in the pipe: nobody reads it
+        pool.recycle()
+        time.sleep(3)  # time enough for a new process to import and run it
+        assert _alive(pool.pids()[0])
+        assert not (tmp_path / "report-0.json").exists()
+
+
 def test_closing_the_pool_ends_its_processes_and_removes_its_fifos():
     pool = WorkerPool(3)
     pids, directory = pool.pids(), pool.directory
