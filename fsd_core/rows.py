@@ -277,7 +277,7 @@ def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: n
     covered = sum(len(pos) for r, pos in parts if r.width) == width
     whole = [r for r, pos in parts if r.dense and _covers((r, pos), width)]  # one piece is all of it
     bounds = np.cumsum([0] + [b.shape[1] for b in whole[0].blocks]) if whole else range(0, count + CHUNK, CHUNK)
-    blocks, keys, alive, nnz = [], [], [], 0
+    packed, keys, alive, nnz = _Aligned(width), [], [], 0
     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         hi = min(count, hi)
         if lo >= hi:
@@ -295,10 +295,11 @@ def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: n
             if z - a < hi - lo:
                 b = np.take(b, keep[a:z] - lo, axis=1)  # C order, unlike b[:, idx]
         if b.shape[1]:
-            blocks.append(b)
+            packed.add(b)
             keys.append(_column_keys(b, mult))
             alive.append(b.any(axis=0))
             nnz += int(np.count_nonzero(b))
+    blocks = packed.blocks()
     out = Rows(width, blocks=blocks)
     if not blocks:
         return out, None
@@ -308,6 +309,50 @@ def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: n
     if out.count <= 1:
         return out, None
     return out, block_labels(blocks, np.concatenate(keys), np.concatenate(alive))
+
+
+class _Aligned:
+    """Output blocks aligned at multiples of `CHUNK` (the layout's invariant) from blocks a
+    cut may have narrowed. Until the first cut, blocks pass through uncopied; after it, each
+    is copied into place while still in cache. Misaligned blocks would make every later
+    `columns(lo, hi)` join two blocks, a full extra copy of the rows per layer."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.done: list[np.ndarray] = []
+        self.tail: np.ndarray | None = None  # the block being filled (CHUNK wide), or a narrow one as is
+        self.fill = 0  # columns used in `tail`
+
+    def add(self, b: np.ndarray) -> None:
+        n = b.shape[1]
+        if self.tail is None and n >= CHUNK:  # (wider: one block of a received message, kept whole)
+            self.done.append(b)
+            return
+        if self.tail is None:
+            self.tail, self.fill = b, n  # copied only if more follows
+            return
+        if self.tail.shape[1] < CHUNK:
+            head = self.tail
+            self.tail = np.empty((self.width, CHUNK), dtype=np.float32)
+            self.tail[:, :self.fill] = head
+        start = 0
+        while start < n:
+            m = min(CHUNK - self.fill, n - start)
+            self.tail[:, self.fill:self.fill + m] = b[:, start:start + m]
+            self.fill += m
+            start += m
+            if self.fill == CHUNK:
+                self.done.append(self.tail)
+                self.tail, self.fill = None, 0
+                if start < n:
+                    self.tail = np.empty((self.width, CHUNK), dtype=np.float32)
+
+    def blocks(self) -> list[np.ndarray]:
+        if self.tail is not None:
+            last = self.tail if self.fill == self.tail.shape[1] else np.ascontiguousarray(self.tail[:, :self.fill])
+            self.done.append(last)
+            self.tail, self.fill = None, 0
+        return self.done
 
 
 def to_layout(r: Rows) -> Rows:

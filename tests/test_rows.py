@@ -101,7 +101,7 @@ def test_rows_select_take_and_layouts_agree(k, u, density, dense, seed):
 
 
 @SETTINGS
-@given(st.integers(1, 10), st.integers(1, 300), st.booleans(), st.integers(0, 10**6))
+@given(st.integers(1, 10), st.integers(1, 3 * CHUNK + 10), st.booleans(), st.integers(0, 10**6))
 def test_assemble_product_and_finish_match_dense_arithmetic(k, u, dense, seed):
     rng = np.random.default_rng(seed)
     t = rng.random((k, u), dtype=np.float32) * 4
@@ -119,6 +119,9 @@ def test_assemble_product_and_finish_match_dense_arithmetic(k, u, dense, seed):
     out, labels = finish([(z, np.arange(5))], 5, u, bias, 3.0, keep)
     expected = np.where(ref != 0, ref + bias, 0).clip(0, 3).astype(np.float32)[keep]
     assert np.array_equal(out.to_csr().toarray(), expected)
+    if out.dense and out.blocks:  # cut rows leave the blocks aligned at multiples of CHUNK (see rows.py)
+        assert all(b.shape[1] == CHUNK and b.flags.c_contiguous for b in out.blocks[:-1])
+        assert 0 < out.blocks[-1].shape[1] <= CHUNK and out.blocks[-1].flags.c_contiguous
     if labels is not None:  # labels say exactly which rows are equal
         got = out.to_csr().toarray()
         for i, rep in enumerate(labels):
