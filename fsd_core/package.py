@@ -3,7 +3,7 @@
 The zip holds, at its root, the manylinux wheels of the worker's runtime dependencies for the
 function's architecture and Python version (unpacked: Lambda puts the zip root on sys.path),
 plus the `fsd_core` sources the handler needs. The worker's third-party imports are numpy,
-scipy and zstandard (test_package checks this against the handler's real module graph);
+scipy, xxhash and zstandard (test_package checks this against the handler's real module graph);
 boto3/botocore come with Lambda's Python runtime, and the client-only packages (textual,
 moto, pymetis, mtkahypar, python-terraform) never load in a worker, so none of them ships.
 
@@ -50,9 +50,9 @@ PYTHONS = {"3.11": 26, "3.12": 34, "3.13": 34}
 DEFAULT_ARCH = "arm64"     # Terraform's `architecture` default (cheaper per GB-second)
 DEFAULT_PYTHON = "3.11"    # Terraform's `runtime` default (python3.11)
 #: What the worker imports beyond the standard library and fsd_core (see the module doc).
-WORKER_DISTRIBUTIONS = ("numpy", "scipy", "zstandard")
+WORKER_DISTRIBUTIONS = ("numpy", "scipy", "xxhash", "zstandard")
 #: Fallback requirement specifiers if fsd-inference's metadata is not installed.
-_FALLBACK_REQUIREMENTS = ("numpy>=1.26", "scipy>=1.11", "zstandard>=0.22")
+_FALLBACK_REQUIREMENTS = ("numpy>=1.26", "scipy>=1.11", "xxhash>=3.4", "zstandard>=0.22")
 #: Parts of fsd_core only the client uses (argument parsing, Terraform, this builder).
 CLIENT_ONLY = ("cli", "deploy.py", "package.py")
 #: Never needed at run time: byte code, type stubs, Cython declarations (and tests: `_kept`).

@@ -77,6 +77,7 @@ def fake_wheels(directory: Path, arch: str, python: str, skip: tuple[str, ...] =
         "scipy": ("1.16.3", {"scipy/__init__.py": "", "scipy/sparse.pxd": "",
                              "scipy-1.16.3.data/platlib/scipy_extra.py": "",
                              "scipy-1.16.3.data/scripts/tool": "#!/bin/sh\n"}),
+        "xxhash": ("4.1.0", {"xxhash/__init__.py": "", "xxhash/_xxhash.cpython-311-x.so": "elf"}),
         "zstandard": ("0.25.0", {"zstandard/__init__.py": "", "zstandard/backend_c.cpython-311-x.so": "elf",
                                  "zstandard/_cffi.cpython-311-x.so": "elf" * 100}),
     }
@@ -157,11 +158,12 @@ def test_layout_of_a_package_built_from_a_wheel_dir(tmp_path):
     assert "fsd_core/deploy.py" not in names and "fsd_core/package.py" not in names
     assert not any(n.endswith((".pyc", ".pyi", ".pxd")) or "__pycache__" in n for n in names)
     assert {"numpy/__init__.py", "numpy/_core/tests/_natype.py", "scipy_extra.py",
-            "zstandard/backend_c.cpython-311-x.so", "numpy-2.2.6.dist-info/METADATA"} <= names
+            "zstandard/backend_c.cpython-311-x.so", "xxhash/_xxhash.cpython-311-x.so",
+            "numpy-2.2.6.dist-info/METADATA"} <= names
     assert not names & {"numpy/_core/tests/test_big.py", "numpy/_core/tests/data/blob.bin", "tool",
                         "zstandard/_cffi.cpython-311-x.so", "numpy-2.2.6.dist-info/RECORD"}
     assert not any(n.startswith(("boto3/", "botocore/")) for n in names)
-    assert info["arch"] == "arm64" and info["python"] == "3.12" and len(info["wheels"]) == 3
+    assert info["arch"] == "arm64" and info["python"] == "3.12" and len(info["wheels"]) == 4
     assert first.unzipped_bytes == unzipped and first.zipped_bytes == path.stat().st_size
     assert first.stripped_bytes > 1000 and first.wheel_source == str(wheels)
 
@@ -278,9 +280,9 @@ def test_handler_imports_and_runs_from_the_zip_alone(real_package, tmp_path, rx)
              "channel": {"root": str(tmp_path / "channel")}, "stage": stage.config(),
              "launcher": {"kind": "local"}, "manifest": None, "timeout": 30, "requested_at": time.time()}
     code = (f"import sys, json, importlib.util\nsys.path.insert(0, {str(root)!r})\n"
-            "import fsd_core.handler, numpy, scipy, scipy.sparse, zstandard\n"
+            "import fsd_core.handler, numpy, scipy, scipy.sparse, xxhash, zstandard\n"
             "out = fsd_core.handler.handler(json.loads(sys.argv[1]))\n"
-            "print(json.dumps({'result': out, 'files': [m.__file__ for m in (fsd_core.handler, numpy, scipy, zstandard)],"
+            "print(json.dumps({'result': out, 'files': [m.__file__ for m in (fsd_core.handler, numpy, scipy, xxhash, zstandard)],"
             " 'boto3': importlib.util.find_spec('boto3') is not None, 'path': sys.path}))")
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, json.dumps(event)], capture_output=True,
                           text=True, cwd=tmp_path, env={"PATH": os.environ.get("PATH", "/usr/bin")}, timeout=120)
