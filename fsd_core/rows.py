@@ -114,6 +114,28 @@ class Rows:
             return pieces[0]
         return np.concatenate(pieces, axis=1) if pieces else np.zeros((self.width, 0), np.float32)
 
+    def gather_into(self, out: np.ndarray, pos: np.ndarray, idx: np.ndarray, src: np.ndarray | None) -> None:
+        """`out[pos] = self.dense_t()[src][:, idx]` without the whole copy: per block the
+        columns `idx` (ascending) fall in, a column take, then neurons `src` (None: all).
+
+        Taking columns of the k x c blocks is a strided gather, several times a row take;
+        callers use it where it saves more than it costs (rows merged before a product)."""
+        if self.csr is not None:
+            m = self.csr[idx]
+            out[pos] = (m if src is None else m[:, src]).toarray().T
+            return
+        ends = np.cumsum([b.shape[1] for b in self.blocks])
+        cut = np.searchsorted(idx, ends)  # idx[cut[k-1]:cut[k]] fall in block k
+        start = 0
+        for k, b in enumerate(self.blocks):
+            a, z = (cut[k - 1] if k else 0), cut[k]
+            if z > a:
+                piece = np.take(b, idx[a:z] - start, axis=1)
+                out[pos, a:z] = piece if src is None else np.take(piece, src, axis=0)
+            start = ends[k]
+            if z == idx.size:
+                break
+
     def to_csr(self) -> sp.csr_matrix:
         if self.csr is not None:
             return self.csr
@@ -202,14 +224,17 @@ def _first_occurrence(key: np.ndarray) -> RowMap:
 
 
 # --------------------------------------------------------------------------- layer arithmetic
-def assemble(parts: list[tuple], width: int, count: int) -> Rows:
+def assemble(parts: list[tuple], width: int, count: int, rows: np.ndarray | None = None) -> Rows:
     """Rows of `width` neurons from pieces, all with `count` rows: (rows, positions) or
-    (rows, positions, which of its neurons; None: all).
+    (rows, positions, which of its neurons; None: all). With `rows` (ascending), only those
+    rows of the pieces, gathered while assembling (`count` is then their number).
 
     Dense if any piece is, else CSR with sorted indices. Positions not covered are zero.
     """
     parts = [(r, pos, _selector(r, p[0] if p else None)) for r, pos, *p in parts]
-    if len(parts) == 1 and parts[0][2] is None and _covers(parts[0][:2], width):
+    if rows is not None and not any(r.dense for r, _, _ in parts):
+        parts, rows = [(r.take(rows), pos, src) for r, pos, src in parts], None
+    if rows is None and len(parts) == 1 and parts[0][2] is None and _covers(parts[0][:2], width):
         return parts[0][0]
     if any(r.dense for r, _, _ in parts):
         covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
@@ -218,7 +243,11 @@ def assemble(parts: list[tuple], width: int, count: int) -> Rows:
             hi = min(count, lo + CHUNK)
             out = (np.empty if covered else np.zeros)((width, hi - lo), dtype=np.float32)
             for r, pos, src in parts:
-                if r.width:
+                if not r.width:
+                    continue
+                if rows is not None:
+                    r.gather_into(out, pos, rows[lo:hi], src)
+                else:
                     out[pos] = r.columns(lo, hi) if src is None else r.columns(lo, hi)[src]
             blocks.append(out)
         return Rows(width, blocks=blocks)
@@ -241,6 +270,8 @@ def product(x: Rows, w: sp.csr_matrix, src: np.ndarray | None = None) -> Rows:
     if x.csr is not None:
         m = x.csr if src is None else x.select(src).csr
         return Rows(w.shape[1], csr=_sorted((m @ w).tocsr()))
+    if w.shape[1] == 0:  # no output columns (a layer without interior ones): no input copies
+        return Rows(0, blocks=[np.zeros((0, b.shape[1]), dtype=np.float32) for b in x.blocks])
     wt = w.T  # free CSC view: csc_matvecs adds the inputs in ascending order
     return Rows(w.shape[1], blocks=[wt @ (np.ascontiguousarray(b) if src is None else np.take(b, src, axis=0))
                                     for b in x.blocks])

@@ -44,6 +44,7 @@ class LayerStats:
     bytes_received: int = 0
     messages_sent: int = 0
     messages_received: int = 0
+    rows: int = 0  # distinct rows the layer's products ran on (of the batch's B)
     requests: dict[str, int] = field(default_factory=dict)
     billed_requests: dict[str, int] = field(default_factory=dict)
 
@@ -69,6 +70,13 @@ class WorkerOutcome:
                 "duplicates": self.duplicates, "foreign": self.foreign}
 
 
+# In a layer without interior columns, rows merged by the joint labels are dropped from the
+# product's inputs when at most this fraction of them stays (else from its output, where it
+# is cheaper): the column gather it takes costs ~1 ns an entry against the ~30 ns an input
+# entry costs in a RadiX-Net product plus activation, but only the dropped rows save it.
+EARLY_MERGE = 0.8
+
+
 def run_worker(
     shard: WorkerShard,
     inputs: sp.csr_matrix,
@@ -86,9 +94,10 @@ def run_worker(
     """
     me = shard.worker
     batch = inputs.shape[0]
-    rows = to_layout(Rows.of_csr(inputs))
+    rows = Rows.of_csr(inputs)
+    labels = rows.labels()  # on the sparse input: O(nnz), 5x faster than on its dense blocks
+    rows = to_layout(rows)
     rmap = RowMap.identity(batch)
-    labels = rows.labels()
     stats: list[LayerStats] = []
     for l, ls in enumerate(shard.layers, start=1):
         split = ls.split  # computed at staging
@@ -109,6 +118,7 @@ def run_worker(
         pieces = [(piece, split.x_recv[src]) for src in sorted(received)
                   if (piece := _piece(received[src], batch)) is not None]
         x, joint, keep = _inputs(rows, rmap, labels, pieces, split)
+        st.rows = x.count
         z_bnd = product(x, split.w_boundary)
         if keep is None:  # rows already joined: the interior part follows the joint rows
             z_int = z_int.take(rmap.map[joint.first])
@@ -171,7 +181,9 @@ def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, s
     When every piece has this worker's row map (workers in step), the inputs are assembled
     without any gather and rows merged by the labels are dropped from the layer's output
     instead (`keep`), block by block while in cache; a merged row stays merged, as a layer
-    maps equal rows to equal rows. Otherwise the pieces' rows are gathered into the joint
+    maps equal rows to equal rows. In a layer without interior columns, when many rows
+    merged (`EARLY_MERGE`), they are dropped from the inputs instead, so that the product
+    runs on the joint rows (as the serial kernel's would). Otherwise the pieces' rows are gathered into the joint
     rows first (`keep` is None).
     """
     maps = [rmap.map] + [m for (_, m, _), _ in pieces]
@@ -183,6 +195,10 @@ def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, s
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:
             keep = None  # nothing merged
+        if keep is not None and not len(split.interior) and keep.size <= EARLY_MERGE * rmap.first.size:
+            # No interior product ran on the old rows, so the product can run on the joint
+            # rows already: gathered while assembling, as the serial kernel would compute them.
+            return assemble(parts, len(split.boundary_rows), keep.size, rows=keep), joint, None
         return assemble(parts, len(split.boundary_rows), rmap.first.size), joint, keep
     joint = combine(maps, all_labels)
     parts = [(rows.select(split.x_local_src).take(rmap.map[joint.first]), split.x_local_dst)]

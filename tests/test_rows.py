@@ -130,6 +130,31 @@ def test_assemble_product_and_finish_match_dense_arithmetic(k, u, dense, seed):
 
 
 @SETTINGS
+@given(st.integers(1, 10), st.integers(1, 3 * CHUNK + 10), st.sampled_from(["dense", "csr", "message"]),
+       st.booleans(), st.integers(0, 10**6))
+def test_assembling_a_subset_of_rows_gathers_exactly_those(k, u, other, dense, seed):
+    """`assemble(..., rows=...)` (rows merged before a product) equals assembling every row
+    and then taking those, for each layout of the pieces and neurons taken from a wider piece."""
+    rng = np.random.default_rng(seed)
+    t = rng.random((k, u), dtype=np.float32) * 4
+    t[t < 2] = 0
+    split = np.sort(rng.permutation(k)[:rng.integers(0, k + 1)])
+    rest = np.setdiff1d(np.arange(k), split)
+    junk = rng.random((3, u), dtype=np.float32)  # neurons of the own piece that are not inputs
+    mixed = np.empty((len(split) + 3, u), dtype=np.float32)
+    where = np.sort(rng.permutation(len(split) + 3)[:len(split)])
+    mixed[where], mixed[np.setdiff1d(np.arange(len(split) + 3), where)] = t[split], junk
+    pieces = {"dense": _rows(True, t[rest]), "csr": _rows(False, t[rest]),
+              "message": Rows.of_dense_t(np.ascontiguousarray(t[rest]))}
+    parts = [(_rows(dense, mixed), split, where), (pieces[other], rest)]
+    rows = np.sort(rng.choice(u, rng.integers(1, u + 1), replace=False))
+    got = assemble(parts, k, rows.size, rows=rows)
+    assert got.count == rows.size
+    assert np.array_equal(got.dense_t(), t[:, rows])
+    assert np.array_equal(got.dense_t(), assemble(parts, k, u).take(rows).dense_t())
+
+
+@SETTINGS
 @given(st.integers(0, 9), st.integers(0, 300), st.floats(0, 1), st.sampled_from(["csr", "dense"]),
        st.booleans(), st.booleans(), st.integers(0, 10**6))
 def test_messages_round_trip_bit_for_bit(k, u, density, layout, compress, with_map, seed):
