@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,16 @@ class LayerSplit:
     x_local_src: np.ndarray         # which of the worker's own rows go into the boundary product
     x_local_dst: np.ndarray         # ... and where (positions in boundary_rows)
     x_recv: dict[int, np.ndarray]   # q -> positions in boundary_rows of the rows q sends
+
+    @cached_property
+    def wt_interior(self) -> sp.csc_matrix:
+        """W^T of the interior product (a CSC view), built once: scipy takes ~0.1 ms a layer."""
+        return self.w_interior.T
+
+    @cached_property
+    def wt_boundary(self) -> sp.csc_matrix:
+        """W^T of the boundary product (a CSC view), built once."""
+        return self.w_boundary.T
 
     @classmethod
     def of(cls, w: sp.csr_matrix, local_src: np.ndarray, local_dst: np.ndarray,

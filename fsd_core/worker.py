@@ -108,7 +108,7 @@ def run_worker(
         for dst, pos in ls.send.items():
             channel.send(l, dst, _message(rows, pos, rmap, labels))
         channel.flush()
-        z_int = product(rows, split.w_interior, ls.local_src)
+        z_int = product(rows, split.w_interior, ls.local_src, split.wt_interior)
         st.compute_s += time.perf_counter() - t0
         t1 = time.perf_counter()
         wait_limit = timeout + (launch_grace if l == 1 else 0.0)
@@ -119,7 +119,7 @@ def run_worker(
                   if (piece := _piece(received[src], batch)) is not None]
         x, joint, keep = _inputs(rows, rmap, labels, pieces, split)
         st.rows = x.count
-        z_bnd = product(x, split.w_boundary)
+        z_bnd = product(x, split.w_boundary, wt=split.wt_boundary)
         if keep is None:  # rows already joined: the interior part follows the joint rows
             z_int = z_int.take(rmap.map[joint.first])
         rows, labels = finish([(z_int, split.interior), (z_bnd, split.boundary)], len(ls.cols), x.count,

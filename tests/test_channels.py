@@ -102,6 +102,36 @@ def test_dense_rows_with_a_row_map_arrive_intact(make_channel):
     assert msg.row_map.tolist() == row_map.tolist() and msg.labels.tolist() == labels.tolist()
 
 
+def test_a_row_map_travels_only_when_it_changed(make_channel):
+    """Per (sender, receiver) the map goes once and again only when it changes; the receiver
+    gets it back every layer. An empty block in between (the object channel writes it as a
+    zero-length object, without its map) must not break the chain."""
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender, other = make_channel(run_id, 0), make_channel(run_id, 1), make_channel(run_id, 2)
+    rng = np.random.default_rng(4)
+    rows = rng.random((30, 3), dtype=np.float32) + 1
+    a, b = rng.integers(0, 3, 5000), rng.integers(0, 3, 5000)
+    zero = np.zeros((30, 3), dtype=np.float32)
+    script = [(rows, a), (rows, a.copy()), (zero, b), (rows, b), (rows, b), (rows, a)]
+    sizes = []
+    for layer, (blk, m) in enumerate(script, start=1):
+        before = sender.stats.bytes_sent
+        sender.send(layer, 0, Message(blk, m, None))
+        sender.flush()
+        sizes.append(sender.stats.bytes_sent - before)
+        other.send(layer, 0, Message(rows, b, None))  # another sender's map is its own
+        other.flush()
+        got = dict(receiver.receive(layer, [1, 2], timeout=30))
+        assert got[2].row_map.tolist() == b.tolist()
+        if blk is zero:
+            assert got[1].empty
+            continue
+        assert got[1].row_map.tolist() == m.tolist() and not got[1].repeat_map
+    assert sizes[1] < sizes[0] and sizes[5] > sizes[4]  # a repeat is smaller; a change travels
+    # after the empty block: the object channel sent no map with it, the others did
+    assert (sizes[3] > sizes[4]) if make_channel.kind == "object" else (sizes[3] == sizes[4])
+
+
 def test_duplicates_are_dropped(make_channel):
     run_id = uuid.uuid4().hex[:12]
     receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)

@@ -156,7 +156,7 @@ def test_assembling_a_subset_of_rows_gathers_exactly_those(k, u, other, dense, s
 
 @SETTINGS
 @given(st.integers(0, 9), st.integers(0, 300), st.floats(0, 1), st.sampled_from(["csr", "dense"]),
-       st.booleans(), st.booleans(), st.integers(0, 10**6))
+       st.booleans(), st.sampled_from(["none", "map", "repeat"]), st.integers(0, 10**6))
 def test_messages_round_trip_bit_for_bit(k, u, density, layout, compress, with_map, seed):
     rng = np.random.default_rng(seed)
     t = rng.random((k, u), dtype=np.float32)
@@ -164,13 +164,20 @@ def test_messages_round_trip_bit_for_bit(k, u, density, layout, compress, with_m
     t[rng.random((k, u)) < 0.1] = np.float32(32.0)
     block = sp.csr_matrix(t.T) if layout == "csr" else t
     row_map = labels = None
-    if with_map and u:
+    repeat = with_map == "repeat"
+    if with_map != "none" and u:
         row_map = rng.integers(0, u, rng.integers(0, 100))
         labels = np.minimum(np.arange(u), rng.integers(0, u, u))
-    msg = decode_message(encode_message(Message(block, row_map, labels), compress))
+    encoded = encode_message(Message(block, row_map, labels, repeat and row_map is not None), compress)
+    msg = decode_message(encoded)
     got = msg.block.toarray().T if sp.issparse(msg.block) else msg.block
     assert got.shape == t.shape and got.view(np.uint32).tolist() == t.view(np.uint32).tolist()
-    assert (msg.row_map is None) == (row_map is None)
+    if row_map is not None and repeat:  # the receiver puts the previous map back: only labels travel
+        assert msg.row_map is None and msg.repeat_map and msg.labels.tolist() == labels.tolist()
+        full = encode_message(Message(block, row_map, labels), compress)
+        assert len(encoded) <= len(full) and (len(encoded) < len(full) or row_map.size == 0)
+        return
+    assert (msg.row_map is None) == (row_map is None) and not msg.repeat_map
     if row_map is not None:
         assert msg.row_map.tolist() == row_map.tolist() and msg.labels.tolist() == labels.tolist()
 

@@ -18,6 +18,12 @@ Delivery semantics the base class provides on top of the hooks:
   duplicate frames are dropped, frames of another run are dropped, frames of later layers are
   kept for later, damaged frames are counted and dropped. If a sender is still missing after
   `timeout` seconds it raises `WorkerTimeout` naming the worker, the layer and the senders.
+- A message's row map travels only when it differs from the one of the previous message
+  this channel sent to the same worker (`Message.repeat_map`); `receive()` puts it back from
+  the last one that arrived from that sender. A row map changes only when rows merge, and it
+  is B entries a layer. Sound because a worker receives every message sent to it, layer by
+  layer in order; a transport that drops a message's map (the object channel's zero-length
+  empty blocks) does so before `send` here, so neither side remembers that map.
 - `stats` counts messages, bytes and API requests (by API, and billed in 64 KiB chunks where
   the service bills that way) for the run record and the cost model.
 """
@@ -29,8 +35,9 @@ import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import scipy.sparse as sp
 
 from ..errors import WorkerTimeout
@@ -99,6 +106,8 @@ class Channel(ABC):
         self._nchunks: dict[tuple[int, int], int] = {}
         self._done: set[tuple[int, int]] = set()
         self._ready: dict[int, list[tuple[int, Message]]] = defaultdict(list)
+        self._maps_sent: dict[int, np.ndarray] = {}  # dst -> row map of the last message sent to it
+        self._maps_seen: dict[int, np.ndarray] = {}  # src -> row map of the last message from it
 
     # ------------------------------------------------------------------ public API
     def send(self, layer: int, dst: int, message: Message | sp.spmatrix) -> None:
@@ -106,7 +115,13 @@ class Channel(ABC):
 
         May be buffered until `flush()`.
         """
-        payload = message_parts(as_message(message), self.compress)
+        msg = as_message(message)
+        if msg.row_map is not None:
+            last = self._maps_sent.get(dst)
+            self._maps_sent[dst] = msg.row_map
+            if last is not None and (last is msg.row_map or np.array_equal(last, msg.row_map)):
+                msg = replace(msg, repeat_map=True)
+        payload = message_parts(msg, self.compress)
         frames = frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, self.max_frame_bytes,
                             join=not self.scatter)
         self.stats.messages_sent += len(frames)
@@ -128,10 +143,10 @@ class Channel(ABC):
         pending = set(senders)
         deadline = time.monotonic() + timeout
         while True:
-            for src, block in self._ready.pop(layer, []):
+            for src, msg in self._ready.pop(layer, []):
                 if src in pending:
                     pending.discard(src)
-                    yield src, block
+                    yield src, self._with_row_map(src, msg)
             if not pending:
                 return
             remaining = deadline - time.monotonic()
@@ -158,6 +173,16 @@ class Channel(ABC):
         """Return frames that arrived for this worker, waiting at most `timeout` seconds."""
 
     # ------------------------------------------------------------------ shared logic
+    def _with_row_map(self, src: int, msg: Message) -> Message:
+        """Put a repeated row map back (messages reach here layer by layer, in order)."""
+        if msg.repeat_map:
+            if src not in self._maps_seen:
+                raise ValueError(f"worker {self.worker}: worker {src} repeated a row map it never sent")
+            return replace(msg, row_map=self._maps_seen[src], repeat_map=False)
+        if msg.row_map is not None:
+            self._maps_seen[src] = msg.row_map
+        return msg
+
     def _accept(self, frame: bytes) -> None:
         """Sort one raw frame: drop foreign, damaged and duplicate ones; reassemble chunks."""
         try:

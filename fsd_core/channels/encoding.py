@@ -78,8 +78,9 @@ _DENSE_PREFIX = struct.Struct("<IBII")
 _DENSE_BODY = struct.Struct("<III")
 _D_RAW = 0x04  # k x u float32 verbatim (an in-memory channel's choice)
 _D_FULL = 0x02  # no zero entry: no bitmap
-# Row-map section: checksum, batch B, block rows u, labels present (0/1), map section length.
+# Row-map section: checksum, batch B, block rows u, flags, map section length.
 _ROWMAP_PREFIX = struct.Struct("<IIIBI")
+_RM_LABELS, _RM_REPEAT = 0x01, 0x02  # labels follow; the map is the sender's previous one (not sent)
 
 # Measured (docs/encoding.md): level 3 matches zlib level 3's size at half its time; level 6
 # saves 2-9% for 1.5-2x the time.
@@ -248,12 +249,16 @@ class Message:
     `block` is a u x k CSR matrix, or a k x u float32 array (dense rows as columns, the
     workers' layout). `row_map` (B,) gives each batch row's row of the block (None: the block's
     rows are the batch rows); `labels` (u,) the index of each row's first equal row among the
-    sender's rows (None: all distinct).
+    sender's rows (None: all distinct). `repeat_map`: the row map is the one the sender's
+    previous message to this receiver carried, so only its size travels (a row map changes
+    only when rows merge, and it is B entries a layer); the receiver puts it back, and
+    decoding leaves `row_map` None.
     """
 
     block: sp.spmatrix | np.ndarray
     row_map: np.ndarray | None = None
     labels: np.ndarray | None = None
+    repeat_map: bool = False
 
     @property
     def empty(self) -> bool:
@@ -282,7 +287,7 @@ def message_parts(msg: Message, compress: bool = True) -> list:
     parts = section[:]
     if msg.row_map is not None:
         kind |= _ROWMAP
-        parts.append(_encode_row_map(msg.row_map, msg.labels, _rows_of(msg.block)))
+        parts.append(_encode_row_map(msg.row_map, msg.labels, _rows_of(msg.block), msg.repeat_map))
     elif msg.labels is not None:
         raise ValueError("labels need a row map")
     return [_ENVELOPE.pack(kind, sum(memoryview(p).nbytes for p in section))] + parts
@@ -303,12 +308,12 @@ def decode_message(payload: bytes) -> Message:
         block = _decode_dense(view[start:end]) if kind & _DENSE else decode_block(view[start:end])
         if not kind & _ROWMAP:
             return Message(block)
-        row_map, labels = _decode_row_map(view[end:], _rows_of(block))
+        row_map, labels, repeat = _decode_row_map(view[end:], _rows_of(block))
     except FrameError:
         raise
     except (ValueError, IndexError, OverflowError, MemoryError, struct.error, zstandard.ZstdError) as exc:
         raise FrameError(f"bad payload: {exc}") from None
-    return Message(block, row_map, labels)
+    return Message(block, row_map, labels, repeat)
 
 
 def _rows_of(block) -> int:
@@ -382,35 +387,42 @@ def _decode_dense(view: memoryview) -> np.ndarray:
     return out
 
 
-def _encode_row_map(row_map: np.ndarray, labels: np.ndarray | None, rows: int) -> bytes:
+def _encode_row_map(row_map: np.ndarray, labels: np.ndarray | None, rows: int, repeat: bool = False) -> bytes:
     row_map = np.asarray(row_map)
     batch = row_map.size
-    if batch > MAX_ROWS or (batch and not (0 <= int(row_map.min()) and int(row_map.max()) < rows)):
+    if batch > MAX_ROWS or (batch and not repeat and not (0 <= int(row_map.min()) and int(row_map.max()) < rows)):
         raise ValueError(f"row map of {batch} entries does not fit a block of {rows} rows")
     dt = _uint_for(max(rows - 1, 0))
-    s1 = _compress(_planes(row_map.astype(dt))) if batch else b""
+    s1 = _compress(_planes(row_map.astype(dt))) if batch and not repeat else b""
     s2 = b""
     if labels is not None:
         labels = np.asarray(labels)
         if labels.size != rows or (rows and not (0 <= int(labels.min()) and int(labels.max()) < rows)):
             raise ValueError(f"labels of {labels.size} entries do not fit a block of {rows} rows")
         s2 = _compress(_planes(labels.astype(dt))) if rows else b""
-    head = _ROWMAP_PREFIX.pack(0, batch, rows, 1 if labels is not None else 0, len(s1))
+    flags = (_RM_LABELS if labels is not None else 0) | (_RM_REPEAT if repeat else 0)
+    head = _ROWMAP_PREFIX.pack(0, batch, rows, flags, len(s1))
     return _with_checksum(head + s1 + s2)
 
 
-def _decode_row_map(view: memoryview, rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _decode_row_map(view: memoryview, rows: int) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
     if len(view) < _ROWMAP_PREFIX.size:
         raise FrameError("row-map section shorter than its prefix")
-    check, batch, nrows, has_labels, s1_len = _ROWMAP_PREFIX.unpack_from(view)
+    check, batch, nrows, flags, s1_len = _ROWMAP_PREFIX.unpack_from(view)
     if checksum(view[4:]) != check:
         raise FrameError("payload checksum mismatch")
-    if nrows != rows or batch > MAX_ROWS or has_labels > 1:
+    if nrows != rows or batch > MAX_ROWS or flags & ~(_RM_LABELS | _RM_REPEAT):
         raise FrameError("row map disagrees with its block")
+    has_labels, repeat = bool(flags & _RM_LABELS), bool(flags & _RM_REPEAT)
     dt = _uint_for(max(rows - 1, 0))
     pos = _ROWMAP_PREFIX.size
-    s1 = _decompress(view[pos:pos + s1_len], batch * dt.itemsize, len(view[pos:pos + s1_len]))
-    row_map = _unplanes(s1, batch, dt).astype(np.int64)
+    row_map = None
+    if repeat:
+        if s1_len:
+            raise FrameError("a repeated row map with a map section")
+    else:
+        s1 = _decompress(view[pos:pos + s1_len], batch * dt.itemsize, len(view[pos:pos + s1_len]))
+        row_map = _unplanes(s1, batch, dt).astype(np.int64)
     pos += s1_len
     labels = None
     if has_labels:
@@ -418,9 +430,10 @@ def _decode_row_map(view: memoryview, rows: int) -> tuple[np.ndarray, np.ndarray
         labels = _unplanes(s2, rows, dt).astype(np.int64)
     elif pos != len(view):
         raise FrameError("trailing bytes after the row map")
-    if (batch and int(row_map.max()) >= rows) or (labels is not None and rows and int(labels.max()) >= rows):
+    if (row_map is not None and batch and int(row_map.max()) >= rows) or \
+            (labels is not None and rows and int(labels.max()) >= rows):
         raise FrameError("row map entry out of range")
-    return row_map, labels
+    return row_map, labels, repeat
 
 
 # ---------------------------------------------------------------------------- encode helpers

@@ -14,6 +14,7 @@ every layer). A missed ring only costs the fallback poll interval (`POLL_MAX`).
 from __future__ import annotations
 
 import errno
+import itertools
 import mmap
 import os
 import select
@@ -57,17 +58,23 @@ class LocalChannel(Channel):
         # Read-write, so the pipe never reports end-of-file while no sender has it open.
         self._bell = os.open(bell, os.O_RDWR | os.O_NONBLOCK)
         self._rings: dict[int, int] = {}  # dst -> write end of its doorbell
+        self._inboxes: dict[int, Path] = {}
+        # Frame names: unique per send (a frame sent twice is delivered twice); the channel's
+        # own token keeps them apart from other senders' and from a restarted worker's.
+        self._serial = (f"{uuid.uuid4().hex[:8]}-{n}" for n in itertools.count())
 
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "LocalChannel":
         return cls(run_id, worker, config["root"])
 
     def _send_frames(self, layer: int, dst: int, frames: list) -> None:
-        inbox = self.root / f"w{dst}"
-        inbox.mkdir(parents=True, exist_ok=True)
+        inbox = self._inboxes.get(dst)
+        if inbox is None:  # once per destination: a layer's sends are on the critical path
+            inbox = self._inboxes[dst] = self.root / f"w{dst}"
+            inbox.mkdir(parents=True, exist_ok=True)
         for k, frame in enumerate(frames):
-            name = f"{layer}.{self.worker}.{k}.{uuid.uuid4().hex[:8]}"
-            tmp = inbox / f".{name}.tmp"
+            name = f"{layer}.{self.worker}.{k}.{next(self._serial)}"
+            tmp = os.path.join(inbox, f".{name}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 for part in frame if isinstance(frame, list) else [frame]:
@@ -76,7 +83,7 @@ class LocalChannel(Channel):
                         view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
-            os.replace(tmp, inbox / name)
+            os.replace(tmp, os.path.join(inbox, name))
             self.stats.count("local:write")
         self._ring(dst)
 
