@@ -282,7 +282,8 @@ def test_handler_imports_and_runs_from_the_zip_alone(real_package, tmp_path, rx)
     code = (f"import sys, json, importlib.util\nsys.path.insert(0, {str(root)!r})\n"
             "import fsd_core.handler, numpy, scipy, scipy.sparse, xxhash, zstandard\n"
             "out = fsd_core.handler.handler(json.loads(sys.argv[1]))\n"
-            "print(json.dumps({'result': out, 'files': [m.__file__ for m in (fsd_core.handler, numpy, scipy, xxhash, zstandard)],"
+            "print(json.dumps({'result': out,"
+            " 'files': [m.__file__ for m in (fsd_core.handler, numpy, scipy, xxhash, zstandard)],"
             " 'boto3': importlib.util.find_spec('boto3') is not None, 'path': sys.path}))")
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, json.dumps(event)], capture_output=True,
                           text=True, cwd=tmp_path, env={"PATH": os.environ.get("PATH", "/usr/bin")}, timeout=120)
