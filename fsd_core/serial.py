@@ -158,7 +158,7 @@ def _step(ys, w: sp.csr_matrix, bias: np.ndarray, ymax: float, pool, workers: in
         apply_bias_relu_clamp_dense(z, col_bias, ymax)
         live = z.any(axis=0)
         if not live.all():
-            z = np.ascontiguousarray(z[:, live])
+            z = np.take(z, np.flatnonzero(live), axis=1)  # C order in one copy (z[:, live] is not)
         return z, live, np.count_nonzero(z), _column_keys(z, mult)
 
     out = _map(pool, block_step, ys)
