@@ -23,11 +23,17 @@ of the session, and *paired*: each local run against a serial run made just befo
 median and the worst of those ratios. This 2-vCPU VM's speed drifts by tens of percent
 within minutes; a pair sees the same machine, so the paired ratios do not depend on when in
 the session each side happened to run.
+
+The machine's own ceiling comes first: the serial kernel alone, then in two processes at
+once (each the whole batch, started together), alternately. Two cores share the caches and
+the memory bus, so each concurrent run is slower than a lone one by some factor s; P=2 workers
+that split the work perfectly, with no messages at all, would still reach at most 2/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import statistics
@@ -54,6 +60,7 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2,4,8")
     ap.add_argument("--partition", default=DEFAULT_METHOD, help="default: the project default (%(default)s)")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--no-ceiling", action="store_true", help="skip the concurrent serial runs")
     args = ap.parse_args()
     workers = [int(p) for p in args.workers.split(",")]
     tuned = keep_freed_memory()
@@ -70,6 +77,8 @@ def main() -> int:
         t1.append(r1.seconds)
         tall.append(ra.seconds)
         ref = r1
+    if not args.no_ceiling:
+        ceiling(model, inputs, max(3, args.repeat))
     rows: list[tuple] = [None, None]  # the serial rows, filled in at the end
     footprint: list[str] = []
     for p in workers:
@@ -126,6 +135,31 @@ def main() -> int:
     if footprint:
         print("\n" + "\n".join(footprint))
     return 0 if all(r[-1] for r in rows) else 1
+
+
+def ceiling(model, inputs, repeat: int, k: int = 2) -> None:
+    """The serial kernel alone and as k simultaneous processes, alternately: the slowdown s
+    that sharing the machine costs, and the speed-up ceiling k/s it implies."""
+    ctx = multiprocessing.get_context("fork")  # the children share the model already in memory
+    alone, together = [], []
+    for _ in range(repeat):
+        alone.append(serial.infer(model, inputs, threads=1).seconds)
+        start, results = ctx.Barrier(k), ctx.Queue()
+        procs = [ctx.Process(target=_serial_at_barrier, args=(model, inputs, start, results)) for _ in range(k)]
+        for proc in procs:
+            proc.start()
+        together += [results.get() for _ in procs]
+        for proc in procs:
+            proc.join()
+    slow = statistics.median(together) / statistics.median(alone)
+    print(f"machine ceiling: serial kernel alone median {statistics.median(alone):.2f} s, {k} at once median "
+          f"{statistics.median(together):.2f} s each ({len(together)} runs): slowdown {slow:.2f}, "
+          f"so P={k} reaches at most {k / slow:.2f}x here")
+
+
+def _serial_at_barrier(model, inputs, start, results) -> None:
+    start.wait()
+    results.put(serial.infer(model, inputs, threads=1).seconds)
 
 
 if __name__ == "__main__":
