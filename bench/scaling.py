@@ -148,7 +148,7 @@ def ceiling(model, inputs, repeat: int, k: int = 2) -> None:
         procs = [ctx.Process(target=_serial_at_barrier, args=(model, inputs, start, results)) for _ in range(k)]
         for proc in procs:
             proc.start()
-        together += [results.get() for _ in procs]
+        together += [results.get(timeout=600) for _ in procs]  # a crashed child: an error, not a hang
         for proc in procs:
             proc.join()
     slow = statistics.median(together) / statistics.median(alone)
