@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _sparse_to_blocks, _take,
-                     activate, apply_bias_relu_clamp_dense, block_labels, csr_labels)
+                     activate, apply_bias_relu_clamp_dense, block_labels, block_starts, column_spans, csr_labels)
 
 
 @dataclass
@@ -116,7 +116,8 @@ class Rows:
 
     def gather_into(self, out: np.ndarray, pos: np.ndarray, idx: np.ndarray, src: np.ndarray | None) -> None:
         """`out[pos] = self.dense_t()[src][:, idx]` without the whole copy: per block the
-        columns `idx` (ascending) fall in, a column take, then neurons `src` (None: all).
+        columns `idx` (ascending) fall in, neurons `src` (None: all), then a column take
+        (`serial.gather_chunk` without the neuron selection).
 
         Taking columns of the k x c blocks is a strided gather, several times a row take;
         callers use it where it saves more than it costs (rows merged before a product)."""
@@ -124,17 +125,13 @@ class Rows:
             m = self.csr[idx]
             out[pos] = (m if src is None else m[:, src]).toarray().T
             return
-        ends = np.cumsum([b.shape[1] for b in self.blocks])
-        cut = np.searchsorted(idx, ends)  # idx[cut[k-1]:cut[k]] fall in block k
-        start = 0
-        for k, b in enumerate(self.blocks):
-            a, z = (cut[k - 1] if k else 0), cut[k]
-            if z > a:
-                piece = np.take(b, idx[a:z] - start, axis=1)
-                out[pos, a:z] = piece if src is None else np.take(piece, src, axis=0)
-            start = ends[k]
-            if z == idx.size:
-                break
+        starts = block_starts(self.blocks)
+        for k, a, z in column_spans(starts, idx):
+            b, cols = self.blocks[k], idx[a:z] - starts[k]
+            if src is not None:  # copy the neurons' rows first (contiguous, cheap), only the columns' span
+                b = np.take(b[:, cols[0]:cols[-1] + 1], src, axis=0)
+                cols = cols - cols[0]
+            out[pos, a:z] = np.take(b, cols, axis=1)
 
     def to_csr(self) -> sp.csr_matrix:
         if self.csr is not None:

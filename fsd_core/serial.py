@@ -313,22 +313,50 @@ def _rows(ys) -> int:
 
 
 def _take(ys, rows: np.ndarray):
-    """Rows `rows` (sorted) of a CSR matrix or of a dense block list (re-blocked)."""
+    """Rows `rows` (any order, repeats allowed) of a CSR matrix or of a dense block list
+    (gathered straight into `CHUNK`-wide blocks)."""
     if sp.issparse(ys):
         return ys[rows]
-    return _blocks_of(_gather_columns(ys, rows))
+    starts = block_starts(ys)
+    return [gather_chunk(ys, starts, rows[lo:lo + CHUNK]) for lo in range(0, rows.size, CHUNK)]
 
 
 def _gather_columns(blocks: list[np.ndarray], cols: np.ndarray) -> np.ndarray:
-    """N x len(cols) array of the given global columns of a block list."""
-    widths = np.array([b.shape[1] for b in blocks])
-    starts = np.concatenate(([0], np.cumsum(widths)))
-    which = np.searchsorted(starts, cols, side="right") - 1
+    """N x len(cols) array of the given global columns (any order) of a block list."""
+    starts = block_starts(blocks)
     out = np.empty((blocks[0].shape[0], cols.size), dtype=np.float32)
-    for k in np.unique(which):  # one gather per block (a few dozen), not per column
-        sel = which == k
-        out[:, sel] = blocks[k][:, cols[sel] - starts[k]]
+    for lo in range(0, cols.size, CHUNK):
+        out[:, lo:lo + CHUNK] = gather_chunk(blocks, starts, cols[lo:lo + CHUNK])
     return out
+
+
+def block_starts(blocks: list[np.ndarray]) -> np.ndarray:
+    """The first global column of every block, and one past the last."""
+    return np.cumsum([0] + [b.shape[1] for b in blocks])
+
+
+def column_spans(starts: np.ndarray, cols: np.ndarray) -> list[tuple[int, int, int]]:
+    """(k, a, z) for every block k that ascending `cols[a:z]` fall in."""
+    cut = np.searchsorted(cols, starts)
+    return [(k, cut[k], cut[k + 1]) for k in np.flatnonzero(cut[1:] > cut[:-1]).tolist()]
+
+
+def gather_chunk(blocks: list[np.ndarray], starts: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """N x len(cols) C-order array of columns `cols` (any order) of a block list.
+
+    One C-order take per block the columns fall in (`b[:, idx]` and boolean column masks
+    run several times slower): sorted first if need be, then put back in order. Meant for
+    a few hundred columns at a time (`CHUNK`), so the result stays in cache."""
+    order = None if cols.size < 2 or (cols[1:] >= cols[:-1]).all() else np.argsort(cols, kind="stable")
+    ordered = cols if order is None else cols[order]
+    out = np.empty((blocks[0].shape[0] if blocks else 0, cols.size), dtype=np.float32)
+    for k, a, z in column_spans(starts, ordered):
+        out[:, a:z] = np.take(blocks[k], ordered[a:z] - starts[k], axis=1)
+    if order is None:
+        return out
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    return np.take(out, back, axis=1)
 
 
 def _blocks_of(full: np.ndarray) -> list[np.ndarray]:

@@ -244,3 +244,24 @@ def test_dense_activation_without_positive_bias_matches_the_masked_rule(seed):
     mixed[0] = 0.5  # one positive bias: the masked path, zeros stay zero
     expected = np.clip(np.where(z != 0, z + mixed, z), 0, ymax).astype(np.float32)
     assert serial.apply_bias_relu_clamp_dense(z.copy(), mixed, ymax).tobytes() == expected.tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=5), st.integers(1, 9), st.integers(0, 700),
+       st.booleans(), st.integers(0, 10**6))
+def test_column_gathers_equal_fancy_indexing(widths, n, count, ascending, seed):
+    """`_take` and `_gather_columns` (per-block C-order takes, sorted and put back) equal numpy's
+    `full[:, cols]` for blocks of any widths and columns in any order, repeats included;
+    `_take`'s blocks are CHUNK wide and C-ordered, as the layer loop expects."""
+    rng = np.random.default_rng(seed)
+    blocks = [rng.random((n, w), dtype=np.float32) for w in widths]
+    full = np.concatenate(blocks, axis=1)
+    cols = rng.integers(0, full.shape[1], count) if full.shape[1] else np.zeros(0, np.int64)
+    if ascending:
+        cols = np.sort(cols)
+    assert np.array_equal(serial._gather_columns(blocks, cols), full[:, cols])
+    taken = serial._take(blocks, cols)
+    assert [b.shape[1] for b in taken] == [min(serial.CHUNK, cols.size - lo) for lo in range(0, cols.size, serial.CHUNK)]
+    assert all(b.flags.c_contiguous for b in taken)
+    got = np.concatenate(taken, axis=1) if taken else np.zeros((n, 0), np.float32)
+    assert np.array_equal(got, full[:, cols])
