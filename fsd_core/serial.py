@@ -349,6 +349,8 @@ def gather_chunk(blocks: list[np.ndarray], starts: np.ndarray, cols: np.ndarray)
     a few hundred columns at a time (`CHUNK`), so the result stays in cache."""
     order = None if cols.size < 2 or (cols[1:] >= cols[:-1]).all() else np.argsort(cols, kind="stable")
     ordered = cols if order is None else cols[order]
+    if ordered.size and (ordered[0] < 0 or ordered[-1] >= starts[-1]):
+        raise IndexError(f"columns {ordered[0]}..{ordered[-1]} of a block list with {starts[-1]}")
     out = np.empty((blocks[0].shape[0] if blocks else 0, cols.size), dtype=np.float32)
     for k, a, z in column_spans(starts, ordered):
         out[:, a:z] = np.take(blocks[k], ordered[a:z] - starts[k], axis=1)

@@ -265,3 +265,11 @@ def test_column_gathers_equal_fancy_indexing(widths, n, count, ascending, seed):
     assert all(b.flags.c_contiguous for b in taken)
     got = np.concatenate(taken, axis=1) if taken else np.zeros((n, 0), np.float32)
     assert np.array_equal(got, full[:, cols])
+
+
+def test_column_gathers_reject_columns_past_the_blocks():
+    blocks = [np.ones((3, 4), np.float32), np.ones((3, 2), np.float32)]
+    with pytest.raises(IndexError):
+        serial._gather_columns(blocks, np.array([1, 6]))
+    with pytest.raises(IndexError):
+        serial._take(blocks, np.array([-1, 2]))
