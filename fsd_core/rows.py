@@ -27,7 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _sparse_to_blocks, _take,
-                     activate, apply_bias_relu_clamp_dense, block_labels, block_starts, column_spans, csr_labels)
+                     activate, apply_bias_relu_clamp_dense, block_labels, block_starts, csr_labels,
+                     gather_chunk)
 
 
 @dataclass
@@ -115,9 +116,8 @@ class Rows:
         return np.concatenate(pieces, axis=1) if pieces else np.zeros((self.width, 0), np.float32)
 
     def gather_into(self, out: np.ndarray, pos: np.ndarray, idx: np.ndarray, src: np.ndarray | None) -> None:
-        """`out[pos] = self.dense_t()[src][:, idx]` without the whole copy: per block the
-        columns `idx` (ascending) fall in, neurons `src` (None: all), then a column take
-        (`serial.gather_chunk` without the neuron selection).
+        """`out[pos] = self.dense_t()[src][:, idx]` without the whole copy (`serial.gather_chunk`;
+        `src`: which neurons, None: all).
 
         Taking columns of the k x c blocks is a strided gather, several times a row take;
         callers use it where it saves more than it costs (rows merged before a product)."""
@@ -125,13 +125,7 @@ class Rows:
             m = self.csr[idx]
             out[pos] = (m if src is None else m[:, src]).toarray().T
             return
-        starts = block_starts(self.blocks)
-        for k, a, z in column_spans(starts, idx):
-            b, cols = self.blocks[k], idx[a:z] - starts[k]
-            if src is not None:  # copy the neurons' rows first (contiguous, cheap), only the columns' span
-                b = np.take(b[:, cols[0]:cols[-1] + 1], src, axis=0)
-                cols = cols - cols[0]
-            out[pos, a:z] = np.take(b, cols, axis=1)
+        out[pos] = gather_chunk(self.blocks, block_starts(self.blocks), idx, src)
 
     def to_csr(self) -> sp.csr_matrix:
         if self.csr is not None:

@@ -341,19 +341,27 @@ def column_spans(starts: np.ndarray, cols: np.ndarray) -> list[tuple[int, int, i
     return [(k, cut[k], cut[k + 1]) for k in np.flatnonzero(cut[1:] > cut[:-1]).tolist()]
 
 
-def gather_chunk(blocks: list[np.ndarray], starts: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """N x len(cols) C-order array of columns `cols` (any order) of a block list.
+def gather_chunk(blocks: list[np.ndarray], starts: np.ndarray, cols: np.ndarray,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """N x len(cols) C-order array of columns `cols` (any order) of a block list; with `rows`,
+    only those of the N rows (len(rows) x len(cols)).
 
     One C-order take per block the columns fall in (`b[:, idx]` and boolean column masks
-    run several times slower): sorted first if need be, then put back in order. Meant for
+    run several times slower), after copying the block's `rows` over the columns' span (row
+    copies are contiguous, cheap): sorted first if need be, then put back in order. Meant for
     a few hundred columns at a time (`CHUNK`), so the result stays in cache."""
     order = None if cols.size < 2 or (cols[1:] >= cols[:-1]).all() else np.argsort(cols, kind="stable")
     ordered = cols if order is None else cols[order]
     if ordered.size and (ordered[0] < 0 or ordered[-1] >= starts[-1]):
         raise IndexError(f"columns {ordered[0]}..{ordered[-1]} of a block list with {starts[-1]}")
-    out = np.empty((blocks[0].shape[0] if blocks else 0, cols.size), dtype=np.float32)
+    height = len(rows) if rows is not None else blocks[0].shape[0] if blocks else 0
+    out = np.empty((height, cols.size), dtype=np.float32)
     for k, a, z in column_spans(starts, ordered):
-        out[:, a:z] = np.take(blocks[k], ordered[a:z] - starts[k], axis=1)
+        b, local = blocks[k], ordered[a:z] - starts[k]
+        if rows is not None:
+            b = np.take(b[:, local[0]:local[-1] + 1], rows, axis=0)
+            local = local - local[0]
+        out[:, a:z] = np.take(b, local, axis=1)
     if order is None:
         return out
     back = np.empty_like(order)

@@ -211,4 +211,3 @@ def test_bad_worker_counts_are_refused(tmp_path, capsys, small_generated):
                      "--variant", "local", "--workers", bad])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "workers" in err
-
