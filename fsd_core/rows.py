@@ -13,6 +13,19 @@ derive the same row map and the gathers below are skipped (`take` on the identit
 Merging only pays when it removes at least `MERGE_FRACTION` of the rows, as in the serial
 kernel.
 
+Present rows: the serial kernel drops a row the moment it dies (all zero); a worker cannot
+know that in time (the other workers' neurons of the row arrive with the next layer's
+messages), but a row that is all zero on the worker's own neurons adds nothing to any product
+(a zero input adds an exact zero to every float32 sum), and a dead row is zero on every
+worker. So `finish` keeps only the rows non-zero on the worker's neurons and a *present* list
+(ascending ids among the distinct rows; None: all of them); products run on those alone, and
+messages carry the list. A layer's pieces are placed on the union of their present rows
+(`union_of`: the worker's own rows first, in their order, then the few only others hold), so
+the worker's own rows and its interior product need no placing, and `finish` merges the others
+back into ascending order while it packs the output. On RadiX-Net 4096 at P=2 a locally zero
+row is a dead one for all but 0-3% of them, so the products run on the serial kernel's rows,
+a layer ahead of the merges.
+
 Layouts (as the serial kernel's, for the same reasons): sparse rows are a u x k CSR matrix
 with sorted indices; dense rows are N x c column blocks of at most `CHUNK` rows each, aligned
 at multiples of `CHUNK`, so that `W^T @ block` stays in cache. Every product sums each output
@@ -21,14 +34,14 @@ in ascending input neuron order (see `serial.py`), whatever the layout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
-from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _sparse_to_blocks, _take,
-                     activate, apply_bias_relu_clamp_dense, block_labels, block_starts, csr_labels,
-                     gather_chunk)
+from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _scatter_rows,
+                     _sparse_to_blocks, _take, activate, apply_bias_relu_clamp_dense, block_labels, csr_labels)
 
 
 @dataclass
@@ -38,6 +51,7 @@ class Rows:
     width: int
     csr: sp.csr_matrix | None = None
     blocks: list[np.ndarray] | None = None
+    _starts: list[int] | None = field(default=None, repr=False, compare=False)  # first row of each block
 
     @classmethod
     def of_csr(cls, m: sp.csr_matrix) -> "Rows":
@@ -102,30 +116,18 @@ class Rows:
         """Rows [lo, hi) as a k x (hi - lo) array (a view when they sit in one block)."""
         if self.csr is not None:
             return self.csr[lo:hi].toarray().T
-        start = 0
+        if self._starts is None or len(self._starts) != len(self.blocks) + 1:
+            self._starts = np.cumsum([0] + [b.shape[1] for b in self.blocks]).tolist()
+        starts = self._starts
+        k = bisect.bisect_right(starts, lo) - 1
         pieces = []
-        for b in self.blocks:
-            end = start + b.shape[1]
-            if end > lo and start < hi:
-                pieces.append(b[:, max(lo, start) - start:min(hi, end) - start])
-            if end >= hi:
-                break
-            start = end
+        while k < len(self.blocks) and starts[k] < hi:
+            b = self.blocks[k]
+            pieces.append(b[:, max(lo, starts[k]) - starts[k]:min(hi, starts[k + 1]) - starts[k]])
+            k += 1
         if len(pieces) == 1:
             return pieces[0]
         return np.concatenate(pieces, axis=1) if pieces else np.zeros((self.width, 0), np.float32)
-
-    def gather_into(self, out: np.ndarray, pos: np.ndarray, idx: np.ndarray, src: np.ndarray | None) -> None:
-        """`out[pos] = self.dense_t()[src][:, idx]` without the whole copy (`serial.gather_chunk`;
-        `src`: which neurons, None: all).
-
-        Taking columns of the k x c blocks is a strided gather, several times a row take;
-        callers use it where it saves more than it costs (rows merged before a product)."""
-        if self.csr is not None:
-            m = self.csr[idx]
-            out[pos] = (m if src is None else m[:, src]).toarray().T
-            return
-        out[pos] = gather_chunk(self.blocks, block_starts(self.blocks), idx, src)
 
     def to_csr(self) -> sp.csr_matrix:
         if self.csr is not None:
@@ -215,34 +217,30 @@ def _first_occurrence(key: np.ndarray) -> RowMap:
 
 
 # --------------------------------------------------------------------------- layer arithmetic
-def assemble(parts: list[tuple], width: int, count: int, rows: np.ndarray | None = None) -> Rows:
-    """Rows of `width` neurons from pieces, all with `count` rows: (rows, positions) or
-    (rows, positions, which of its neurons; None: all). With `rows` (ascending), only those
-    rows of the pieces, gathered while assembling (`count` is then their number).
+def assemble(parts: list[tuple], width: int, count: int) -> Rows:
+    """Rows of `width` neurons and `count` rows from pieces: (rows, positions), or
+    (rows, positions, which of its neurons (None: all), where its rows go among the `count`
+    (ascending; None: row i is row i)).
 
-    Dense if any piece is, else CSR with sorted indices. Positions not covered are zero.
+    Dense if any piece is, else CSR with sorted indices. Positions or rows not covered are zero.
     """
-    parts = [(r, pos, _selector(r, p[0] if p else None)) for r, pos, *p in parts]
-    if rows is not None and not any(r.dense for r, _, _ in parts):
-        parts, rows = [(r.take(rows), pos, src) for r, pos, src in parts], None
-    if rows is None and len(parts) == 1 and parts[0][2] is None and _covers(parts[0][:2], width):
+    parts = [(r, pos, _selector(r, p[0] if p else None), p[1] if len(p) > 1 else None) for r, pos, *p in parts]
+    if len(parts) == 1 and parts[0][2] is None and parts[0][3] is None and _covers(parts[0][:2], width):
         return parts[0][0]
-    if any(r.dense for r, _, _ in parts):
-        covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
+    if any(r.dense for r, _, _, _ in parts):
+        covered = sum(len(pos) for r, pos, _, _ in parts if r.width) == width
         blocks = []
         for lo in range(0, count, CHUNK):
             hi = min(count, lo + CHUNK)
             out = (np.empty if covered else np.zeros)((width, hi - lo), dtype=np.float32)
-            for r, pos, src in parts:
-                if not r.width:
-                    continue
-                if rows is not None:
-                    r.gather_into(out, pos, rows[lo:hi], src)
-                else:
-                    out[pos] = r.columns(lo, hi) if src is None else r.columns(lo, hi)[src]
+            for r, pos, src, source in parts:
+                if r.width:
+                    place(out, pos, r, src, source, lo, hi)
             blocks.append(out)
         return Rows(width, blocks=blocks)
-    coos = [(r.select(src).csr.tocoo() if src is not None else r.csr.tocoo(), pos) for r, pos, src in parts]
+    if any(where is not None for _, _, _, where in parts):
+        raise ValueError("sparse pieces hold every row")
+    coos = [(r.select(src).csr.tocoo() if src is not None else r.csr.tocoo(), pos) for r, pos, src, _ in parts]
     coos = [(c, pos) for c, pos in coos if c.nnz]
     if not coos:
         return Rows(width, csr=sp.csr_matrix((count, width), dtype=np.float32))
@@ -252,6 +250,82 @@ def assemble(parts: list[tuple], width: int, count: int, rows: np.ndarray | None
     out = sp.csr_matrix((data, (rows, cols)), shape=(count, width))
     out.sort_indices()
     return Rows(width, csr=out)
+
+
+def place(out: np.ndarray, pos, r: Rows, src: np.ndarray | None, source: np.ndarray | None, lo: int, hi: int) -> None:
+    """`out[pos]` = target rows [lo, hi), taken from `r` (its neurons `src`, None: all): target
+    row t is `r`'s row `source[t]` (-1: none, zero; `source` None: row t).
+
+    Present lists differ in a few rows, so `r`'s rows fall in a few contiguous runs: each is
+    copied (whole rows of a slice, fast) into a block of the target rows, which then goes to
+    `out[pos]` in one pass, as a block without gaps would."""
+    if source is None:
+        cols = r.columns(lo, hi)
+        out[pos] = cols if src is None else cols[src]
+        return
+    s = source[lo:hi]
+    step = (np.diff(s) != 1) | (s[:-1] < 0)
+    if s[0] >= 0 and not step.any():
+        cols = r.columns(int(s[0]), int(s[-1]) + 1)
+        out[pos] = cols if src is None else cols[src]
+        return
+    tmp = np.zeros((r.width, hi - lo), dtype=np.float32)
+    starts = np.flatnonzero(np.concatenate(([True], step))).tolist() + [hi - lo]
+    for i, j in zip(starts[:-1], starts[1:]):
+        if s[i] >= 0:  # (a -1 is a run of its own)
+            tmp[:, i:j] = r.columns(int(s[i]), int(s[i]) + j - i)
+    out[pos] = tmp if src is None else tmp[src]
+
+
+def sources(present: np.ndarray | None, target: np.ndarray | None, count: int) -> np.ndarray | None:
+    """For `place`: which row of a piece holding rows `present` (None: all `count`) each of the
+    target rows `target` (None: all, in order) is; None when it is row t itself."""
+    if present is None and target is None:
+        return None
+    if target is not None and present is not None and present.size == target.size and np.array_equal(present, target):
+        return None
+    total = max(count, int(target.max(initial=-1)) + 1 if target is not None else 0,
+                int(present.max(initial=-1)) + 1 if present is not None else 0)
+    row = np.full(total, -1, dtype=np.int64)
+    if present is None:
+        row[:count] = np.arange(count)
+    else:
+        row[present] = np.arange(present.size)
+    return row if target is None else row[target]
+
+
+def union_of(presents: list[np.ndarray | None]) -> np.ndarray | None:
+    """The rows any of the present lists holds (None: every row): the first list's rows in
+    its order, then the others' (ascending), so that the first piece's rows need no placing."""
+    if any(p is None for p in presents):
+        return None
+    first, rest = presents[0], presents[1:]
+    extra = None
+    for p in rest:
+        if p.size != first.size or not np.array_equal(p, first):
+            more = np.setdiff1d(p, first, assume_unique=True)
+            extra = more if extra is None else np.union1d(extra, more)
+    return first if extra is None or not extra.size else np.concatenate([first, extra])
+
+
+def reindex(r: Rows, present: np.ndarray | None, ids: np.ndarray) -> tuple[Rows, np.ndarray | None]:
+    """Distinct rows `ids` (any order) of rows held as `r` and `present`: the rows it has of
+    them, and which those are (None: all)."""
+    if present is None:
+        return r.take(ids), None
+    phys = np.full(max(int(present[-1]) if present.size else -1, int(ids.max(initial=-1))) + 1, -1, dtype=np.int64)
+    phys[present] = np.arange(present.size)
+    sel = phys[ids]
+    have = np.flatnonzero(sel >= 0)
+    if have.size == ids.size:
+        return r.take(sel), None
+    return r.take(sel[have]), have
+
+
+def full_csr(r: Rows, present: np.ndarray | None, total: int) -> sp.csr_matrix:
+    """All `total` rows as CSR (sorted indices), the absent ones empty."""
+    m = r.to_csr()
+    return m if present is None else _scatter_rows(m, present, total, r.width)
 
 
 def product(x: Rows, w: sp.csr_matrix, src: np.ndarray | None = None, wt: sp.csc_matrix | None = None) -> Rows:
@@ -276,16 +350,24 @@ def _selector(r: Rows, src: np.ndarray | None) -> np.ndarray | None:
     return src
 
 
-def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: np.ndarray, ymax: float,
-           keep: np.ndarray | None = None) -> tuple[Rows, np.ndarray | None]:
-    """A layer's output from its pieces (`assemble`), activated (bias on non-zeros, ReLU,
-    clamp), cut to rows `keep` (ascending; None: all), in the layout its density calls for,
-    and its row labels.
+def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, bias: np.ndarray, ymax: float,
+           keep: np.ndarray | None = None) -> tuple[Rows, np.ndarray | None, np.ndarray | None]:
+    """A layer's output from its pieces ((rows, positions[, where]) as `assemble`'s), activated
+    (bias on non-zeros, ReLU, clamp), cut to the distinct rows `keep` (ascending; None: all),
+    in the layout its density calls for: `(rows, present, labels)`.
 
-    Dense outputs are built, activated, cut and hashed one block at a time, while the block
-    is in cache (the serial kernel's `block_step`); dropping rows there costs next to nothing.
+    The pieces' rows are the distinct rows `rows` (ascending ids among `total`; None: all);
+    the output's are numbered by `keep`. Dense outputs hold only the rows with a non-zero
+    (`present` says which), and are built, activated, cut and hashed one block at a time,
+    while the block is in cache (the serial kernel's `block_step`); dropping rows there costs
+    next to nothing. Sparse outputs hold every row (`present` None).
     """
-    if not any(r.dense for r, _ in parts):
+    parts = [(r, pos, p[0] if p else None) for r, pos, *p in parts]
+    count = total if rows is None else rows.size
+    new_total = total if keep is None else keep.size
+    if not any(r.dense for r, _, _ in parts):
+        if rows is not None:
+            raise ValueError("sparse pieces hold every row")
         z = assemble(parts, width, count).csr
         y = activate(z, bias, ymax)
         y.sort_indices()
@@ -294,44 +376,120 @@ def finish(parts: list[tuple[Rows, np.ndarray]], width: int, count: int, bias: n
         out = Rows(width, csr=y)
         if y.nnz > DENSE_THRESHOLD * y.shape[0] * y.shape[1]:
             out = Rows(width, blocks=_sparse_to_blocks(y))
-        return out, out.labels()
+        return out, None, out.labels()
+    ids = np.arange(total) if rows is None else rows  # each target row's distinct-row id
+    kept = None if keep is None else np.isin(ids, keep, assume_unique=True)
+    new_ids = ids if keep is None else np.searchsorted(keep, ids)
     col_bias = bias[:, None]
     mult = _hash_multipliers(width)[:, None]
-    covered = sum(len(pos) for r, pos in parts if r.width) == width
-    whole = [r for r, pos in parts if r.dense and _covers((r, pos), width)]  # one piece is all of it
+    covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
+    whole = [r for r, pos, source in parts if r.dense and source is None and _covers((r, pos), width)]
     bounds = np.cumsum([0] + [b.shape[1] for b in whole[0].blocks]) if whole else range(0, count + CHUNK, CHUNK)
-    packed, keys, alive, nnz = _Aligned(width), [], [], 0
-    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        hi = min(count, hi)
-        if lo >= hi:
-            break
+    spans = [(i, lo, min(count, hi)) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])) if lo < min(count, hi)]
+
+    def finished(i: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Target rows [lo, hi) built, activated and cut: (columns, their target rows, keys, nnz)."""
         if whole:
             b = whole[0].blocks[i]  # a product's own output: finished in place
         else:
             b = (np.empty if covered else np.zeros)((width, hi - lo), dtype=np.float32)
-            for r, pos in parts:
+            for r, pos, source in parts:
                 if r.width:
-                    b[pos] = r.columns(lo, hi)
+                    place(b, pos, r, None, source, lo, hi)
         apply_bias_relu_clamp_dense(b, col_bias, ymax)
-        if keep is not None:
-            a, z = np.searchsorted(keep, [lo, hi])
-            if z - a < hi - lo:
-                b = np.take(b, keep[a:z] - lo, axis=1)  # C order, unlike b[:, idx]
+        live = b.any(axis=0)
+        if kept is not None:
+            live &= kept[lo:hi]
+        at = np.arange(lo, hi)
+        if not live.all():
+            sel = np.flatnonzero(live)
+            b = np.take(b, sel, axis=1)  # C order, unlike b[:, idx]
+            at = at[sel]
+        return b, at, _column_keys(b, mult), int(np.count_nonzero(b))
+
+    packed, keys, present, nnz = _Aligned(width), [], [], 0
+
+    def emit(b: np.ndarray, at_ids: np.ndarray, k: np.ndarray) -> None:
         if b.shape[1]:
             packed.add(b)
-            keys.append(_column_keys(b, mult))
-            alive.append(b.any(axis=0))
-            nnz += int(np.count_nonzero(b))
+            keys.append(k)
+            present.append(at_ids)
+
+    # The target rows are ascending up to `tail`, then come rows only other pieces had
+    # (`union_of`), ascending too: those are finished first and merged in as the rest streams
+    # by, so the output stays in ascending row order, with the copy `_Aligned` makes anyway.
+    descents = np.flatnonzero(ids[1:] < ids[:-1]) if rows is not None else ()
+    tail = int(descents[0]) + 1 if len(descents) else count
+    first_tail = next((j for j, (_, lo, hi) in enumerate(spans) if hi > tail), len(spans))
+    main_bits, extra = [], []
+    for i, lo, hi in spans[first_tail:]:
+        b, at, k, c = finished(i, lo, hi)
+        nnz += c
+        m = int(np.searchsorted(at, tail))
+        if m:
+            main_bits.append((b[:, :m], new_ids[at[:m]], k[:m]))
+        if m < at.size:
+            extra.append((b[:, m:], new_ids[at[m:]], k[m:]))
+    ex = np.concatenate([e[0] for e in extra], axis=1) if extra else np.zeros((width, 0), np.float32)
+    ex_ids = np.concatenate([e[1] for e in extra]) if extra else np.zeros(0, np.int64)
+    ex_keys = np.concatenate([e[2] for e in extra]) if extra else np.zeros(0, np.uint64)
+    done = 0  # extra rows emitted
+
+    def emit_merged(b: np.ndarray, at_ids: np.ndarray, k: np.ndarray) -> None:
+        nonlocal done
+        stop = int(np.searchsorted(ex_ids, at_ids[-1])) if at_ids.size else done
+        if stop <= done:
+            emit(b, at_ids, k)
+            return
+        ins = np.searchsorted(at_ids, ex_ids[done:stop])  # where each extra row goes in this block
+        cuts, first = np.unique(ins, return_index=True)
+        prev = 0
+        for c, f, g in zip(cuts.tolist(), first.tolist(), first[1:].tolist() + [stop - done]):
+            emit(b[:, prev:c], at_ids[prev:c], k[prev:c])
+            emit(ex[:, done + f:done + g], ex_ids[done + f:done + g], ex_keys[done + f:done + g])
+            prev = c
+        emit(b[:, prev:], at_ids[prev:], k[prev:])
+        done = stop
+
+    for i, lo, hi in spans[:first_tail]:
+        b, at, k, c = finished(i, lo, hi)
+        nnz += c
+        emit_merged(b, new_ids[at], k)
+    for b, at_ids, k in main_bits:
+        emit_merged(b, at_ids, k)
+    emit(ex[:, done:], ex_ids[done:], ex_keys[done:])
     blocks = packed.blocks()
     out = Rows(width, blocks=blocks)
-    if not blocks:
-        return out, None
-    if nnz < DENSE_THRESHOLD * 0.5 * width * out.count:
-        out = Rows(width, csr=out.to_csr())
-        return out, out.labels()
-    if out.count <= 1:
-        return out, None
-    return out, block_labels(blocks, np.concatenate(keys), np.concatenate(alive))
+    held = np.concatenate(present) if present else np.zeros(0, dtype=np.int64)
+    if held.size == new_total:
+        held = None
+    stored = out.count
+    if stored and nnz < DENSE_THRESHOLD * 0.5 * width * stored:
+        sparse = Rows.of_csr(full_csr(out, held, new_total))
+        return sparse, None, sparse.labels()
+    labels = block_labels(blocks, np.concatenate(keys), np.ones(stored, dtype=bool)) if stored > 1 else None
+    return out, held, _with_absent(labels, held, new_total)
+
+
+def _with_absent(labels: np.ndarray | None, present: np.ndarray | None, total: int) -> np.ndarray | None:
+    """Labels of all `total` distinct rows from those of the present ones: the absent rows
+    (all zero here) are equal to each other and to nothing else. None when merging would
+    remove fewer than `MERGE_FRACTION` of the rows. (Present rows without labels, because few
+    of them are equal, stay apart: labels may leave equal rows apart, never join unequal ones.)"""
+    if present is None:
+        return labels
+    absent = np.setdiff1d(np.arange(total), present, assume_unique=True)
+    merged = max(absent.size - 1, 0)
+    if labels is not None:
+        merged += int(np.count_nonzero(labels != np.arange(labels.size)))
+    if total <= 1 or merged < MERGE_FRACTION * total:
+        return None
+    out = np.arange(total, dtype=np.int64)
+    if labels is not None:
+        out[present] = present[labels]
+    if absent.size:
+        out[absent] = absent[0]
+    return out
 
 
 class _Aligned:
@@ -396,4 +554,5 @@ def _sorted(m: sp.csr_matrix) -> sp.csr_matrix:
     return m
 
 
-__all__ = ["Rows", "RowMap", "finish", "assemble", "combine", "combine_in_step", "product", "to_layout"]
+__all__ = ["Rows", "RowMap", "finish", "assemble", "combine", "combine_in_step", "full_csr", "place", "product",
+           "reindex", "sources", "to_layout", "union_of"]

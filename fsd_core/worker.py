@@ -30,7 +30,8 @@ import scipy.sparse as sp
 from .channels.base import Channel
 from .channels.encoding import Message
 from .plan import LayerSplit, WorkerShard
-from .rows import RowMap, Rows, assemble, combine, combine_in_step, finish, product, to_layout
+from .rows import (RowMap, Rows, assemble, combine, combine_in_step, finish, full_csr, product, reindex, to_layout,
+                   sources, union_of)
 
 
 @dataclass
@@ -99,6 +100,7 @@ def run_worker(
     rows = Rows.of_csr(inputs)
     labels = rows.labels()  # on the sparse input: O(nnz), 5x faster than on its dense blocks
     rows = to_layout(rows)
+    present = None  # which distinct rows `rows` holds (rows.py); None: all
     rmap = RowMap.identity(batch)
     stats: list[LayerStats] = []
     for l, ls in enumerate(shard.layers, start=1):
@@ -108,7 +110,7 @@ def run_worker(
         st, mark = LayerStats(l), _Snapshot(channel)
         t0 = time.perf_counter()
         for dst, pos in ls.send.items():
-            channel.send(l, dst, _message(rows, pos, rmap, labels))
+            channel.send(l, dst, _message(rows, present, pos, rmap, labels))
         channel.flush()
         z_int = product(rows, split.w_interior, ls.local_src, split.wt_interior)
         st.compute_s += time.perf_counter() - t0
@@ -119,20 +121,23 @@ def run_worker(
         st.wait_s += t2 - t1
         pieces = [(piece, split.x_recv[src]) for src in sorted(received)
                   if (piece := _piece(received[src], batch)) is not None]
-        x, joint, keep = _inputs(rows, rmap, labels, pieces, split)
+        x, union, joint, keep = _inputs(rows, present, rmap, labels, pieces, split)
         st.rows = x.count
         z_bnd = product(x, split.w_boundary, wt=split.wt_boundary)
-        if keep is None:  # rows already joined: the interior part follows the joint rows
-            z_int = z_int.take(rmap.map[joint.first])
-        rows, labels = finish([(z_int, split.interior), (z_bnd, split.boundary)], len(ls.cols), x.count,
-                              ls.bias, shard.ymax, keep)
+        total = rmap.first.size
+        if joint is not rmap and keep is None:  # rows already joined: the interior part follows the joint rows
+            z_int, present = reindex(z_int, present, rmap.map[joint.first])
+            total = joint.first.size
+        parts = [(z_int, split.interior, sources(present, union, total)), (z_bnd, split.boundary)]
+        rows, present, labels = finish(parts, len(ls.cols), union, total, ls.bias, shard.ymax, keep)
         rmap = joint
         st.compute_s += time.perf_counter() - t2
         mark.fill(st)
         stats.append(st)
         if progress:
             progress(l)
-    result = _gather(shard, rows, rmap, labels, channel, timeout + (launch_grace if not shard.layers else 0.0), stats)
+    result = _gather(shard, Rows.of_csr(full_csr(rows, present, rmap.first.size)), rmap, labels, channel,
+                     timeout + (launch_grace if not shard.layers else 0.0), stats)
     channel.settle()  # the gather (and any late layer) delivered, or its error raised here
     return WorkerOutcome(me, stats, result, channel.stats.duplicates, channel.stats.foreign)
 
@@ -177,45 +182,58 @@ def expand(result: Message) -> sp.csr_matrix:
     return out
 
 
-def _inputs(rows: Rows, rmap: RowMap, labels: np.ndarray | None, pieces: list, split: LayerSplit):
-    """The boundary product's input rows, the joint row map, and the rows to keep after it.
+def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.ndarray | None, pieces: list,
+            split: LayerSplit):
+    """The boundary product's input rows, which distinct rows those are (None: all), the joint
+    row map, and the rows to keep after the product.
 
     When every piece has this worker's row map (workers in step), the inputs are assembled
-    without any gather and rows merged by the labels are dropped from the layer's output
-    instead (`keep`), block by block while in cache; a merged row stays merged, as a layer
-    maps equal rows to equal rows. In a layer without interior columns, when many rows
-    merged (`EARLY_MERGE`), they are dropped from the inputs instead, so that the product
-    runs on the joint rows (as the serial kernel's would). Otherwise the pieces' rows are
-    gathered into the joint rows first (`keep` is None).
+    without any gather, on the union of the pieces' present rows, and rows merged by the
+    labels are dropped from the layer's output instead (`keep`), block by block while in
+    cache; a merged row stays merged, as a layer maps equal rows to equal rows. In a layer
+    without interior columns, when many rows merged (`EARLY_MERGE`), they are dropped from the
+    inputs instead, so that the product runs on the joint rows (as the serial kernel's would).
+    Otherwise the pieces' rows are gathered into the joint rows first (`keep` is None).
     """
-    maps = [rmap.map] + [m for (_, m, _), _ in pieces]
-    all_labels = [labels] + [lab for (_, _, lab), _ in pieces]
+    maps = [rmap.map] + [m for (_, m, _, _), _ in pieces]
+    all_labels = [labels] + [lab for (_, _, lab, _), _ in pieces]
     aligned = all(m is rmap.map or np.array_equal(m, rmap.map) for m in maps[1:])
     if aligned:
         joint = combine_in_step(rmap, all_labels)
-        parts = [(rows, split.x_local_dst, split.x_local_src)] + [(r, pos) for (r, _, _), pos in pieces]
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:
             keep = None  # nothing merged
-        if keep is not None and not len(split.interior) and keep.size <= EARLY_MERGE * rmap.first.size:
-            # No interior product ran on the old rows, so the product can run on the joint
-            # rows already: gathered while assembling, as the serial kernel would compute them.
-            return assemble(parts, len(split.boundary_rows), keep.size, rows=keep), joint, None
-        return assemble(parts, len(split.boundary_rows), rmap.first.size), joint, keep
-    joint = combine(maps, all_labels)
-    parts = [(rows.select(split.x_local_src).take(rmap.map[joint.first]), split.x_local_dst)]
-    parts += [(r.take(m[joint.first]), pos) for (r, m, _), pos in pieces]
-    return assemble(parts, len(split.boundary_rows), joint.first.size), joint, None
+        union = union_of([present] + [p for (_, _, _, p), _ in pieces])
+        count = rmap.first.size if union is None else union.size
+        if keep is None or len(split.interior) or \
+                (keep.size if union is None else np.isin(union, keep).sum()) > EARLY_MERGE * count:
+            u = rmap.first.size
+            parts = [(rows, split.x_local_dst, split.x_local_src, sources(present, union, u))]
+            parts += [(r, pos, None, sources(p, union, u)) for (r, _, _, p), pos in pieces]
+            return assemble(parts, len(split.boundary_rows), count), union, joint, keep
+        # No interior product ran on the old rows, so the product can run on the joint rows
+        # already, as the serial kernel would compute them.
+    else:
+        joint = combine(maps, all_labels)
+    held = [reindex(rows.select(split.x_local_src), present, rmap.map[joint.first]) + (split.x_local_dst,)]
+    held += [reindex(r, p, m[joint.first]) + (pos,) for (r, m, _, p), pos in pieces]
+    union = union_of([p for _, p, _ in held])
+    parts = [(r, pos, None, sources(p, union, joint.first.size)) for r, p, pos in held]
+    count = joint.first.size if union is None else union.size
+    return assemble(parts, len(split.boundary_rows), count), union, joint, None
 
 
-def _message(rows: Rows, pos: np.ndarray, rmap: RowMap, labels: np.ndarray | None) -> Message:
-    """Rows `pos` of this worker's neurons, with its row map and labels."""
+def _message(rows: Rows, present: np.ndarray | None, pos: np.ndarray, rmap: RowMap,
+             labels: np.ndarray | None) -> Message:
+    """Rows `pos` of this worker's neurons, with its row map, labels and present rows."""
     block = rows.select(pos).csr if rows.csr is not None else rows.select_t(pos)
-    return Message(block, rmap.map, labels)
+    if present is None:
+        return Message(block, rmap.map, labels)
+    return Message(block, rmap.map, labels, present=present, count=rmap.first.size)
 
 
-def _piece(msg: Message, batch: int) -> tuple[Rows, np.ndarray, np.ndarray | None] | None:
-    """(rows, row map, labels) of a received message; None for an empty one (all zeros)."""
+def _piece(msg: Message, batch: int) -> tuple[Rows, np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """(rows, row map, labels, present rows) of a received message; None for an empty one (all zeros)."""
     block = msg.block
     rows = Rows.of_csr(block) if sp.issparse(block) else Rows.of_dense_t(block)
     if msg.row_map is None:
@@ -223,10 +241,12 @@ def _piece(msg: Message, batch: int) -> tuple[Rows, np.ndarray, np.ndarray | Non
             if rows.count == 0 or rows.nnz == 0:  # a zero-length object: nothing to add
                 return None
             raise ValueError(f"a block of {rows.count} rows without a row map, for a batch of {batch}")
-        return rows, np.arange(batch), None
+        return rows, np.arange(batch), None, None
     if msg.row_map.size != batch:
         raise ValueError(f"a row map of {msg.row_map.size} rows, for a batch of {batch}")
-    return rows, msg.row_map, msg.labels
+    if msg.present is not None and sp.issparse(block):
+        raise ValueError("a sparse block holds every row")
+    return rows, msg.row_map, msg.labels, msg.present
 
 
 def _gather(shard: WorkerShard, rows: Rows, rmap: RowMap, labels: np.ndarray | None, channel: Channel,
@@ -253,10 +273,12 @@ def _gather(shard: WorkerShard, rows: Rows, rmap: RowMap, labels: np.ndarray | N
         received = dict(channel.receive(layer, range(1, shard.workers), timeout))
         st.wait_s = time.perf_counter() - t0
         everything = np.arange(shard.neurons)
-        pieces = [(Rows.of_csr(mine), rmap.map, labels)]
+        pieces = [(Rows.of_csr(mine), rmap.map, labels, None)]
         pieces += [p for src in sorted(received) if (p := _piece(received[src], batch)) is not None]
-        joint = combine([pm for _, pm, _ in pieces], [lab for _, _, lab in pieces])
-        x = assemble([(r.take(pm[joint.first]), everything) for r, pm, _ in pieces], shard.neurons, joint.first.size)
+        joint = combine([pm for _, pm, _, _ in pieces], [lab for _, _, lab, _ in pieces])
+        held = [reindex(r, p, pm[joint.first]) for r, pm, _, p in pieces]
+        x = assemble([(Rows.of_csr(full_csr(r, p, joint.first.size)), everything) for r, p in held], shard.neurons,
+                     joint.first.size)
         result = Message(x.to_csr(), joint.map)
     mark.fill(st)
     stats.append(st)

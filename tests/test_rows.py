@@ -8,7 +8,8 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fsd_core.channels.encoding import FrameError, Message, decode_message, encode_message
-from fsd_core.rows import RowMap, Rows, assemble, combine, combine_in_step, finish, product
+from fsd_core.rows import (RowMap, Rows, assemble, combine, combine_in_step, finish, full_csr, product, reindex,
+                           sources, union_of)
 from fsd_core.serial import CHUNK
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -116,42 +117,86 @@ def test_assemble_product_and_finish_match_dense_arithmetic(k, u, dense, seed):
     assert z.dense_t().T.view(np.uint32).tolist() == ref.astype(np.float32).view(np.uint32).tolist()
     bias = rng.normal(size=5).astype(np.float32)
     keep = np.sort(rng.choice(u, rng.integers(0, u + 1), replace=False))
-    out, labels = finish([(z, np.arange(5))], 5, u, bias, 3.0, keep)
+    out, present, labels = finish([(z, np.arange(5))], 5, None, u, bias, 3.0, keep)
     expected = np.where(ref != 0, ref + bias, 0).clip(0, 3).astype(np.float32)[keep]
-    assert np.array_equal(out.to_csr().toarray(), expected)
+    _check_finished(out, present, labels, expected)
+
+
+def _check_finished(out: Rows, present: np.ndarray | None, labels: np.ndarray | None, expected: np.ndarray) -> None:
+    """`finish`'s output holds exactly `expected` (all rows x neurons): the present rows are
+    the non-zero ones, in aligned blocks, and the labels say exactly which rows are equal."""
+    got = full_csr(out, present, expected.shape[0]).toarray()
+    assert got.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+    if present is not None:  # a dense output holds the rows with a non-zero, ascending
+        assert present.tolist() == np.flatnonzero(expected.any(axis=1)).tolist()
+        assert out.count == present.size
     if out.dense and out.blocks:  # cut rows leave the blocks aligned at multiples of CHUNK (see rows.py)
         assert all(b.shape[1] == CHUNK and b.flags.c_contiguous for b in out.blocks[:-1])
         assert 0 < out.blocks[-1].shape[1] <= CHUNK and out.blocks[-1].flags.c_contiguous
-    if labels is not None:  # labels say exactly which rows are equal
-        got = out.to_csr().toarray()
+    if labels is not None:  # labels merge only equal rows; all of them, but for a few present rows
+        exact = present is None  # (their labels are left out when few are equal: see `_with_absent`)
         for i, rep in enumerate(labels):
-            assert rep <= i and np.array_equal(got[i], got[rep])
-            assert rep == min(j for j in range(len(got)) if np.array_equal(got[j], got[i]))
+            assert rep <= i and labels[rep] == rep and np.array_equal(got[i], got[rep])
+            first = min(j for j in range(len(got)) if np.array_equal(got[j], got[i]))
+            assert rep == first or (not exact and got[i].any())
+
+
+@st.composite
+def present_pieces(draw):
+    """A k x u activation block split by neurons into 1-3 pieces, each holding (present) only
+    some of the rows: the rows it lacks are zero on its neurons, as after `finish`."""
+    k, u = draw(st.integers(1, 10)), draw(st.integers(1, 3 * CHUNK + 10))
+    rng = np.random.default_rng(draw(st.integers(0, 10**6)))
+    t = rng.random((k, u), dtype=np.float32) * 4
+    t[t < 2] = 0
+    owner = rng.integers(0, draw(st.integers(1, 3)), k)
+    pieces = []
+    for p in range(int(owner.max()) + 1):
+        pos = np.flatnonzero(owner == p)
+        held = np.flatnonzero(rng.random(u) < draw(st.sampled_from([0.0, 0.5, 0.97, 1.0])))
+        t[np.ix_(pos, np.setdiff1d(np.arange(u), held))] = 0
+        dense = draw(st.booleans()) or p == 0
+        pieces.append((pos, None if not dense else held))
+    return t, [(pos, _rows(present is not None, t[pos][:, present] if present is not None else t[pos]), present)
+               for pos, present in pieces]
 
 
 @SETTINGS
-@given(st.integers(1, 10), st.integers(1, 3 * CHUNK + 10), st.sampled_from(["dense", "csr", "message"]),
-       st.booleans(), st.integers(0, 10**6))
-def test_assembling_a_subset_of_rows_gathers_exactly_those(k, u, other, dense, seed):
-    """`assemble(..., rows=...)` (rows merged before a product) equals assembling every row
-    and then taking those, for each layout of the pieces and neurons taken from a wider piece."""
+@given(present_pieces(), st.integers(0, 10**6))
+def test_pieces_with_present_rows_assemble_and_finish_exactly(case, seed):
+    """Pieces holding different rows are placed on the union of their rows (the first piece's
+    rows first, `union_of`), and `finish` turns that back into every row, in order."""
+    t, pieces = case
+    k, u = t.shape
     rng = np.random.default_rng(seed)
-    t = rng.random((k, u), dtype=np.float32) * 4
-    t[t < 2] = 0
-    split = np.sort(rng.permutation(k)[:rng.integers(0, k + 1)])
-    rest = np.setdiff1d(np.arange(k), split)
-    junk = rng.random((3, u), dtype=np.float32)  # neurons of the own piece that are not inputs
-    mixed = np.empty((len(split) + 3, u), dtype=np.float32)
-    where = np.sort(rng.permutation(len(split) + 3)[:len(split)])
-    mixed[where], mixed[np.setdiff1d(np.arange(len(split) + 3), where)] = t[split], junk
-    pieces = {"dense": _rows(True, t[rest]), "csr": _rows(False, t[rest]),
-              "message": Rows.of_dense_t(np.ascontiguousarray(t[rest]))}
-    parts = [(_rows(dense, mixed), split, where), (pieces[other], rest)]
-    rows = np.sort(rng.choice(u, rng.integers(1, u + 1), replace=False))
-    got = assemble(parts, k, rows.size, rows=rows)
-    assert got.count == rows.size
-    assert np.array_equal(got.dense_t(), t[:, rows])
-    assert np.array_equal(got.dense_t(), assemble(parts, k, u).take(rows).dense_t())
+    union = union_of([present for _, _, present in pieces])
+    target = np.arange(u) if union is None else union
+    assert np.unique(target).size == target.size
+    assert set(target.tolist()) >= set(np.flatnonzero(t.any(axis=0)).tolist())
+    parts = [(r, pos, None, sources(present, union, u)) for pos, r, present in pieces]
+    x = assemble(parts, k, target.size)
+    assert np.array_equal(x.dense_t(), t[:, target])
+    bias = rng.normal(size=k).astype(np.float32)
+    keep = np.sort(rng.choice(u, rng.integers(0, u + 1), replace=False)) if rng.random() < 0.5 else None
+    out, present, labels = finish([(r, pos, sources(p, union, u)) for pos, r, p in pieces], k, union, u, bias, 3.0,
+                                  keep)
+    expected = np.where(t != 0, t + bias[:, None], 0).clip(0, 3).astype(np.float32).T
+    _check_finished(out, present, labels, expected if keep is None else expected[keep])
+
+
+@SETTINGS
+@given(present_pieces(), st.integers(0, 10**6))
+def test_reindex_takes_the_rows_a_piece_holds(case, seed):
+    t, pieces = case
+    u = t.shape[1]
+    ids = np.random.default_rng(seed).integers(0, u, np.random.default_rng(seed).integers(0, 2 * u))
+    for pos, r, present in pieces:
+        got, held = reindex(r, present, ids)
+        full = np.zeros((len(pos), ids.size), dtype=np.float32)
+        full[:, np.arange(ids.size) if held is None else held] = got.dense_t()
+        assert np.array_equal(full, t[pos][:, ids])
+        if present is not None and held is not None:
+            assert set(ids[held].tolist()) <= set(present.tolist())
 
 
 @SETTINGS
@@ -163,23 +208,30 @@ def test_messages_round_trip_bit_for_bit(k, u, density, layout, compress, with_m
     t[t >= density] = 0
     t[rng.random((k, u)) < 0.1] = np.float32(32.0)
     block = sp.csr_matrix(t.T) if layout == "csr" else t
-    row_map = labels = None
+    row_map = labels = present = count = None
     repeat = with_map == "repeat"
     if with_map != "none" and u:
-        row_map = rng.integers(0, u, rng.integers(0, 100))
-        labels = np.minimum(np.arange(u), rng.integers(0, u, u))
-    encoded = encode_message(Message(block, row_map, labels, repeat and row_map is not None), compress)
+        count = u
+        if layout == "dense" and rng.random() < 0.5:  # the block holds some of `count` rows
+            count = u + int(rng.integers(0, 50))
+            present = np.sort(rng.choice(count, u, replace=False))
+        row_map = rng.integers(0, count, rng.integers(0, 100))
+        labels = np.minimum(np.arange(count), rng.integers(0, count, count))
+    encoded = encode_message(Message(block, row_map, labels, repeat and row_map is not None, present, count), compress)
     msg = decode_message(encoded)
     got = msg.block.toarray().T if sp.issparse(msg.block) else msg.block
     assert got.shape == t.shape and got.view(np.uint32).tolist() == t.view(np.uint32).tolist()
     if row_map is not None and repeat:  # the receiver puts the previous map back: only labels travel
         assert msg.row_map is None and msg.repeat_map and msg.labels.tolist() == labels.tolist()
-        full = encode_message(Message(block, row_map, labels), compress)
+        full = encode_message(Message(block, row_map, labels, present=present, count=count), compress)
         assert len(encoded) <= len(full) and (len(encoded) < len(full) or row_map.size == 0)
         return
     assert (msg.row_map is None) == (row_map is None) and not msg.repeat_map
     if row_map is not None:
         assert msg.row_map.tolist() == row_map.tolist() and msg.labels.tolist() == labels.tolist()
+    assert (msg.present is None) == (present is None) and msg.rows == (count if row_map is not None else u)
+    if present is not None:
+        assert msg.present.tolist() == present.tolist()
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -192,6 +244,9 @@ def test_damaged_messages_are_refused(compress):
             decode_message(payload[:cut])
     with pytest.raises(ValueError):
         encode_message(Message(t, np.array([30]), None))  # row map past the block's rows
+    for present in (np.arange(29), np.arange(30)[::-1], np.arange(30) + 5):  # too few, out of order, past the count
+        with pytest.raises(ValueError):
+            encode_message(Message(t, np.array([0]), None, present=present, count=34))
 
 
 def test_identity_row_map_is_in_step():

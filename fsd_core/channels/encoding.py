@@ -49,7 +49,7 @@ import scipy.sparse as sp
 import xxhash
 import zstandard
 
-ENCODING_VERSION = 4
+ENCODING_VERSION = 5
 MAGIC = b"FD"
 MAX_RUN_ID = 16
 # magic, version, run-id length, layer, src, dst, chunk k, chunk count n, checksum; then the run id
@@ -81,6 +81,7 @@ _D_FULL = 0x02  # no zero entry: no bitmap
 # Row-map section: checksum, batch B, block rows u, flags, map section length.
 _ROWMAP_PREFIX = struct.Struct("<IIIBI")
 _RM_LABELS, _RM_REPEAT = 0x01, 0x02  # labels follow; the map is the sender's previous one (not sent)
+_RM_PRESENT = 0x04  # the block holds only some of the rows: u32 length, then their ascending ids
 
 # Measured (docs/encoding.md): level 3 matches zlib level 3's size at half its time; level 6
 # saves 2-9% for 1.5-2x the time.
@@ -252,13 +253,22 @@ class Message:
     sender's rows (None: all distinct). `repeat_map`: the row map is the one the sender's
     previous message to this receiver carried, so only its size travels (a row map changes
     only when rows merge, and it is B entries a layer); the receiver puts it back, and
-    decoding leaves `row_map` None.
+    decoding leaves `row_map` None. `present` (ascending, with a row map): the block holds only
+    these of the sender's `count` distinct rows, the others are all zero (`rows.Present`);
+    row map and labels then range over all `count` rows.
     """
 
     block: sp.spmatrix | np.ndarray
     row_map: np.ndarray | None = None
     labels: np.ndarray | None = None
     repeat_map: bool = False
+    present: np.ndarray | None = None
+    count: int | None = None
+
+    @property
+    def rows(self) -> int:
+        """The sender's distinct rows the row map and labels refer to."""
+        return _rows_of(self.block) if self.present is None else int(self.count)
 
     @property
     def empty(self) -> bool:
@@ -287,9 +297,10 @@ def message_parts(msg: Message, compress: bool = True) -> list:
     parts = section[:]
     if msg.row_map is not None:
         kind |= _ROWMAP
-        parts.append(_encode_row_map(msg.row_map, msg.labels, _rows_of(msg.block), msg.repeat_map))
-    elif msg.labels is not None:
-        raise ValueError("labels need a row map")
+        parts.append(_encode_row_map(msg.row_map, msg.labels, msg.rows, msg.repeat_map,
+                                     _checked_present(msg.present, msg.rows, _rows_of(msg.block))))
+    elif msg.labels is not None or msg.present is not None:
+        raise ValueError("labels and present rows need a row map")
     return [_ENVELOPE.pack(kind, sum(memoryview(p).nbytes for p in section))] + parts
 
 
@@ -308,12 +319,12 @@ def decode_message(payload: bytes) -> Message:
         block = _decode_dense(view[start:end]) if kind & _DENSE else decode_block(view[start:end])
         if not kind & _ROWMAP:
             return Message(block)
-        row_map, labels, repeat = _decode_row_map(view[end:], _rows_of(block))
+        row_map, labels, repeat, present, count = _decode_row_map(view[end:], _rows_of(block))
     except FrameError:
         raise
     except (ValueError, IndexError, OverflowError, MemoryError, struct.error, zstandard.ZstdError) as exc:
         raise FrameError(f"bad payload: {exc}") from None
-    return Message(block, row_map, labels, repeat)
+    return Message(block, row_map, labels, repeat, present, count)
 
 
 def _rows_of(block) -> int:
@@ -387,31 +398,51 @@ def _decode_dense(view: memoryview) -> np.ndarray:
     return out
 
 
-def _encode_row_map(row_map: np.ndarray, labels: np.ndarray | None, rows: int, repeat: bool = False) -> bytes:
+def _checked_present(present: np.ndarray | None, count: int | None, stored: int) -> np.ndarray | None:
+    if present is None:
+        return None
+    present = np.asarray(present)
+    if count is None or present.size != stored or (present.size and (
+            int(present[0]) < 0 or int(present[-1]) >= count or not (present[1:] > present[:-1]).all())):
+        raise ValueError(f"present rows ({present.size}) do not fit a block of {stored} of {count} rows")
+    return present
+
+
+def _encode_row_map(row_map: np.ndarray, labels: np.ndarray | None, rows: int, repeat: bool = False,
+                    present: np.ndarray | None = None) -> bytes:
     row_map = np.asarray(row_map)
     batch = row_map.size
-    if batch > MAX_ROWS or (batch and not repeat and not (0 <= int(row_map.min()) and int(row_map.max()) < rows)):
+    if batch > MAX_ROWS or rows > MAX_ROWS or \
+            (batch and not repeat and not (0 <= int(row_map.min()) and int(row_map.max()) < rows)):
         raise ValueError(f"row map of {batch} entries does not fit a block of {rows} rows")
     dt = _uint_for(max(rows - 1, 0))
     s1 = _compress(_planes(row_map.astype(dt))) if batch and not repeat else b""
+    s3 = b""
+    if present is not None:
+        s3 = _compress(_planes(present.astype(dt))) if present.size else b""
+        s3 = struct.pack("<II", present.size, len(s3)) + s3
     s2 = b""
     if labels is not None:
         labels = np.asarray(labels)
         if labels.size != rows or (rows and not (0 <= int(labels.min()) and int(labels.max()) < rows)):
             raise ValueError(f"labels of {labels.size} entries do not fit a block of {rows} rows")
         s2 = _compress(_planes(labels.astype(dt))) if rows else b""
-    flags = (_RM_LABELS if labels is not None else 0) | (_RM_REPEAT if repeat else 0)
+    flags = (_RM_LABELS if labels is not None else 0) | (_RM_REPEAT if repeat else 0) | \
+        (_RM_PRESENT if present is not None else 0)
     head = _ROWMAP_PREFIX.pack(0, batch, rows, flags, len(s1))
-    return _with_checksum(head + s1 + s2)
+    return _with_checksum(head + s1 + s3 + s2)
 
 
-def _decode_row_map(view: memoryview, rows: int) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+def _decode_row_map(view: memoryview, stored: int):
+    """(row map, labels, repeat, present, count) of a row-map section; `stored`: the block's rows."""
     if len(view) < _ROWMAP_PREFIX.size:
         raise FrameError("row-map section shorter than its prefix")
-    check, batch, nrows, flags, s1_len = _ROWMAP_PREFIX.unpack_from(view)
+    check, batch, rows, flags, s1_len = _ROWMAP_PREFIX.unpack_from(view)
     if checksum(view[4:]) != check:
         raise FrameError("payload checksum mismatch")
-    if nrows != rows or batch > MAX_ROWS or flags & ~(_RM_LABELS | _RM_REPEAT):
+    has_present = bool(flags & _RM_PRESENT)
+    if (rows != stored and not has_present) or batch > MAX_ROWS or rows > MAX_ROWS or \
+            flags & ~(_RM_LABELS | _RM_REPEAT | _RM_PRESENT):
         raise FrameError("row map disagrees with its block")
     has_labels, repeat = bool(flags & _RM_LABELS), bool(flags & _RM_REPEAT)
     dt = _uint_for(max(rows - 1, 0))
@@ -424,6 +455,21 @@ def _decode_row_map(view: memoryview, rows: int) -> tuple[np.ndarray | None, np.
         s1 = _decompress(view[pos:pos + s1_len], batch * dt.itemsize, len(view[pos:pos + s1_len]))
         row_map = _unplanes(s1, batch, dt).astype(np.int64)
     pos += s1_len
+    present = None
+    if has_present:
+        if len(view) < pos + 8:
+            raise FrameError("present-rows section shorter than its prefix")
+        n, s3_len = struct.unpack_from("<II", view, pos)
+        pos += 8
+        if n != stored or n > rows:
+            raise FrameError("present rows disagree with the block")
+        present = np.zeros(0, np.int64)
+        if n:
+            s3 = _decompress(view[pos:pos + s3_len], n * dt.itemsize, s3_len)
+            present = _unplanes(s3, n, dt).astype(np.int64)
+            if int(present[-1]) >= rows or not (present[1:] > present[:-1]).all():
+                raise FrameError("present rows out of range or out of order")
+        pos += s3_len
     labels = None
     if has_labels:
         s2 = _decompress(view[pos:], rows * dt.itemsize, len(view) - pos)
@@ -433,7 +479,7 @@ def _decode_row_map(view: memoryview, rows: int) -> tuple[np.ndarray | None, np.
     if (row_map is not None and batch and int(row_map.max()) >= rows) or \
             (labels is not None and rows and int(labels.max()) >= rows):
         raise FrameError("row map entry out of range")
-    return row_map, labels, repeat
+    return row_map, labels, repeat, present, (rows if has_present else None)
 
 
 # ---------------------------------------------------------------------------- encode helpers
