@@ -179,6 +179,41 @@ def test_large_block_is_chunked_and_reassembled(make_channel):
     assert same(blk, big)
 
 
+def test_local_frames_are_written_over_once_their_layer_is_spent(tmp_path):
+    """The local channel reuses frame files: a frame's data stays intact while its layer is
+    current (and while a frame that arrived early waits for its layer), and the files a
+    receiver hands back are what the sender writes its next frames into."""
+    from fsd_core.channels.local import LocalChannel
+
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender = LocalChannel(run_id, 0, tmp_path), LocalChannel(run_id, 1, tmp_path)
+    rng = np.random.default_rng(0)
+    blocks = {l: rng.random((50, 400 - 10 * l), dtype=np.float32) for l in range(1, 12)}
+    created = set()
+
+    def send(layer: int) -> None:
+        before = {p.stat().st_ino for p in (tmp_path / "spare-w1").iterdir()}
+        sender.send(layer, 0, Message(blocks[layer], np.arange(blocks[layer].shape[1]), None))
+        sender.flush()
+        frame, = [p for p in (tmp_path / "w0").iterdir() if p.name.startswith(f"{layer}.")]
+        if frame.stat().st_ino not in before:
+            created.add(frame.stat().st_ino)
+
+    send(1)
+    send(3)  # early: held until layer 3 is spent
+    send(2)
+    for layer in range(1, 11):
+        (src, msg), = list(receiver.receive(layer, [1], timeout=30))
+        assert src == 1 and np.array_equal(msg.block, blocks[layer])  # read in place
+        if layer + 2 != 3 and layer + 2 <= 11:
+            send(layer + 2)
+        assert np.array_equal(msg.block, blocks[layer])  # intact until a later layer is asked for
+    assert len(created) <= 4  # every later frame went into a file a receiver handed back
+    receiver.cleanup()
+    sender.cleanup()
+    assert not (tmp_path / "spare-w1").exists() and not (tmp_path / "w0").exists()
+
+
 def test_silent_sender_times_out_naming_worker_and_layer(make_channel):
     run_id = uuid.uuid4().hex[:12]
     receiver = make_channel(run_id, 3)

@@ -139,7 +139,11 @@ class Channel(ABC):
         """Wait until everything flushed so far is delivered; raise the first delivery error."""
 
     def receive(self, layer: int, senders: Iterable[int], timeout: float) -> Iterator[tuple[int, Message]]:
-        """Yield `(src, message)` once per expected sender of `layer`, in arrival order."""
+        """Yield `(src, message)` once per expected sender of `layer`, in arrival order.
+
+        A message's arrays may be views of the transport's buffers: they stay valid until this
+        channel is asked for a later layer (`_spent`)."""
+        self._spent(layer)
         pending = set(senders)
         deadline = time.monotonic() + timeout
         while True:
@@ -171,6 +175,9 @@ class Channel(ABC):
     @abstractmethod
     def _poll(self, layer: int, pending: set[int], timeout: float) -> list[bytes]:
         """Return frames that arrived for this worker, waiting at most `timeout` seconds."""
+
+    def _spent(self, layer: int) -> None:
+        """The messages of layers before `layer` are no longer read: their buffers may go."""
 
     # ------------------------------------------------------------------ shared logic
     def _with_row_map(self, src: int, msg: Message) -> Message:
