@@ -41,7 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _scatter_rows,
-                     _sparse_to_blocks, _take, activate, apply_bias_relu_clamp_dense, block_labels, csr_labels)
+                     _sparse_to_blocks, _take, activate, apply_bias_relu_clamp_dense, block_labels, block_starts,
+                     csr_labels, gather_chunk)
 
 
 @dataclass
@@ -308,18 +309,29 @@ def union_of(presents: list[np.ndarray | None]) -> np.ndarray | None:
     return first if extra is None or not extra.size else np.concatenate([first, extra])
 
 
-def reindex(r: Rows, present: np.ndarray | None, ids: np.ndarray) -> tuple[Rows, np.ndarray | None]:
-    """Distinct rows `ids` (any order) of rows held as `r` and `present`: the rows it has of
-    them, and which those are (None: all)."""
+def reindex(r: Rows, present: np.ndarray | None, ids: np.ndarray,
+            src: np.ndarray | None = None) -> tuple[Rows, np.ndarray | None]:
+    """Distinct rows `ids` (any order) of rows held as `r` and `present`, on its neurons `src`
+    (None: all): the rows it has of them, and which those are (None: all)."""
     if present is None:
-        return r.take(ids), None
-    phys = np.full(max(int(present[-1]) if present.size else -1, int(ids.max(initial=-1))) + 1, -1, dtype=np.int64)
-    phys[present] = np.arange(present.size)
-    sel = phys[ids]
-    have = np.flatnonzero(sel >= 0)
-    if have.size == ids.size:
-        return r.take(sel), None
-    return r.take(sel[have]), have
+        sel, have = ids, None
+    else:
+        phys = np.full(max(int(present.max(initial=-1)), int(ids.max(initial=-1))) + 1, -1, dtype=np.int64)
+        phys[present] = np.arange(present.size)
+        sel = phys[ids]
+        have = np.flatnonzero(sel >= 0)
+        if have.size == ids.size:
+            have = None
+        else:
+            sel = sel[have]
+    src = _selector(r, src)
+    if src is None:
+        return r.take(sel), have
+    if r.csr is not None or (sel.size == r.count and np.array_equal(sel, np.arange(sel.size))):
+        return r.select(src).take(sel), have
+    starts = block_starts(r.blocks)  # rows and neurons in one gather
+    return Rows(len(src), blocks=[gather_chunk(r.blocks, starts, sel[lo:lo + CHUNK], src)
+                                  for lo in range(0, sel.size, CHUNK)]), have
 
 
 def full_csr(r: Rows, present: np.ndarray | None, total: int) -> sp.csr_matrix:

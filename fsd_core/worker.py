@@ -215,7 +215,7 @@ def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.nda
         # already, as the serial kernel would compute them.
     else:
         joint = combine(maps, all_labels)
-    held = [reindex(rows.select(split.x_local_src), present, rmap.map[joint.first]) + (split.x_local_dst,)]
+    held = [reindex(rows, present, rmap.map[joint.first], split.x_local_src) + (split.x_local_dst,)]
     held += [reindex(r, p, m[joint.first]) + (pos,) for (r, m, _, p), pos in pieces]
     union = union_of([p for _, p, _ in held])
     parts = [(r, pos, None, sources(p, union, joint.first.size)) for r, p, pos in held]

@@ -190,13 +190,16 @@ def test_reindex_takes_the_rows_a_piece_holds(case, seed):
     t, pieces = case
     u = t.shape[1]
     ids = np.random.default_rng(seed).integers(0, u, np.random.default_rng(seed).integers(0, 2 * u))
+    rng = np.random.default_rng(seed + 1)
     for pos, r, present in pieces:
-        got, held = reindex(r, present, ids)
-        full = np.zeros((len(pos), ids.size), dtype=np.float32)
-        full[:, np.arange(ids.size) if held is None else held] = got.dense_t()
-        assert np.array_equal(full, t[pos][:, ids])
-        if present is not None and held is not None:
-            assert set(ids[held].tolist()) <= set(present.tolist())
+        for src in (None, np.sort(rng.choice(len(pos), rng.integers(1, len(pos) + 1), replace=False)) if len(pos) else None):
+            got, held = reindex(r, present, ids, src)  # with src: only those neurons, in one gather
+            want = t[pos] if src is None else t[pos][src]
+            full = np.zeros((want.shape[0], ids.size), dtype=np.float32)
+            full[:, np.arange(ids.size) if held is None else held] = got.dense_t()
+            assert np.array_equal(full, want[:, ids])
+            if present is not None and held is not None:
+                assert set(ids[held].tolist()) <= set(present.tolist())
 
 
 @SETTINGS
