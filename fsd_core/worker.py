@@ -5,7 +5,10 @@ The worker sees only its shard (plan.WorkerShard) and a Channel; it never import
 Distinct rows: like the serial kernel, a worker computes every distinct activation row once.
 It holds the distinct rows of its neurons and a row map (batch row -> distinct row), sends
 both (plus the labels saying which of its rows are equal), and joins the row maps of the
-pieces it combines (`rows.py`). Dead and saturated rows thus cost one row, not thousands.
+pieces it combines (`rows.py`). Dead and saturated rows thus cost one row, not thousands,
+and rows zero on its neurons nothing at all: it holds only the rows non-zero there (their ids
+are its *present* rows), so its products skip a dead row at once, without waiting for the
+peers' half of the row to learn that it died.
 
 Exactness: every output column is computed by one product over its input rows in ascending
 global order, exactly as the serial kernel does, so results are bit-identical to it (float32
