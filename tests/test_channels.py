@@ -214,6 +214,24 @@ def test_local_frames_are_written_over_once_their_layer_is_spent(tmp_path):
     assert not (tmp_path / "spare-w1").exists() and not (tmp_path / "w0").exists()
 
 
+def test_local_inbox_junk_is_dropped_not_fatal(tmp_path):
+    """Files in a local inbox that are not frames (a stray name, a name claiming more bytes
+    than the file has) are counted as malformed and dropped; the real frame still arrives."""
+    from fsd_core.channels.local import LocalChannel
+
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender = LocalChannel(run_id, 0, tmp_path), LocalChannel(run_id, 1, tmp_path)
+    (tmp_path / "w0" / "stray.txt").write_bytes(b"not a frame")
+    (tmp_path / "w0" / "1.1.0.token-0.999999").write_bytes(b"short")
+    b = block(10, 4, 0.5, 1)
+    sender.send(1, 0, b)
+    sender.flush()
+    (src, msg), = list(receiver.receive(1, [1], timeout=30))
+    assert src == 1 and same(msg, b)
+    assert receiver.stats.malformed == 2
+    assert not (tmp_path / "w0" / "stray.txt").exists()
+
+
 def test_silent_sender_times_out_naming_worker_and_layer(make_channel):
     run_id = uuid.uuid4().hex[:12]
     receiver = make_channel(run_id, 3)

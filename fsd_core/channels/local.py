@@ -2,7 +2,7 @@
 file system. The fast baseline and the test workhorse; no network, no AWS.
 
 A frame is written to a temporary name and renamed into `root/w{dst}/`, so a receiver never
-sees a partial frame; the receiver lists its inbox, reads and deletes what it finds. Names
+sees a partial frame; the receiver lists its inbox and reads what it finds. Names
 are unique per send, so a frame sent twice is delivered twice (the base class dedupes).
 
 Frame files are reused: a fresh file's pages cost far more than a copy (a new tmpfs page is
@@ -159,10 +159,16 @@ class LocalChannel(Channel):
                 frames = []
                 for n in sorted(names):
                     path, held = os.path.join(self.inbox, n), os.path.join(self.inbox, f".held.{n}")
-                    fields = n.split(".")
-                    frames.append(_map(path, int(fields[4])))
+                    fields = n.split(".")  # layer.src.chunk.token.size
+                    try:
+                        layer_of, src, size = int(fields[0]), int(fields[1]), int(fields[4])
+                    except (ValueError, IndexError):  # not a frame name of ours: read it whole (the
+                        frames.append(_map(path, None))  # base class drops what is not a frame), delete it
+                        os.unlink(path)
+                        continue
+                    frames.append(_map(path, size))
                     os.replace(path, held)  # out of the listing; handed back once its layer is spent
-                    self._held.append((int(fields[0]), int(fields[1]), held))
+                    self._held.append((layer_of, src, held))
                 self.stats.count("local:read", len(frames))
                 return frames
             remaining = deadline - time.monotonic()
@@ -184,13 +190,17 @@ class LocalChannel(Channel):
         shutil.rmtree(self._spares, ignore_errors=True)
 
 
-def _map(path: str, size: int) -> bytes | mmap.mmap:
-    """The first `size` bytes of a frame file, mapped rather than copied (and the mapping
-    populated at once: one call instead of a page fault per 4 KiB as the frame is read)."""
-    if size == 0:
-        return b""
+def _map(path: str, size: int | None) -> bytes | mmap.mmap:
+    """The first `size` bytes of a frame file (None: all of it), mapped rather than copied (and
+    the mapping populated at once: one call instead of a page fault per 4 KiB as the frame is
+    read). A file shorter than its name says gives b"" (a damaged frame, dropped)."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        length = os.fstat(fd).st_size
+        if size is None:
+            size = length
+        if size == 0 or size > length:
+            return b""
         return mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
