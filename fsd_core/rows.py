@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _scatter_rows,
                      _sparse_to_blocks, _take, activate, apply_bias_relu_clamp_dense, block_labels, block_starts,
-                     csr_labels, gather_chunk)
+                     csr_labels)
 
 
 @dataclass
@@ -118,7 +118,7 @@ class Rows:
         if self.csr is not None:
             return self.csr[lo:hi].toarray().T
         if self._starts is None or len(self._starts) != len(self.blocks) + 1:
-            self._starts = np.cumsum([0] + [b.shape[1] for b in self.blocks]).tolist()
+            self._starts = block_starts(self.blocks).tolist()
         starts = self._starts
         k = bisect.bisect_right(starts, lo) - 1
         pieces = []
@@ -220,8 +220,8 @@ def _first_occurrence(key: np.ndarray) -> RowMap:
 # --------------------------------------------------------------------------- layer arithmetic
 def assemble(parts: list[tuple], width: int, count: int) -> Rows:
     """Rows of `width` neurons and `count` rows from pieces: (rows, positions), or
-    (rows, positions, which of its neurons (None: all), where its rows go among the `count`
-    (ascending; None: row i is row i)).
+    (rows, positions, which of its neurons (None: all), which of its rows each of the `count`
+    is, -1 for none (`sources`; None: row i is row i)).
 
     Dense if any piece is, else CSR with sorted indices. Positions or rows not covered are zero.
     """
@@ -239,7 +239,7 @@ def assemble(parts: list[tuple], width: int, count: int) -> Rows:
                     place(out, pos, r, src, source, lo, hi)
             blocks.append(out)
         return Rows(width, blocks=blocks)
-    if any(where is not None for _, _, _, where in parts):
+    if any(source is not None for _, _, _, source in parts):
         raise ValueError("sparse pieces hold every row")
     coos = [(r.select(src).csr.tocoo() if src is not None else r.csr.tocoo(), pos) for r, pos, src, _ in parts]
     coos = [(c, pos) for c, pos in coos if c.nnz]
@@ -313,25 +313,18 @@ def reindex(r: Rows, present: np.ndarray | None, ids: np.ndarray,
             src: np.ndarray | None = None) -> tuple[Rows, np.ndarray | None]:
     """Distinct rows `ids` (any order) of rows held as `r` and `present`, on its neurons `src`
     (None: all): the rows it has of them, and which those are (None: all)."""
-    if present is None:
-        sel, have = ids, None
-    else:
-        phys = np.full(max(int(present.max(initial=-1)), int(ids.max(initial=-1))) + 1, -1, dtype=np.int64)
-        phys[present] = np.arange(present.size)
-        sel = phys[ids]
+    sel = sources(present, ids, r.count)
+    sel = np.arange(ids.size) if sel is None else sel
+    have = None
+    if present is not None and (sel < 0).any():
         have = np.flatnonzero(sel >= 0)
-        if have.size == ids.size:
-            have = None
-        else:
-            sel = sel[have]
+        sel = sel[have]
     src = _selector(r, src)
     if src is None:
         return r.take(sel), have
-    if r.csr is not None or (sel.size == r.count and np.array_equal(sel, np.arange(sel.size))):
+    if r.csr is not None or not r.blocks or (sel.size == r.count and np.array_equal(sel, np.arange(sel.size))):
         return r.select(src).take(sel), have
-    starts = block_starts(r.blocks)  # rows and neurons in one gather
-    return Rows(len(src), blocks=[gather_chunk(r.blocks, starts, sel[lo:lo + CHUNK], src)
-                                  for lo in range(0, sel.size, CHUNK)]), have
+    return Rows(len(src), blocks=_take(r.blocks, sel, src)), have  # rows and neurons in one gather
 
 
 def full_csr(r: Rows, present: np.ndarray | None, total: int) -> sp.csr_matrix:
@@ -364,12 +357,13 @@ def _selector(r: Rows, src: np.ndarray | None) -> np.ndarray | None:
 
 def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, bias: np.ndarray, ymax: float,
            keep: np.ndarray | None = None) -> tuple[Rows, np.ndarray | None, np.ndarray | None]:
-    """A layer's output from its pieces ((rows, positions[, where]) as `assemble`'s), activated
+    """A layer's output from its pieces ((rows, positions[, source]) as `assemble`'s), activated
     (bias on non-zeros, ReLU, clamp), cut to the distinct rows `keep` (ascending; None: all),
     in the layout its density calls for: `(rows, present, labels)`.
 
-    The pieces' rows are the distinct rows `rows` (ascending ids among `total`; None: all);
-    the output's are numbered by `keep`. Dense outputs hold only the rows with a non-zero
+    The pieces' rows are the distinct rows `rows` (ids among `total`, as `union_of` orders
+    them: ascending, then an ascending tail; None: all); the output's are numbered by `keep`
+    and ascending. Dense outputs hold only the rows with a non-zero
     (`present` says which), and are built, activated, cut and hashed one block at a time,
     while the block is in cache (the serial kernel's `block_step`); dropping rows there costs
     next to nothing. Sparse outputs hold every row (`present` None).

@@ -312,13 +312,14 @@ def _rows(ys) -> int:
     return ys.shape[0] if sp.issparse(ys) else sum(b.shape[1] for b in ys)
 
 
-def _take(ys, rows: np.ndarray):
+def _take(ys, rows: np.ndarray, neurons: np.ndarray | None = None):
     """Rows `rows` (any order, repeats allowed) of a CSR matrix or of a dense block list
-    (gathered straight into `CHUNK`-wide blocks)."""
+    (gathered straight into `CHUNK`-wide blocks; with `neurons`, only those of the N, in the
+    same gather)."""
     if sp.issparse(ys):
-        return ys[rows]
+        return ys[rows] if neurons is None else ys[rows][:, neurons]
     starts = block_starts(ys)
-    return [gather_chunk(ys, starts, rows[lo:lo + CHUNK]) for lo in range(0, rows.size, CHUNK)]
+    return [gather_chunk(ys, starts, rows[lo:lo + CHUNK], neurons) for lo in range(0, rows.size, CHUNK)]
 
 
 def _gather_columns(blocks: list[np.ndarray], cols: np.ndarray) -> np.ndarray:

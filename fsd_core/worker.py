@@ -206,24 +206,28 @@ def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.nda
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:
             keep = None  # nothing merged
-        union = union_of([present] + [p for (_, _, _, p), _ in pieces])
+        held = [(rows, present, split.x_local_dst, split.x_local_src)]
+        held += [(r, p, pos, None) for (r, _, _, p), pos in pieces]
+        union = union_of([p for _, p, _, _ in held])
         count = rmap.first.size if union is None else union.size
         if keep is None or len(split.interior) or \
                 (keep.size if union is None else np.isin(union, keep).sum()) > EARLY_MERGE * count:
-            u = rmap.first.size
-            parts = [(rows, split.x_local_dst, split.x_local_src, sources(present, union, u))]
-            parts += [(r, pos, None, sources(p, union, u)) for (r, _, _, p), pos in pieces]
-            return assemble(parts, len(split.boundary_rows), count), union, joint, keep
+            return _on_union(held, union, len(split.boundary_rows), rmap.first.size), union, joint, keep
         # No interior product ran on the old rows, so the product can run on the joint rows
         # already, as the serial kernel would compute them.
     else:
         joint = combine(maps, all_labels)
-    held = [reindex(rows, present, rmap.map[joint.first], split.x_local_src) + (split.x_local_dst,)]
-    held += [reindex(r, p, m[joint.first]) + (pos,) for (r, m, _, p), pos in pieces]
-    union = union_of([p for _, p, _ in held])
-    parts = [(r, pos, None, sources(p, union, joint.first.size)) for r, p, pos in held]
-    count = joint.first.size if union is None else union.size
-    return assemble(parts, len(split.boundary_rows), count), union, joint, None
+    held = [reindex(rows, present, rmap.map[joint.first], split.x_local_src) + (split.x_local_dst, None)]
+    held += [reindex(r, p, m[joint.first]) + (pos, None) for (r, m, _, p), pos in pieces]
+    union = union_of([p for _, p, _, _ in held])
+    return _on_union(held, union, len(split.boundary_rows), joint.first.size), union, joint, None
+
+
+def _on_union(held: list[tuple], union: np.ndarray | None, width: int, total: int) -> Rows:
+    """Pieces (rows, present, positions, which neurons) of `total` distinct rows assembled on
+    `union`, the union of their present rows (`union_of`, the first piece's first)."""
+    parts = [(r, pos, src, sources(p, union, total)) for r, p, pos, src in held]
+    return assemble(parts, width, total if union is None else union.size)
 
 
 def _message(rows: Rows, present: np.ndarray | None, pos: np.ndarray, rmap: RowMap,

@@ -254,7 +254,8 @@ class Message:
     previous message to this receiver carried, so only its size travels (a row map changes
     only when rows merge, and it is B entries a layer); the receiver puts it back, and
     decoding leaves `row_map` None. `present` (ascending, with a row map): the block holds only
-    these of the sender's `count` distinct rows, the others are all zero (`rows.Present`);
+    these of the sender's `count` distinct rows, the others are all zero ("present rows" in
+    `rows.py`);
     row map and labels then range over all `count` rows.
     """
 
