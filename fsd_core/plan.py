@@ -31,7 +31,7 @@ from .partition import (DEFAULT_METHOD, DEFAULT_PER_LAYER, DEFAULT_TOLERANCE, ME
 
 PLAN_FORMAT = "fsd-plan"
 PLAN_VERSION = 1
-SHARD_VERSION = 2  # 2: split products, zstandard container
+SHARD_VERSION = 3  # 2: split products, zstandard container; 3: split products keep all of S as columns
 
 
 @dataclass
@@ -43,12 +43,15 @@ class LayerSplit:
     flight. Boundary columns need a remote row; their product takes only the rows with a
     weight in a boundary column (`boundary_rows`): every remote row, and the local rows that
     reach the boundary. Positions are into the layer's R (rows) and S (cols).
+
+    Both products keep all of S as columns (the other product's columns empty), so each
+    lands at its columns' places in one block of the layer's output (`rows.product_into`).
     """
 
     interior: np.ndarray            # positions in S of the interior columns, ascending
     boundary: np.ndarray            # positions in S of the boundary columns, ascending
-    w_interior: sp.csr_matrix       # W[local rows of R, interior], rows in R order
-    w_boundary: sp.csr_matrix       # W[boundary_rows, boundary]
+    w_interior: sp.csr_matrix       # W[local rows of R, S] on the interior columns only, rows in R order
+    w_boundary: sp.csr_matrix       # W[boundary_rows, S] on the boundary columns only
     boundary_rows: np.ndarray       # positions in R of the boundary product's input rows, ascending
     x_local_src: np.ndarray         # which of the worker's own rows go into the boundary product
     x_local_dst: np.ndarray         # ... and where (positions in boundary_rows)
@@ -96,20 +99,20 @@ class LayerSplit:
         """W[R, S] again, from the two parts (for checks and tools, not the layer loop)."""
         a, b = self.w_interior.tocoo(), self.w_boundary.tocoo()
         rows = np.concatenate([local_dst[a.row], self.boundary_rows[b.row]])
-        cols = np.concatenate([self.interior[a.col], self.boundary[b.col]])
+        cols = np.concatenate([a.col, b.col])
         m = sp.csr_matrix((np.concatenate([a.data, b.data]).astype(np.float32), (rows, cols)), shape=shape)
         m.sort_indices()
         return m
 
 
 def _submatrix(w: sp.csr_matrix, row_of: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> sp.csr_matrix:
-    """w[rows][:, cols] for boolean masks, keeping each row's column order."""
+    """w[rows] with only the entries in columns `cols` (boolean masks; every column kept, the
+    others empty), keeping each row's column order."""
     keep = cols[w.indices] & rows[row_of]
-    renumber = np.cumsum(cols) - 1
     counts = np.bincount(row_of[keep], minlength=w.shape[0])[rows]
     indptr = np.concatenate(([0], np.cumsum(counts)))
-    return sp.csr_matrix((w.data[keep], renumber[w.indices[keep]].astype(np.int32), indptr),
-                         shape=(int(rows.sum()), int(cols.sum())))
+    return sp.csr_matrix((w.data[keep], w.indices[keep].astype(np.int32), indptr),
+                         shape=(int(rows.sum()), w.shape[1]))
 
 
 @dataclass
@@ -215,9 +218,9 @@ class WorkerShard:
                     chunks = np.split(f[f"{kind}_pos"], np.cumsum(f[f"{kind}_len"])[:-1]) if len(f[f"{kind}_peer"]) else []
                     maps[kind] = {int(q): c for q, c in zip(f[f"{kind}_peer"], chunks)}
                 w_int = sp.csr_matrix((f["wi_data"], f["wi_indices"], f["wi_indptr"]),
-                                      shape=(len(f["local_dst"]), len(f["interior"])))
+                                      shape=(len(f["local_dst"]), len(f["cols"])))
                 w_bnd = sp.csr_matrix((f["wb_data"], f["wb_indices"], f["wb_indptr"]),
-                                      shape=(len(f["boundary_rows"]), len(f["boundary"])))
+                                      shape=(len(f["boundary_rows"]), len(f["cols"])))
                 split = LayerSplit.build(f["interior"], f["boundary"], w_int, w_bnd, f["boundary_rows"],
                                          len(f["rows"]), f["local_src"], f["local_dst"], maps["recv"])
                 layers.append(LayerShard(split, f["bias"], f["rows"], f["cols"], f["local_src"], f["local_dst"],

@@ -40,6 +40,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+try:  # scipy's kernel behind `csc @ dense` (private, hence optional: see `add_product`)
+    from scipy.sparse._sparsetools import csc_matvecs as _csc_matvecs
+except ImportError:  # pragma: no cover
+    _csc_matvecs = None
+
 from .serial import (CHUNK, DENSE_THRESHOLD, MERGE_FRACTION, _column_keys, _hash_multipliers, _scatter_rows,
                      _sparse_to_blocks, _take, activate, apply_bias_relu_clamp_dense, block_labels, block_starts,
                      csr_labels)
@@ -218,21 +223,24 @@ def _first_occurrence(key: np.ndarray) -> RowMap:
 
 
 # --------------------------------------------------------------------------- layer arithmetic
-def assemble(parts: list[tuple], width: int, count: int) -> Rows:
+def assemble(parts: list[tuple], width: int, count: int, starts: np.ndarray | None = None) -> Rows:
     """Rows of `width` neurons and `count` rows from pieces: (rows, positions), or
     (rows, positions, which of its neurons (None: all), which of its rows each of the `count`
     is, -1 for none (`sources`; None: row i is row i)).
 
     Dense if any piece is, else CSR with sorted indices. Positions or rows not covered are zero.
+    Dense blocks start at `starts` (first rows, ascending from 0; None: multiples of `CHUNK`),
+    then every `CHUNK` rows past the last.
     """
     parts = [(r, pos, _selector(r, p[0] if p else None), p[1] if len(p) > 1 else None) for r, pos, *p in parts]
-    if len(parts) == 1 and parts[0][2] is None and parts[0][3] is None and _covers(parts[0][:2], width):
+    if len(parts) == 1 and parts[0][2] is None and parts[0][3] is None and _covers(parts[0][:2], width) and \
+            (starts is None or not parts[0][0].dense or
+             [lo for lo, _ in _spans(starts, count)] == block_starts(parts[0][0].blocks)[:-1].tolist()):
         return parts[0][0]
     if any(r.dense for r, _, _, _ in parts):
         covered = sum(len(pos) for r, pos, _, _ in parts if r.width) == width
         blocks = []
-        for lo in range(0, count, CHUNK):
-            hi = min(count, lo + CHUNK)
+        for lo, hi in _spans(starts, count):
             out = (np.empty if covered else np.zeros)((width, hi - lo), dtype=np.float32)
             for r, pos, src, source in parts:
                 if r.width:
@@ -251,6 +259,13 @@ def assemble(parts: list[tuple], width: int, count: int) -> Rows:
     out = sp.csr_matrix((data, (rows, cols)), shape=(count, width))
     out.sort_indices()
     return Rows(width, csr=out)
+
+
+def _spans(starts: np.ndarray | None, count: int) -> list[tuple[int, int]]:
+    """[lo, hi) of the blocks of `count` rows that begin at `starts`, then every `CHUNK`."""
+    firsts = [int(a) for a in starts if a < count] if starts is not None else []
+    firsts += range(firsts[-1] + CHUNK if firsts else 0, count, CHUNK)
+    return [(lo, hi) for lo, hi in zip(firsts, firsts[1:] + [count])]
 
 
 def place(out: np.ndarray, pos, r: Rows, src: np.ndarray | None, source: np.ndarray | None, lo: int, hi: int) -> None:
@@ -295,12 +310,16 @@ def sources(present: np.ndarray | None, target: np.ndarray | None, count: int) -
     return row if target is None else row[target]
 
 
-def union_of(presents: list[np.ndarray | None]) -> np.ndarray | None:
-    """The rows any of the present lists holds (None: every row): the first list's rows in
-    its order, then the others' (ascending), so that the first piece's rows need no placing."""
-    if any(p is None for p in presents):
-        return None
+def union_of(presents: list[np.ndarray | None], total: int) -> np.ndarray | None:
+    """The rows (of `total`) any of the present lists holds (None: all `total`, in order): the
+    first list's rows in its order, then the others' (ascending), so that the first piece's
+    rows need no placing; when another list is None, the rest of the `total` rows follow."""
     first, rest = presents[0], presents[1:]
+    if first is None:
+        return None
+    if any(p is None for p in rest):
+        more = np.setdiff1d(np.arange(total), first, assume_unique=True)
+        return first if not more.size else np.concatenate([first, more])
     extra = None
     for p in rest:
         if p.size != first.size or not np.array_equal(p, first):
@@ -348,6 +367,94 @@ def product(x: Rows, w: sp.csr_matrix, src: np.ndarray | None = None, wt: sp.csc
                                     for b in x.blocks])
 
 
+class LayerProducts:
+    """A layer's dense output before activation, made one block at a time as `finish` reaches
+    it, so that the block is still in cache when it is activated, cut and hashed (as in the
+    serial kernel's `block_step`). Block k is the interior product of the worker's own block k
+    plus the boundary product of input block k, both added into one block of all the layer's
+    columns (their W^T rows at the columns' positions, `add_product`); interior blocks made
+    earlier, while messages were in flight, are passed as `done`.
+
+    Every output is summed from zero in ascending input order, bit for bit as `product`.
+    `x`'s blocks must start where `done`'s and `own`'s do (`assemble(starts=...)`); `done`
+    blocks cut elsewhere are cut again (a copy).
+    """
+
+    def __init__(self, width: int, x: Rows, wt_boundary: sp.csc_matrix, done: list[np.ndarray],
+                 own: Rows | None = None, wt_interior: sp.csc_matrix | None = None,
+                 src: np.ndarray | None = None) -> None:
+        self.width = width
+        self.inputs = x.blocks if x.dense else _sparse_to_blocks(x.csr)
+        starts = block_starts(self.inputs)
+        self.wt_boundary, self.wt_interior = wt_boundary, wt_interior
+        interior = own is not None and own.dense and wt_interior is not None and wt_interior.shape[1]
+        self.own, self.src = (own, _selector(own, src)) if interior else (None, None)
+        if self.own is not None and not _starts_with(starts, block_starts(own.blocks)):
+            done = list(done) + [self.interior(own, k, wt_interior, src) for k in range(len(done), len(own.blocks))]
+            self.own = None
+        self.done = _on_bounds(done, starts) if done else []
+
+    @staticmethod
+    def interior(own: Rows, k: int, wt: sp.csc_matrix, src: np.ndarray | None) -> np.ndarray:
+        """The interior product of own block k (its neurons `src`; None: all), on all the
+        layer's columns."""
+        b = own.blocks[k]
+        src = _selector(own, src)
+        z = np.zeros((wt.shape[0], b.shape[1]), dtype=np.float32)
+        add_product(wt, b if src is None else np.take(b, src, axis=0), z)
+        return z
+
+    def widths(self) -> list[int]:
+        return [b.shape[1] for b in self.inputs]
+
+    def block(self, k: int) -> np.ndarray:
+        if k < len(self.done):
+            z, self.done[k] = self.done[k], None  # (its memory goes with the finished block)
+        elif self.own is not None and k < len(self.own.blocks):
+            z = self.interior(self.own, k, self.wt_interior, self.src)
+        else:
+            z = np.zeros((self.width, self.inputs[k].shape[1]), dtype=np.float32)
+        add_product(self.wt_boundary, self.inputs[k], z)
+        return z
+
+
+def _starts_with(starts: np.ndarray, head: np.ndarray) -> bool:
+    """Whether blocks that start at `head` (and end at its last entry) begin those that start at `starts`."""
+    return head.size <= starts.size and np.array_equal(head, starts[:head.size])
+
+
+def _on_bounds(blocks: list[np.ndarray], starts: np.ndarray) -> list[np.ndarray]:
+    """`blocks` cut again at `starts` (zeros past their rows) when their bounds differ (a copy;
+    callers give matching bounds, this is the general case)."""
+    have = block_starts(blocks)
+    if _starts_with(starts, have):
+        return blocks
+    r, n = Rows(blocks[0].shape[0], blocks=blocks), int(have[-1])
+    out = []
+    for lo, hi in zip(starts[:-1].tolist(), starts[1:].tolist()):
+        if lo >= n:
+            break
+        b = np.zeros((r.width, hi - lo), dtype=np.float32)
+        b[:, :min(hi, n) - lo] = r.columns(lo, min(hi, n))
+        out.append(b)
+    return out
+
+
+def add_product(wt: sp.csc_matrix, x: np.ndarray, out: np.ndarray) -> None:
+    """`out += wt @ x` in place, summing as `wt @ x` does: scipy's `wt @ x` runs csc_matvecs
+    into fresh zeros; here it runs into `out`. (csc_matvecs is private: without it, or for
+    arrays it does not take as they are, the public product, added: exact too, as the rows
+    it adds to hold zeros and adding a zero changes no value.)"""
+    if not x.shape[1] or not wt.shape[1]:
+        return
+    if (_csc_matvecs is not None and out.flags.c_contiguous and out.dtype == x.dtype == wt.dtype == np.float32
+            and wt.indices.dtype == wt.indptr.dtype and out.shape == (wt.shape[0], x.shape[1])):
+        x = np.ascontiguousarray(x)
+        _csc_matvecs(wt.shape[0], wt.shape[1], x.shape[1], wt.indptr, wt.indices, wt.data, x.ravel(), out.ravel())
+    else:
+        out += wt @ x
+
+
 def _selector(r: Rows, src: np.ndarray | None) -> np.ndarray | None:
     """None when `src` takes every neuron of `r` in order (nothing to select)."""
     if src is None or (len(src) == r.width and (r.width == 0 or src[-1] == r.width - 1)):
@@ -371,7 +478,8 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
     parts = [(r, pos, p[0] if p else None) for r, pos, *p in parts]
     count = total if rows is None else rows.size
     new_total = total if keep is None else keep.size
-    if not any(r.dense for r, _, _ in parts):
+    made = next((r for r, _, _ in parts if isinstance(r, LayerProducts)), None)
+    if made is None and not any(r.dense for r, _, _ in parts):
         if rows is not None:
             raise ValueError("sparse pieces hold every row")
         z = assemble(parts, width, count).csr
@@ -389,13 +497,18 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
     col_bias = bias[:, None]
     mult = _hash_multipliers(width)[:, None]
     covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
-    whole = [r for r, pos, source in parts if r.dense and source is None and _covers((r, pos), width)]
-    bounds = np.cumsum([0] + [b.shape[1] for b in whole[0].blocks]) if whole else range(0, count + CHUNK, CHUNK)
+    whole = [] if made else [r for r, pos, source in parts if r.dense and source is None and _covers((r, pos), width)]
+    if made or whole:
+        bounds = np.cumsum([0] + (made.widths() if made else [b.shape[1] for b in whole[0].blocks]))
+    else:
+        bounds = range(0, count + CHUNK, CHUNK)
     spans = [(i, lo, min(count, hi)) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])) if lo < min(count, hi)]
 
     def finished(i: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Target rows [lo, hi) built, activated and cut: (columns, their target rows, keys, nnz)."""
-        if whole:
+        if made:
+            b = made.block(i)  # made now, finished while in cache
+        elif whole:
             b = whole[0].blocks[i]  # a product's own output: finished in place
         else:
             b = (np.empty if covered else np.zeros)((width, hi - lo), dtype=np.float32)
@@ -560,5 +673,6 @@ def _sorted(m: sp.csr_matrix) -> sp.csr_matrix:
     return m
 
 
-__all__ = ["Rows", "RowMap", "finish", "assemble", "combine", "combine_in_step", "full_csr", "place", "product",
+__all__ = ["Rows", "RowMap", "finish", "assemble", "add_product", "combine", "combine_in_step", "full_csr", "place",
+           "product", "LayerProducts",
            "reindex", "sources", "to_layout", "union_of"]

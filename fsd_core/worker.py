@@ -16,7 +16,12 @@ sums are order-sensitive; partial sums added as blocks arrive would not be).
 
 Overlap: output columns whose input rows this worker owns ("interior" columns; most of them
 under a good partition) are computed while the messages are in flight; the "boundary"
-columns are computed once every expected block has arrived.
+columns once every expected block has arrived. Both products add into one block of all the
+layer's columns (`rows.LayerProducts`), and a block is finished (activated, cut, hashed) right
+after its products, while it is in cache, as the serial kernel does. So the worker makes
+interior blocks ahead only while the channel says the layer's messages are not all here
+(`Channel.arrived`): blocks made ahead wait in memory for their boundary part, which costs a
+cache miss per block, not worth it when there is nothing to wait for.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import scipy.sparse as sp
 from .channels.base import Channel
 from .channels.encoding import Message
 from .plan import LayerSplit, WorkerShard
-from .rows import (RowMap, Rows, assemble, combine, combine_in_step, finish, full_csr, product, reindex, to_layout,
-                   sources, union_of)
+from .rows import (LayerProducts, RowMap, Rows, assemble, combine, combine_in_step, finish, full_csr, product, reindex,
+                   sources, to_layout, union_of)
+from .serial import _sparse_to_blocks, block_starts
 
 
 @dataclass
@@ -115,7 +121,14 @@ def run_worker(
         for dst, pos in ls.send.items():
             channel.send(l, dst, _message(rows, present, pos, rmap, labels))
         channel.flush()
-        z_int = product(rows, split.w_interior, ls.local_src, split.wt_interior)
+        width = len(ls.cols)
+        dense = rows.dense
+        done = []  # interior product blocks made while the layer's messages are not all here
+        if dense and len(split.interior):
+            while len(done) < len(rows.blocks) and not channel.arrived(l, ls.recv.keys()):
+                done.append(LayerProducts.interior(rows, len(done), split.wt_interior, ls.local_src))
+        elif not dense:
+            z = product(rows, split.w_interior, ls.local_src)  # CSR, every row
         st.compute_s += time.perf_counter() - t0
         t1 = time.perf_counter()
         wait_limit = timeout + (launch_grace if l == 1 else 0.0)
@@ -124,15 +137,28 @@ def run_worker(
         st.wait_s += t2 - t1
         pieces = [(piece, split.x_recv[src]) for src in sorted(received)
                   if (piece := _piece(received[src], batch)) is not None]
-        x, union, joint, keep = _inputs(rows, present, rmap, labels, pieces, split)
+        starts = block_starts(rows.blocks) if dense else None  # the interior blocks', for the inputs'
+        x, union, joint, keep = _inputs(rows, present, rmap, labels, pieces, split, starts)
         st.rows = x.count
-        z_bnd = product(x, split.w_boundary, wt=split.wt_boundary)
         total = rmap.first.size
+        own = rows if dense and len(split.interior) else None  # interior blocks still to make
         if joint is not rmap and keep is None:  # rows already joined: the interior part follows the joint rows
-            z_int, present = reindex(z_int, present, rmap.map[joint.first])
+            ids = rmap.map[joint.first]
+            if not dense:
+                z = reindex(z, present, ids)[0]
+            elif len(split.interior):
+                done += [LayerProducts.interior(rows, k, split.wt_interior, ls.local_src)
+                         for k in range(len(done), len(rows.blocks))]
+                done, own = reindex(Rows(width, blocks=done), present, ids)[0].blocks, None
             total = joint.first.size
-        parts = [(z_int, split.interior, sources(present, union, total)), (z_bnd, split.boundary)]
-        rows, present, labels = finish(parts, len(ls.cols), union, total, ls.bias, shard.ymax, keep)
+        everywhere = np.arange(width)
+        if dense or x.dense:  # (the interior part's rows are the union's first ones: `union_of`)
+            done = done if dense else _sparse_to_blocks(z.csr)
+            made = LayerProducts(width, x, split.wt_boundary, done, own, split.wt_interior, ls.local_src)
+            parts = [(made, everywhere)]
+        else:
+            parts = [(z, everywhere), (product(x, split.w_boundary), everywhere)]
+        rows, present, labels = finish(parts, width, union, total, ls.bias, shard.ymax, keep)
         rmap = joint
         st.compute_s += time.perf_counter() - t2
         mark.fill(st)
@@ -186,7 +212,7 @@ def expand(result: Message) -> sp.csr_matrix:
 
 
 def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.ndarray | None, pieces: list,
-            split: LayerSplit):
+            split: LayerSplit, starts: np.ndarray | None = None):
     """The boundary product's input rows, which distinct rows those are (None: all), the joint
     row map, and the rows to keep after the product.
 
@@ -197,6 +223,8 @@ def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.nda
     without interior columns, when many rows merged (`EARLY_MERGE`), they are dropped from the
     inputs instead, so that the product runs on the joint rows (as the serial kernel's would).
     Otherwise the pieces' rows are gathered into the joint rows first (`keep` is None).
+    Dense inputs assembled without a gather start their blocks at `starts` (`assemble`), those
+    of the interior product's output, so the boundary product adds into it block by block.
     """
     maps = [rmap.map] + [m for (_, m, _, _), _ in pieces]
     all_labels = [labels] + [lab for (_, _, lab, _), _ in pieces]
@@ -208,26 +236,27 @@ def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.nda
             keep = None  # nothing merged
         held = [(rows, present, split.x_local_dst, split.x_local_src)]
         held += [(r, p, pos, None) for (r, _, _, p), pos in pieces]
-        union = union_of([p for _, p, _, _ in held])
+        union = union_of([p for _, p, _, _ in held], rmap.first.size)
         count = rmap.first.size if union is None else union.size
         if keep is None or len(split.interior) or \
                 (keep.size if union is None else np.isin(union, keep).sum()) > EARLY_MERGE * count:
-            return _on_union(held, union, len(split.boundary_rows), rmap.first.size), union, joint, keep
+            return _on_union(held, union, len(split.boundary_rows), rmap.first.size, starts), union, joint, keep
         # No interior product ran on the old rows, so the product can run on the joint rows
         # already, as the serial kernel would compute them.
     else:
         joint = combine(maps, all_labels)
     held = [reindex(rows, present, rmap.map[joint.first], split.x_local_src) + (split.x_local_dst, None)]
     held += [reindex(r, p, m[joint.first]) + (pos, None) for (r, m, _, p), pos in pieces]
-    union = union_of([p for _, p, _, _ in held])
+    union = union_of([p for _, p, _, _ in held], joint.first.size)
     return _on_union(held, union, len(split.boundary_rows), joint.first.size), union, joint, None
 
 
-def _on_union(held: list[tuple], union: np.ndarray | None, width: int, total: int) -> Rows:
+def _on_union(held: list[tuple], union: np.ndarray | None, width: int, total: int,
+              starts: np.ndarray | None = None) -> Rows:
     """Pieces (rows, present, positions, which neurons) of `total` distinct rows assembled on
     `union`, the union of their present rows (`union_of`, the first piece's first)."""
     parts = [(r, pos, src, sources(p, union, total)) for r, p, pos, src in held]
-    return assemble(parts, width, total if union is None else union.size)
+    return assemble(parts, width, total if union is None else union.size, starts)
 
 
 def _message(rows: Rows, present: np.ndarray | None, pos: np.ndarray, rmap: RowMap,

@@ -232,6 +232,28 @@ def test_local_inbox_junk_is_dropped_not_fatal(tmp_path):
     assert not (tmp_path / "w0" / "stray.txt").exists()
 
 
+def test_local_channel_says_when_a_layers_messages_are_all_here(tmp_path):
+    """`arrived` (no waiting) is True once every expected sender's message of the layer is in,
+    and the messages it took in are still received, once each."""
+    from fsd_core.channels.local import LocalChannel
+
+    run_id = uuid.uuid4().hex[:12]
+    receiver, s1, s2 = (LocalChannel(run_id, w, tmp_path) for w in range(3))
+    b1, b2, b3 = block(10, 4, 0.5, 1), block(10, 3, 0.5, 2), block(10, 2, 0.5, 3)
+    assert not receiver.arrived(1, [1, 2])
+    s1.send(1, 0, b1)
+    s2.send(2, 0, b3)  # another layer's does not count
+    assert not receiver.arrived(1, [1, 2])
+    assert receiver.arrived(1, [1])
+    s2.send(1, 0, b2)
+    assert receiver.arrived(1, [1, 2]) and receiver.arrived(1, [])
+    got = dict(receiver.receive(1, [1, 2], timeout=5))
+    assert same(got[1], b1) and same(got[2], b2) and receiver.stats.duplicates == 0
+    assert not receiver.arrived(2, [1, 2]) and receiver.arrived(2, [2])
+    (src, msg), = list(receiver.receive(2, [2], timeout=5))
+    assert src == 2 and same(msg, b3)
+
+
 def test_silent_sender_times_out_naming_worker_and_layer(make_channel):
     run_id = uuid.uuid4().hex[:12]
     receiver = make_channel(run_id, 3)

@@ -31,11 +31,13 @@ def assert_exact(model, inputs, final):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.sampled_from([16, 40, 64]), layers=st.integers(1, 5), batch=st.integers(1, 30),
        workers=st.integers(1, 6), method=st.sampled_from(["block", "random", "metis"]),
-       per_layer=st.booleans(), seed=st.integers(0, 1000))
-def test_worker_threads_equal_serial_on_random_networks(n, layers, batch, workers, method, per_layer, seed):
+       per_layer=st.booleans(), seed=st.integers(0, 1000), arrived=st.sampled_from([None, False, True]))
+def test_worker_threads_equal_serial_on_random_networks(n, layers, batch, workers, method, per_layer, seed, arrived):
+    """(`arrived`: interior blocks made ahead as the channel finds the messages, or all of
+    them, or none.)"""
     model = random_model(n, layers, 0.15, seed)
     inputs = random_inputs(batch, n, 0.3, seed + 1)
-    out = run_threads(model, inputs, workers, method, per_layer, seed)
+    out = run_threads(model, inputs, workers, method, per_layer, seed, arrived)
     assert_exact(model, inputs, out[0].final)
     for p, o in out.items():
         assert (o.final is None) == (p != 0)

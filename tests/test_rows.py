@@ -8,8 +8,8 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fsd_core.channels.encoding import FrameError, Message, decode_message, encode_message
-from fsd_core.rows import (RowMap, Rows, assemble, combine, combine_in_step, finish, full_csr, product, reindex,
-                           sources, union_of)
+from fsd_core.rows import (LayerProducts, RowMap, Rows, add_product, assemble, combine, combine_in_step, finish,
+                           full_csr, product, reindex, sources, union_of)
 from fsd_core.serial import CHUNK
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,6 +122,61 @@ def test_assemble_product_and_finish_match_dense_arithmetic(k, u, dense, seed):
     _check_finished(out, present, labels, expected)
 
 
+@SETTINGS
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 3 * CHUNK + 10), st.integers(0, 10**6))
+def test_layer_products_add_interior_and_boundary_into_one_block_exactly(k_own, k_x, u, seed):
+    """Both products of a layer add into one block of all its columns (W^T rows at their
+    positions), block by block, with any number of interior blocks made ahead: bit for bit
+    the separate products; then `finish` takes the blocks one by one."""
+    rng = np.random.default_rng(seed)
+    width = int(rng.integers(1, 12))
+    inner = rng.random(width) < 0.5
+    own = rng.random((k_own, u), dtype=np.float32) * 4
+    own[own < 2] = 0
+    xt = rng.random((k_x, u), dtype=np.float32) * 4
+    xt[xt < 2] = 0
+    src = np.sort(rng.choice(k_own, int(rng.integers(1, k_own + 1)), replace=False))
+    w_int = sp.random(src.size, width, density=0.6, random_state=rng, format="csr", dtype=np.float32)
+    w_bnd = sp.random(k_x, width, density=0.6, random_state=rng, format="csr", dtype=np.float32)
+    w_int = sp.csr_matrix(w_int.multiply(inner[None, :]), dtype=np.float32)  # interior columns only
+    w_bnd = sp.csr_matrix(w_bnd.multiply(~inner[None, :]), dtype=np.float32)
+    expected = np.zeros((width, u), dtype=np.float32)
+    expected[inner] = (w_int.T @ own[src])[inner]  # scipy's own products, the canonical order
+    expected[~inner] = (w_bnd.T @ xt)[~inner]
+    cuts = np.unique(np.concatenate([np.arange(0, max(u, 1), CHUNK),  # irregular blocks, at most CHUNK wide
+                                     rng.integers(0, u + 1, int(rng.integers(0, 5)))]))
+    own_rows = Rows(k_own, blocks=[np.ascontiguousarray(own[:, a:b]) for a, b in zip(cuts, list(cuts[1:]) + [u])])
+    x = assemble([(_rows(True, xt), np.arange(k_x))], k_x, u, starts=cuts)
+    ahead = int(rng.integers(0, len(own_rows.blocks) + 1))
+    done = [LayerProducts.interior(own_rows, i, w_int.T, src) for i in range(ahead)]
+    if rng.random() < 0.3 and done:  # made on other bounds: cut again
+        done = [np.ascontiguousarray(np.concatenate(done, axis=1))]
+    made = LayerProducts(width, x, w_bnd.T, done, own_rows, w_int.T, src)
+    got = np.concatenate([made.block(i) for i in range(len(made.widths()))], axis=1) if u else expected
+    assert got.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+    made = LayerProducts(width, x, w_bnd.T, [], own_rows, w_int.T, src)
+    bias = rng.normal(size=width).astype(np.float32)
+    out, present, labels = finish([(made, np.arange(width))], width, None, u, bias, 3.0)
+    _check_finished(out, present, labels, np.where(expected != 0, expected + bias[:, None], 0).clip(0, 3).T)
+
+
+@SETTINGS
+@given(st.integers(0, 8), st.integers(0, 9), st.integers(0, 40), st.integers(0, 10**6))
+def test_add_product_adds_into_zeros_as_the_product_sums(n_in, n_out, c, seed):
+    """scipy's kernel into a given block, and the public fallback (a block it does not take
+    as it is), both equal `wt @ x` bit for bit on the rows they write."""
+    rng = np.random.default_rng(seed)
+    w = sp.random(n_in, n_out, density=0.5, random_state=rng, format="csr", dtype=np.float32)
+    x = rng.random((n_in, c), dtype=np.float32)
+    ref = (w.T @ x).astype(np.float32)
+    out = np.zeros((n_out, c), dtype=np.float32)
+    add_product(w.T, x, out)
+    assert out.view(np.uint32).tolist() == ref.view(np.uint32).tolist()
+    wide = np.zeros((n_out, 2 * c), dtype=np.float32)
+    add_product(w.T, x, wide[:, ::2])  # not contiguous: the fallback
+    assert wide[:, ::2].view(np.uint32).tolist() == ref.view(np.uint32).tolist()
+
+
 def _check_finished(out: Rows, present: np.ndarray | None, labels: np.ndarray | None, expected: np.ndarray) -> None:
     """`finish`'s output holds exactly `expected` (all rows x neurons): the present rows are
     the non-zero ones, in aligned blocks, and the labels say exactly which rows are equal."""
@@ -169,7 +224,7 @@ def test_pieces_with_present_rows_assemble_and_finish_exactly(case, seed):
     t, pieces = case
     k, u = t.shape
     rng = np.random.default_rng(seed)
-    union = union_of([present for _, _, present in pieces])
+    union = union_of([present for _, _, present in pieces], u)
     target = np.arange(u) if union is None else union
     assert np.unique(target).size == target.size
     assert set(target.tolist()) >= set(np.flatnonzero(t.any(axis=0)).tolist())

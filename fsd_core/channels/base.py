@@ -161,6 +161,12 @@ class Channel(ABC):
             for frame in self._poll(layer, pending, remaining):
                 self._accept(frame)
 
+    def arrived(self, layer: int, senders: Iterable[int]) -> bool:
+        """Whether every expected message of `layer` is here, without waiting. A worker makes
+        interior products ahead only while this is False; a transport that cannot tell
+        cheaply (a request per call) says False, so its workers overlap all they can."""
+        return False
+
     def close(self) -> None:
         """Release connections and threads; the run's data stays for `cleanup`."""
 
