@@ -318,7 +318,7 @@ def union_of(presents: list[np.ndarray | None], total: int) -> np.ndarray | None
     if first is None:
         return None
     if any(p is None for p in rest):
-        more = np.setdiff1d(np.arange(total), first, assume_unique=True)
+        more = _others(first, total)
         return first if not more.size else np.concatenate([first, more])
     extra = None
     for p in rest:
@@ -326,6 +326,18 @@ def union_of(presents: list[np.ndarray | None], total: int) -> np.ndarray | None
             more = np.setdiff1d(p, first, assume_unique=True)
             extra = more if extra is None else np.union1d(extra, more)
     return first if extra is None or not extra.size else np.concatenate([first, extra])
+
+
+def row_mask(ids: np.ndarray, total: int) -> np.ndarray:
+    """Boolean mask of `ids` among `total` rows (O(total): no sort, unlike np.isin)."""
+    m = np.zeros(total, dtype=bool)
+    m[ids] = True
+    return m
+
+
+def _others(ids: np.ndarray, total: int) -> np.ndarray:
+    """The rows of `total` not in `ids`, ascending (`np.setdiff1d` without its sort)."""
+    return np.flatnonzero(~row_mask(ids, total))
 
 
 def reindex(r: Rows, present: np.ndarray | None, ids: np.ndarray,
@@ -390,7 +402,8 @@ class LayerProducts:
         interior = own is not None and own.dense and wt_interior is not None and wt_interior.shape[1]
         self.own, self.src = (own, _selector(own, src)) if interior else (None, None)
         if self.own is not None and not _starts_with(starts, block_starts(own.blocks)):
-            done = list(done) + [self.interior(own, k, wt_interior, src) for k in range(len(done), len(own.blocks))]
+            first = int(np.searchsorted(block_starts(own.blocks), sum(b.shape[1] for b in done)))  # first not done
+            done = list(done) + [self.interior(own, k, wt_interior, src) for k in range(first, len(own.blocks))]
             self.own = None
         self.done = _on_bounds(done, starts) if done else []
 
@@ -492,7 +505,7 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
             out = Rows(width, blocks=_sparse_to_blocks(y))
         return out, None, out.labels()
     ids = np.arange(total) if rows is None else rows  # each target row's distinct-row id
-    kept = None if keep is None else np.isin(ids, keep, assume_unique=True)
+    kept = None if keep is None else row_mask(keep, total)[ids]
     new_ids = ids if keep is None else np.searchsorted(keep, ids)
     col_bias = bias[:, None]
     mult = _hash_multipliers(width)[:, None]
@@ -597,7 +610,7 @@ def _with_absent(labels: np.ndarray | None, present: np.ndarray | None, total: i
     of them are equal, stay apart: labels may leave equal rows apart, never join unequal ones.)"""
     if present is None:
         return labels
-    absent = np.setdiff1d(np.arange(total), present, assume_unique=True)
+    absent = _others(present, total)
     merged = max(absent.size - 1, 0)
     if labels is not None:
         merged += int(np.count_nonzero(labels != np.arange(labels.size)))
@@ -674,5 +687,5 @@ def _sorted(m: sp.csr_matrix) -> sp.csr_matrix:
 
 
 __all__ = ["Rows", "RowMap", "finish", "assemble", "add_product", "combine", "combine_in_step", "full_csr", "place",
-           "product", "LayerProducts",
+           "product", "LayerProducts", "row_mask",
            "reindex", "sources", "to_layout", "union_of"]

@@ -39,7 +39,7 @@ from .channels.base import Channel
 from .channels.encoding import Message
 from .plan import LayerSplit, WorkerShard
 from .rows import (LayerProducts, RowMap, Rows, assemble, combine, combine_in_step, finish, full_csr, product, reindex,
-                   sources, to_layout, union_of)
+                   row_mask, sources, to_layout, union_of)
 from .serial import _sparse_to_blocks, block_starts
 
 
@@ -238,8 +238,11 @@ def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.nda
         held += [(r, p, pos, None) for (r, _, _, p), pos in pieces]
         union = union_of([p for _, p, _, _ in held], rmap.first.size)
         count = rmap.first.size if union is None else union.size
-        if keep is None or len(split.interior) or \
-                (keep.size if union is None else np.isin(union, keep).sum()) > EARLY_MERGE * count:
+        early = keep is not None and not len(split.interior)
+        if early:  # how many of the rows stay
+            stays = keep.size if union is None else int(np.count_nonzero(row_mask(keep, rmap.first.size)[union]))
+            early = stays <= EARLY_MERGE * count
+        if not early:
             return _on_union(held, union, len(split.boundary_rows), rmap.first.size, starts), union, joint, keep
         # No interior product ran on the old rows, so the product can run on the joint rows
         # already, as the serial kernel would compute them.
