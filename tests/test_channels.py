@@ -254,6 +254,25 @@ def test_local_channel_says_when_a_layers_messages_are_all_here(tmp_path):
     assert src == 2 and same(msg, b3)
 
 
+def test_arrived_tells_without_losing_a_message(make_channel):
+    """`arrived` never waits and never takes a message from `receive`; transports whose poll
+    is free (local, queue) say True once the layer's messages are in, the object channel
+    always says False (a check would be a request)."""
+    run_id = uuid.uuid4().hex[:12]
+    receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)
+    b = block(12, 5, 0.5, 7)
+    assert not receiver.arrived(1, [1])
+    sender.send(1, 0, b)
+    sender.flush()
+    sender.settle()
+    deadline = time.monotonic() + 15
+    while receiver.poll_is_free and not receiver.arrived(1, [1]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert receiver.arrived(1, [1]) == (make_channel.kind != "object")
+    (src, msg), = list(receiver.receive(1, [1], timeout=30))
+    assert src == 1 and same(msg, b) and receiver.stats.duplicates == 0
+
+
 def test_silent_sender_times_out_naming_worker_and_layer(make_channel):
     run_id = uuid.uuid4().hex[:12]
     receiver = make_channel(run_id, 3)

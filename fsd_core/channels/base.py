@@ -18,6 +18,9 @@ Delivery semantics the base class provides on top of the hooks:
   duplicate frames are dropped, frames of another run are dropped, frames of later layers are
   kept for later, damaged frames are counted and dropped. If a sender is still missing after
   `timeout` seconds it raises `WorkerTimeout` naming the worker, the layer and the senders.
+- `arrived()` says, without waiting, whether every expected message of a layer is here; a
+  transport that cannot tell cheaply keeps the default answer, False (the worker then makes
+  all the work it can ahead of the messages; see `worker.py`).
 - A message's row map travels only when it differs from the one of the previous message
   this channel sent to the same worker (`Message.repeat_map`); `receive()` puts it back from
   the last one that arrived from that sender. A row map changes only when rows merge, and it
@@ -96,6 +99,9 @@ class Channel(ABC):
     compress: bool = True
     #: `_send_frames` also takes a frame as a list of buffers (written without joining them).
     scatter: bool = False
+    #: `_poll(..., timeout=0)` makes no request (a local listing, an in-process queue), so
+    #: `arrived` may look.
+    poll_is_free: bool = False
 
     def __init__(self, run_id: str, worker: int) -> None:
         self.run_id = run_id
@@ -164,8 +170,16 @@ class Channel(ABC):
     def arrived(self, layer: int, senders: Iterable[int]) -> bool:
         """Whether every expected message of `layer` is here, without waiting. A worker makes
         interior products ahead only while this is False; a transport that cannot tell
-        cheaply (a request per call) says False, so its workers overlap all they can."""
-        return False
+        cheaply (`poll_is_free` False: a request per call) says False, so its workers
+        overlap all they can."""
+        if not self.poll_is_free:
+            return False
+        expected = set(senders)
+        if {src for src, _ in self._ready.get(layer, [])} >= expected:
+            return True
+        for frame in self._poll(layer, expected, 0.0):
+            self._accept(frame)
+        return {src for src, _ in self._ready.get(layer, [])} >= expected
 
     def close(self) -> None:
         """Release connections and threads; the run's data stays for `cleanup`."""

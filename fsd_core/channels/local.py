@@ -30,7 +30,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ class LocalChannel(Channel):
     name = "local"
     compress = False  # frames live in memory: copying beats compressing
     scatter = True  # a frame's buffers go straight into its file, and come back mapped, not copied
+    poll_is_free = True  # a poll lists the inbox: microseconds on a memory file system
 
     def __init__(self, run_id: str, worker: int, root: str | os.PathLike[str]) -> None:
         super().__init__(run_id, worker)
@@ -133,16 +133,6 @@ class LocalChannel(Channel):
             except FileNotFoundError:  # (a sender that is gone: its spares were cleaned up)
                 pass
         self._held = keep
-
-    def arrived(self, layer: int, senders: Iterable[int]) -> bool:
-        """One listing of the inbox (microseconds on a memory file system)."""
-        expected = set(senders)
-        here = {src for src, _ in self._ready.get(layer, [])}
-        if here >= expected:
-            return True
-        for frame in self._poll(layer, expected - here, 0.0):
-            self._accept(frame)
-        return {src for src, _ in self._ready.get(layer, [])} >= expected
 
     def _ring(self, dst: int) -> None:
         fd = self._rings.get(dst)

@@ -92,6 +92,10 @@ class QueueChannel(Channel):
             self._receiver = threading.Thread(target=self._receive_loop, name=f"receive-w{worker}", daemon=True)
             self._receiver.start()
 
+    @property
+    def poll_is_free(self) -> bool:  # the receiver thread polls SQS; `_poll` reads its in-process inbox
+        return self._receiver is not None
+
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "QueueChannel":
         from ..cloud import Manifest
