@@ -399,8 +399,8 @@ class LayerProducts:
         self.inputs = x.blocks if x.dense else _sparse_to_blocks(x.csr)
         starts = block_starts(self.inputs)
         self.wt_boundary, self.wt_interior = wt_boundary, wt_interior
-        interior = own is not None and own.dense and wt_interior is not None and wt_interior.shape[1]
-        self.own, self.src = (own, _selector(own, src)) if interior else (None, None)
+        makes_interior = own is not None and own.dense and wt_interior is not None and wt_interior.shape[1]
+        self.own, self.src = (own, _selector(own, src)) if makes_interior else (None, None)
         if self.own is not None and not _starts_with(starts, block_starts(own.blocks)):
             first = int(np.searchsorted(block_starts(own.blocks), sum(b.shape[1] for b in done)))  # first not done
             done = list(done) + [self.interior(own, k, wt_interior, src) for k in range(first, len(own.blocks))]
