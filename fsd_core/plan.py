@@ -45,7 +45,7 @@ class LayerSplit:
     reach the boundary. Positions are into the layer's R (rows) and S (cols).
 
     Both products keep all of S as columns (the other product's columns empty), so each
-    lands at its columns' places in one block of the layer's output (`rows.product_into`).
+    lands at its columns' places in one block of the layer's output (`rows.LayerProducts`).
     """
 
     interior: np.ndarray            # positions in S of the interior columns, ascending
