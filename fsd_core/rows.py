@@ -397,7 +397,7 @@ class LayerProducts:
                  src: np.ndarray | None = None) -> None:
         self.width = width
         self.inputs = x.blocks if x.dense else _sparse_to_blocks(x.csr)
-        starts = block_starts(self.inputs)
+        self.starts = starts = block_starts(self.inputs)  # where each output block begins, and the end
         self.wt_boundary, self.wt_interior = wt_boundary, wt_interior
         makes_interior = own is not None and own.dense and wt_interior is not None and wt_interior.shape[1]
         self.own, self.src = (own, _selector(own, src)) if makes_interior else (None, None)
@@ -416,9 +416,6 @@ class LayerProducts:
         z = np.zeros((wt.shape[0], b.shape[1]), dtype=np.float32)
         add_product(wt, b if src is None else np.take(b, src, axis=0), z)
         return z
-
-    def widths(self) -> list[int]:
-        return [b.shape[1] for b in self.inputs]
 
     def block(self, k: int) -> np.ndarray:
         if k < len(self.done):
@@ -511,10 +508,7 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
     mult = _hash_multipliers(width)[:, None]
     covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
     whole = [] if made else [r for r, pos, source in parts if r.dense and source is None and _covers((r, pos), width)]
-    if made or whole:
-        bounds = np.cumsum([0] + (made.widths() if made else [b.shape[1] for b in whole[0].blocks]))
-    else:
-        bounds = range(0, count + CHUNK, CHUNK)
+    bounds = made.starts if made else block_starts(whole[0].blocks) if whole else range(0, count + CHUNK, CHUNK)
     spans = [(i, lo, min(count, hi)) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])) if lo < min(count, hi)]
 
     def finished(i: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -152,7 +152,7 @@ def test_layer_products_add_interior_and_boundary_into_one_block_exactly(k_own, 
     if rng.random() < 0.3 and done:  # made on other bounds: cut again
         done = [np.ascontiguousarray(np.concatenate(done, axis=1))]
     made = LayerProducts(width, x, w_bnd.T, done, own_rows, w_int.T, src)
-    got = np.concatenate([made.block(i) for i in range(len(made.widths()))], axis=1) if u else expected
+    got = np.concatenate([made.block(i) for i in range(len(made.inputs))], axis=1) if u else expected
     assert got.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
     made = LayerProducts(width, x, w_bnd.T, [], own_rows, w_int.T, src)
     bias = rng.normal(size=width).astype(np.float32)
