@@ -259,6 +259,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
             pool.lock.acquire()  # one run at a time; released below
             holds_pool = True
             backend.launcher = pool.launcher()
+            backend.channel_config["spares"] = str(pool.spares)
             pool.ensure(P)
         t = time.perf_counter()
         y0 = sp.csc_matrix(inputs, dtype=np.float32)

@@ -71,6 +71,10 @@ class WorkerPool:
         base = Path(directory) if directory else default_root().parent
         base.mkdir(parents=True, exist_ok=True)
         self.directory = Path(tempfile.mkdtemp(prefix="fsd-pool-", dir=base))
+        # The local channel's frame files, kept between runs (as a warm Lambda keeps /tmp), next
+        # to the runs' inboxes: files move between the two by rename (channels/local.py).
+        default_root().mkdir(parents=True, exist_ok=True)
+        self.spares = Path(tempfile.mkdtemp(prefix="spares-", dir=default_root()))
         self.lock = threading.Lock()  # one run at a time
         self._procs: dict[int, subprocess.Popen] = {}
         self._holds: dict[int, int] = {}  # our own descriptor on each FIFO (see _spawn)
@@ -102,6 +106,7 @@ class WorkerPool:
         self._stop()
         self._release()
         shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.spares, ignore_errors=True)
 
     def __enter__(self) -> "WorkerPool":
         return self

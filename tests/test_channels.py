@@ -214,6 +214,30 @@ def test_local_frames_are_written_over_once_their_layer_is_spent(tmp_path):
     assert not (tmp_path / "spare-w1").exists() and not (tmp_path / "w0").exists()
 
 
+def test_local_frame_files_outlive_the_run_in_a_spares_directory(tmp_path):
+    """With `spares` (a warm pool's directory), handed-back files go there, the next run's
+    sender writes over them, and cleaning a run up leaves them."""
+    from fsd_core.channels.local import LocalChannel
+
+    spares, block = tmp_path / "spares", np.ones((40, 30), dtype=np.float32)
+    for run in range(2):
+        run_id, root = uuid.uuid4().hex[:12], tmp_path / f"run{run}"
+        receiver, sender = LocalChannel(run_id, 0, root, spares), LocalChannel(run_id, 1, root, spares)
+        kept = {p.stat().st_ino for p in (spares / "spare-w1").iterdir()}
+        assert bool(kept) == (run == 1)  # the first run's file, handed back
+        for layer in (1, 2):
+            sender.send(layer, 0, Message(block * layer, np.arange(30), None))
+            sender.flush()
+            (_, msg), = list(receiver.receive(layer, [1], timeout=30))
+            assert np.array_equal(msg.block, block * layer)
+        if run == 1:  # layer 1's frame went into the file kept from the first run
+            assert kept <= {p.stat().st_ino for p in (spares / "spare-w1").iterdir()}
+        receiver.cleanup()
+        sender.cleanup()
+        assert not (root / "spare-w1").exists() and not (root / "w0").exists()
+        assert len(list((spares / "spare-w1").iterdir())) == 1
+
+
 def test_local_inbox_junk_is_dropped_not_fatal(tmp_path):
     """Files in a local inbox that are not frames (a stray name, a name claiming more bytes
     than the file has) are counted as malformed and dropped; the real frame still arrives."""

@@ -39,7 +39,11 @@ def test_warm_runs_equal_serial_reuse_the_processes_and_the_shards(small):
     with WorkerPool(2) as pool:
         first = _run(model, inputs, pool, 3)  # the pool grows to the run's P
         pids = pool.pids()
+        spares = {p.stat().st_ino for p in pool.spares.glob("spare-w*/*")}
+        assert spares  # frame files kept for the next run
         second = _run(model, inputs[:40], pool, 3)
+        # ... which wrote frames into them (handed back to the pool's spares after use)
+        assert spares & {p.stat().st_ino for p in pool.spares.glob("spare-w*/*")}
         assert first.status == second.status == "ok", (first.error, second.error)
         assert activations_equal(ref.activations, first.activations)
         assert activations_equal(infer(model, inputs[:40]).activations, second.activations)
@@ -90,7 +94,7 @@ def test_closing_the_pool_ends_its_processes_and_removes_its_fifos():
     assert all(_alive(p) for p in pids) and len(list(directory.iterdir())) == 3
     pool.close()
     assert not any(_alive(p) for p in pids)
-    assert not directory.exists()
+    assert not directory.exists() and not pool.spares.exists()
 
 
 def test_warm_workers_end_with_their_client():

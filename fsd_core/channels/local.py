@@ -11,7 +11,11 @@ writing and reading an 11 MB frame took ~7 ms in fresh files against ~3.5 ms in 
 here). A receiver keeps the frames it took (mapped: their data is read in place) until it
 is asked for a later layer (`Channel._spent`), and then hands each file back to
 its sender (`spare-w{src}/`), which writes its next frames over them. A file may be larger
-than the frame in it: the frame's length is part of its name.
+than the frame in it: the frame's length is part of its name. Spares live in the run's
+directory, or, for warm workers, in a directory that outlives the run (`spares` in the
+channel config: the warm pool's, as a warm Lambda keeps its /tmp), so a warm run writes every
+frame over warm pages: growing files to the frame sizes of layers 1-10 cost a warm P=2 worker
+of bench/scaling.py ~50 ms a run (writes ran at ~2 ms a MB into fresh pages, ~0.15 into reused ones).
 
 Wake-ups: each inbox has a doorbell, a named pipe the receiver waits on with `select`; a
 sender writes one byte to it after renaming a frame in, so a waiting receiver wakes within
@@ -56,9 +60,13 @@ class LocalChannel(Channel):
     scatter = True  # a frame's buffers go straight into its file, and come back mapped, not copied
     poll_is_free = True  # a poll lists the inbox: microseconds on a memory file system
 
-    def __init__(self, run_id: str, worker: int, root: str | os.PathLike[str]) -> None:
+    def __init__(self, run_id: str, worker: int, root: str | os.PathLike[str],
+                 spares: str | os.PathLike[str] | None = None) -> None:
         super().__init__(run_id, worker)
         self.root = Path(root)
+        # Where each worker's spare files live: `spare-w{k}/` of this directory (on the same
+        # file system as `root`: files move between the two by rename).
+        self._spare_root = Path(spares) if spares is not None else self.root
         self.inbox = self.root / f"w{worker}"
         self.inbox.mkdir(parents=True, exist_ok=True)
         bell = self.inbox / BELL
@@ -70,8 +78,8 @@ class LocalChannel(Channel):
         self._bell = os.open(bell, os.O_RDWR | os.O_NONBLOCK)
         self._rings: dict[int, int] = {}  # dst -> write end of its doorbell
         self._inboxes: dict[int, Path] = {}
-        self._spares = self.root / f"spare-w{worker}"  # files receivers handed back, to send in
-        self._spares.mkdir(exist_ok=True)
+        self._spares = self._spare_root / f"spare-w{worker}"  # files receivers handed back, to send in
+        self._spares.mkdir(parents=True, exist_ok=True)
         self._held: list[tuple[int, int, str]] = []  # (layer, sender, file) of frames taken, not yet handed back
         # Frame names: unique per send (a frame sent twice is delivered twice); the channel's
         # own token keeps them apart from other senders' and from a restarted worker's.
@@ -79,7 +87,7 @@ class LocalChannel(Channel):
 
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "LocalChannel":
-        return cls(run_id, worker, config["root"])
+        return cls(run_id, worker, config["root"], config.get("spares"))
 
     def _send_frames(self, layer: int, dst: int, frames: list) -> None:
         inbox = self._inboxes.get(dst)
@@ -129,7 +137,7 @@ class LocalChannel(Channel):
                 continue
             try:
                 capacity = os.stat(path).st_size
-                os.replace(path, os.path.join(self.root, f"spare-w{src}", f"{capacity}.{next(self._serial)}"))
+                os.replace(path, os.path.join(self._spare_root, f"spare-w{src}", f"{capacity}.{next(self._serial)}"))
             except FileNotFoundError:  # (a sender that is gone: its spares were cleaned up)
                 pass
         self._held = keep
@@ -188,7 +196,8 @@ class LocalChannel(Channel):
 
     def cleanup(self) -> None:
         shutil.rmtree(self.inbox, ignore_errors=True)
-        shutil.rmtree(self._spares, ignore_errors=True)
+        if self._spare_root == self.root:  # (spares kept for later runs belong to their owner)
+            shutil.rmtree(self._spares, ignore_errors=True)
 
 
 def _map(path: str, size: int | None) -> bytes | mmap.mmap:
