@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .doorbell import Doorbell
 from .errors import InputError
+from .handler import REPORT_BELL
 from .staged import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
 from .launch import LambdaLauncher, Launcher, LocalLauncher
 from .model import SparseDNN, read_inputs
@@ -204,6 +206,7 @@ class _Backend:
         self.scratch = scratch
         self.progress_dir = scratch / "progress"
         self.progress_dir.mkdir(parents=True, exist_ok=True)
+        self.bell = Doorbell(self.progress_dir / REPORT_BELL)  # local workers ring it when they report
         self.launcher: Launcher = LocalLauncher(new_session=True)
         if variant == "local":
             from .channels.local import default_root
@@ -233,6 +236,7 @@ class _Backend:
         return cleanup_channel(self.variant, self.manifest, run_id, workers, failed)
 
     def close(self) -> None:
+        self.bell.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
@@ -421,6 +425,7 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
     stall_limit = timeout + launch_grace + 15.0
     while True:
         changed = False
+        backend.bell.drain()  # rings before this look are answered by it
         for p in range(P):
             try:
                 done = int((backend.progress_dir / f"w{p}").read_text())
@@ -451,10 +456,10 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
         if root is not None and root.poll() is not None and root.returncode not in (0, None) and 0 not in reports:
             if time.monotonic() - last_change > timeout + 5:
                 return reports, None, f"worker 0 exited with code {root.returncode} without a report"
-        # Every layer done: the gather takes milliseconds, so look again soon (else a run waits
-        # ~10 ms on average for the coordinator to notice its result).
+        # Local workers ring when they report (the doorbell); Lambda workers do not, so look
+        # again soon once every layer is done (the gather takes milliseconds).
         finishing = all(d >= layers for d in snap.workers_done) and time.monotonic() - last_change < 1.0
-        time.sleep(0.002 if finishing else 0.02 if P <= 8 else 0.05)
+        backend.bell.wait(0.002 if finishing else 0.02 if P <= 8 else 0.05)
 
 
 def _explain_failure(failed: list[dict], reports: dict[int, dict], P: int, snap: Progress) -> str:

@@ -206,8 +206,11 @@ def run_in_threads(shards: list[WorkerShard], inputs: sp.spmatrix, channel_for: 
 def expand(result: Message) -> sp.csr_matrix:
     """B x N activations from distinct rows and a row map (what worker 0 stages)."""
     block = sp.csr_matrix(result.block)
-    out = block if result.row_map is None else block[result.row_map]
-    out.sort_indices()
+    block.sort_indices()  # u rows: cheap
+    if result.row_map is None:
+        return block
+    out = block[result.row_map]
+    out.has_sorted_indices = True  # rows copied whole from a sorted block (scipy would check all B x N again)
     return out
 
 

@@ -17,19 +17,17 @@ channel config: the warm pool's, as a warm Lambda keeps its /tmp), so a warm run
 frame over warm pages: growing files to the frame sizes of layers 1-10 cost a warm P=2 worker
 of bench/scaling.py ~50 ms a run (writes ran at ~2 ms a MB into fresh pages, ~0.15 into reused ones).
 
-Wake-ups: each inbox has a doorbell, a named pipe the receiver waits on with `select`; a
-sender writes one byte to it after renaming a frame in, so a waiting receiver wakes within
-microseconds instead of at its next poll (a layer's round trip is on the critical path of
+Wake-ups: each inbox has a doorbell (`doorbell.py`), a named pipe the receiver waits on with
+`select`; a sender writes one byte to it after renaming a frame in, so a waiting receiver
+wakes within microseconds instead of at its next poll (a layer's round trip is on the critical path of
 every layer). A missed ring only costs the fallback poll interval (`POLL_MAX`).
 """
 
 from __future__ import annotations
 
-import errno
 import itertools
 import mmap
 import os
-import select
 import shutil
 import tempfile
 import time
@@ -37,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..doorbell import Doorbell, open_bell, ring
 from .base import Channel
 from .encoding import frame_size
 
@@ -69,13 +68,7 @@ class LocalChannel(Channel):
         self._spare_root = Path(spares) if spares is not None else self.root
         self.inbox = self.root / f"w{worker}"
         self.inbox.mkdir(parents=True, exist_ok=True)
-        bell = self.inbox / BELL
-        try:
-            os.mkfifo(bell)
-        except FileExistsError:
-            pass
-        # Read-write, so the pipe never reports end-of-file while no sender has it open.
-        self._bell = os.open(bell, os.O_RDWR | os.O_NONBLOCK)
+        self._bell = Doorbell(self.inbox / BELL)
         self._rings: dict[int, int] = {}  # dst -> write end of its doorbell
         self._inboxes: dict[int, Path] = {}
         self._spares = self._spare_root / f"spare-w{worker}"  # files receivers handed back, to send in
@@ -145,24 +138,16 @@ class LocalChannel(Channel):
     def _ring(self, dst: int) -> None:
         fd = self._rings.get(dst)
         if fd is None:
-            try:
-                fd = self._rings[dst] = os.open(self.root / f"w{dst}" / BELL, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:  # not created yet (the receiver lists its inbox when it starts)
+            fd = open_bell(self.root / f"w{dst}" / BELL)
+            if fd is None:  # not created yet (the receiver lists its inbox when it starts)
                 return
-        try:
-            os.write(fd, b"!")
-        except OSError as exc:
-            # A full pipe is a bell that is already ringing; a closed one, a receiver that is done.
-            if exc.errno not in (errno.EAGAIN, errno.EPIPE):
-                raise
+            self._rings[dst] = fd
+        ring(fd)
 
     def _poll(self, layer: int, pending: set[int], timeout: float) -> list[bytes]:
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                os.read(self._bell, 4096)  # drain: rings before this listing are answered by it
-            except BlockingIOError:
-                pass
+            self._bell.drain()  # rings before this listing are answered by it
             names = [n for n in os.listdir(self.inbox) if not n.startswith(".")]
             if names:
                 frames = []
@@ -183,15 +168,15 @@ class LocalChannel(Channel):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            select.select([self._bell], [], [], min(POLL_MAX, remaining))
+            self._bell.wait(min(POLL_MAX, remaining))
 
     def close(self) -> None:
-        for fd in [self._bell, *self._rings.values()]:
+        self._bell.close()
+        for fd in self._rings.values():
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self._bell = -1
         self._rings.clear()
 
     def cleanup(self) -> None:
