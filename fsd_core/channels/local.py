@@ -76,7 +76,8 @@ class LocalChannel(Channel):
         self._held: list[tuple[int, int, str]] = []  # (layer, sender, file) of frames taken, not yet handed back
         # Frame names: unique per send (a frame sent twice is delivered twice); the channel's
         # own token keeps them apart from other senders' and from a restarted worker's.
-        self._serial = (f"{uuid.uuid4().hex[:8]}-{n}" for n in itertools.count())
+        token = uuid.uuid4().hex[:8]
+        self._serial = (f"{token}-{n}" for n in itertools.count())
 
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "LocalChannel":
