@@ -364,17 +364,15 @@ def full_csr(r: Rows, present: np.ndarray | None, total: int) -> sp.csr_matrix:
     return m if present is None else _scatter_rows(m, present, total, r.width)
 
 
-def product(x: Rows, w: sp.csr_matrix, src: np.ndarray | None = None, wt: sp.csc_matrix | None = None) -> Rows:
+def product(x: Rows, w: sp.csr_matrix, src: np.ndarray | None = None) -> Rows:
     """Z = X[:, src] W in the canonical order: per dense block `W^T @ block`, else the CSR
     product. `src` (ascending neuron positions; None: all) is taken block by block, in cache.
-    `wt`: `w.T`, when the caller keeps it."""
+    (The worker's dense layers go through `LayerProducts`; this serves sparse ones.)"""
     src = _selector(x, src)
     if x.csr is not None:
         m = x.csr if src is None else x.select(src).csr
         return Rows(w.shape[1], csr=_sorted((m @ w).tocsr()))
-    if w.shape[1] == 0:  # no output columns (a layer without interior ones): no input copies
-        return Rows(0, blocks=[np.zeros((0, b.shape[1]), dtype=np.float32) for b in x.blocks])
-    wt = w.T if wt is None else wt  # a CSC view: csc_matvecs adds the inputs in ascending order
+    wt = w.T  # a CSC view: csc_matvecs adds the inputs in ascending order
     return Rows(w.shape[1], blocks=[wt @ (np.ascontiguousarray(b) if src is None else np.take(b, src, axis=0))
                                     for b in x.blocks])
 

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from .channels.base import Channel
 from .channels.encoding import Message
-from .plan import LayerSplit, WorkerShard
+from .plan import LayerShard, LayerSplit, WorkerShard
 from .rows import (LayerProducts, RowMap, Rows, assemble, combine, combine_in_step, finish, full_csr, product, reindex,
                    row_mask, sources, to_layout, union_of)
 from .serial import _sparse_to_blocks, block_starts
@@ -121,14 +121,8 @@ def run_worker(
         for dst, pos in ls.send.items():
             channel.send(l, dst, _message(rows, present, pos, rmap, labels))
         channel.flush()
-        width = len(ls.cols)
-        dense = rows.dense
-        done = []  # interior product blocks made while the layer's messages are not all here
-        if dense and len(split.interior):
-            while len(done) < len(rows.blocks) and not channel.arrived(l, ls.recv.keys()):
-                done.append(LayerProducts.interior(rows, len(done), split.wt_interior, ls.local_src))
-        elif not dense:
-            z = product(rows, split.w_interior, ls.local_src)  # CSR, every row
+        interior = _Interior(rows, ls)
+        interior.ahead(lambda: channel.arrived(l, ls.recv.keys()))
         st.compute_s += time.perf_counter() - t0
         t1 = time.perf_counter()
         wait_limit = timeout + (launch_grace if l == 1 else 0.0)
@@ -137,28 +131,14 @@ def run_worker(
         st.wait_s += t2 - t1
         pieces = [(piece, split.x_recv[src]) for src in sorted(received)
                   if (piece := _piece(received[src], batch)) is not None]
-        starts = block_starts(rows.blocks) if dense else None  # the interior blocks', for the inputs'
+        starts = block_starts(rows.blocks) if rows.dense else None  # the interior blocks', for the inputs'
         x, union, joint, keep = _inputs(rows, present, rmap, labels, pieces, split, starts)
         st.rows = x.count
         total = rmap.first.size
-        own = rows if dense and len(split.interior) else None  # interior blocks still to make
         if joint is not rmap and keep is None:  # rows already joined: the interior part follows the joint rows
-            ids = rmap.map[joint.first]
-            if not dense:
-                z = reindex(z, present, ids)[0]
-            elif len(split.interior):
-                done += [LayerProducts.interior(rows, k, split.wt_interior, ls.local_src)
-                         for k in range(len(done), len(rows.blocks))]
-                done, own = reindex(Rows(width, blocks=done), present, ids)[0].blocks, None
+            interior.follow(present, rmap.map[joint.first])
             total = joint.first.size
-        everywhere = np.arange(width)
-        if dense or x.dense:  # (the interior part's rows are the union's first ones: `union_of`)
-            done = done if dense else _sparse_to_blocks(z.csr)
-            made = LayerProducts(width, x, split.wt_boundary, done, own, split.wt_interior, ls.local_src)
-            parts = [(made, everywhere)]
-        else:
-            parts = [(z, everywhere), (product(x, split.w_boundary), everywhere)]
-        rows, present, labels = finish(parts, width, union, total, ls.bias, shard.ymax, keep)
+        rows, present, labels = finish(interior.parts(x), len(ls.cols), union, total, ls.bias, shard.ymax, keep)
         rmap = joint
         st.compute_s += time.perf_counter() - t2
         mark.fill(st)
@@ -169,6 +149,48 @@ def run_worker(
                      timeout + (launch_grace if not shard.layers else 0.0), stats)
     channel.settle()  # the gather (and any late layer) delivered, or its error raised here
     return WorkerOutcome(me, stats, result, channel.stats.duplicates, channel.stats.foreign)
+
+
+class _Interior:
+    """A layer's interior product: dense, made block by block (ahead while the layer's
+    messages are not all here, the rest as `finish` takes them, with the boundary product
+    added into the same blocks: `LayerProducts`); sparse, the CSR product at once."""
+
+    def __init__(self, rows: Rows, ls: LayerShard) -> None:
+        split = ls.split
+        self.split, self.src, self.width = split, ls.local_src, len(ls.cols)
+        self.done: list[np.ndarray] = []  # dense blocks made so far
+        self.own = rows if rows.dense and len(split.interior) else None  # dense rows whose blocks are still to make
+        self.z = None if rows.dense else product(rows, split.w_interior, self.src)
+
+    def ahead(self, arrived: Callable[[], bool]) -> None:
+        """Make dense blocks until every message is here (`arrived`) or none is left."""
+        if self.own is None:
+            return
+        while len(self.done) < len(self.own.blocks) and not arrived():
+            self.done.append(LayerProducts.interior(self.own, len(self.done), self.split.wt_interior, self.src))
+
+    def follow(self, present: np.ndarray | None, ids: np.ndarray) -> None:
+        """The rows were joined before the boundary product: the interior part takes the
+        joint rows `ids` (of the rows it holds, `present`), so every block is made now."""
+        if self.z is not None:
+            self.z = reindex(self.z, present, ids)[0]
+        elif self.own is not None:
+            self.done += [LayerProducts.interior(self.own, k, self.split.wt_interior, self.src)
+                          for k in range(len(self.done), len(self.own.blocks))]
+            self.done = reindex(Rows(self.width, blocks=self.done), present, ids)[0].blocks
+            self.own = None
+
+    def parts(self, x: Rows) -> list[tuple]:
+        """The layer's output pieces for `finish`, with the boundary product of inputs `x`
+        (the interior part's rows are the first of `x`'s: `union_of`)."""
+        everywhere = np.arange(self.width)
+        if self.z is None or x.dense:
+            done = self.done if self.z is None else _sparse_to_blocks(self.z.csr)
+            split = self.split
+            return [(LayerProducts(self.width, x, split.wt_boundary, done, self.own, split.wt_interior, self.src),
+                     everywhere)]
+        return [(self.z, everywhere), (product(x, self.split.w_boundary), everywhere)]
 
 
 def run_in_threads(shards: list[WorkerShard], inputs: sp.spmatrix, channel_for: Callable[[int], Channel],
