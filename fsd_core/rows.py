@@ -531,21 +531,13 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
             at = at[sel]
         return b, at, _column_keys(b, mult), int(np.count_nonzero(b))
 
-    packed, keys, present, nnz = _Aligned(width), [], [], 0
-
-    def emit(b: np.ndarray, at_ids: np.ndarray, k: np.ndarray) -> None:
-        if b.shape[1]:
-            packed.add(b)
-            keys.append(k)
-            present.append(at_ids)
-
     # The target rows are ascending up to `tail`, then come rows only other pieces had
     # (`union_of`), ascending too: those are finished first and merged in as the rest streams
     # by, so the output stays in ascending row order, with the copy `_Aligned` makes anyway.
     descents = np.flatnonzero(ids[1:] < ids[:-1]) if rows is not None else ()
     tail = int(descents[0]) + 1 if len(descents) else count
     first_tail = next((j for j, (_, lo, hi) in enumerate(spans) if hi > tail), len(spans))
-    main_bits, extra = [], []
+    output, nnz, main_bits = _Output(width), 0, []
     for i, lo, hi in spans[first_tail:]:
         b, at, k, c = finished(i, lo, hi)
         nnz += c
@@ -553,36 +545,14 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
         if m:
             main_bits.append((b[:, :m], new_ids[at[:m]], k[:m]))
         if m < at.size:
-            extra.append((b[:, m:], new_ids[at[m:]], k[m:]))
-    ex = np.concatenate([e[0] for e in extra], axis=1) if extra else np.zeros((width, 0), np.float32)
-    ex_ids = np.concatenate([e[1] for e in extra]) if extra else np.zeros(0, np.int64)
-    ex_keys = np.concatenate([e[2] for e in extra]) if extra else np.zeros(0, np.uint64)
-    done = 0  # extra rows emitted
-
-    def emit_merged(b: np.ndarray, at_ids: np.ndarray, k: np.ndarray) -> None:
-        nonlocal done
-        stop = int(np.searchsorted(ex_ids, at_ids[-1])) if at_ids.size else done
-        if stop <= done:
-            emit(b, at_ids, k)
-            return
-        ins = np.searchsorted(at_ids, ex_ids[done:stop])  # where each extra row goes in this block
-        cuts, first = np.unique(ins, return_index=True)
-        prev = 0
-        for c, f, g in zip(cuts.tolist(), first.tolist(), first[1:].tolist() + [stop - done]):
-            emit(b[:, prev:c], at_ids[prev:c], k[prev:c])
-            emit(ex[:, done + f:done + g], ex_ids[done + f:done + g], ex_keys[done + f:done + g])
-            prev = c
-        emit(b[:, prev:], at_ids[prev:], k[prev:])
-        done = stop
-
+            output.hold(b[:, m:], new_ids[at[m:]], k[m:])
     for i, lo, hi in spans[:first_tail]:
         b, at, k, c = finished(i, lo, hi)
         nnz += c
-        emit_merged(b, new_ids[at], k)
+        output.add(b, new_ids[at], k)
     for b, at_ids, k in main_bits:
-        emit_merged(b, at_ids, k)
-    emit(ex[:, done:], ex_ids[done:], ex_keys[done:])
-    blocks = packed.blocks()
+        output.add(b, at_ids, k)
+    blocks, keys, present = output.close()
     out = Rows(width, blocks=blocks)
     held = np.concatenate(present) if present else np.zeros(0, dtype=np.int64)
     if held.size == new_total:
@@ -593,6 +563,63 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
         return sparse, None, sparse.labels()
     labels = block_labels(blocks, np.concatenate(keys), np.ones(stored, dtype=bool)) if stored > 1 else None
     return out, held, _with_absent(labels, held, new_total)
+
+
+class _Output:
+    """`finish`'s output in ascending row order: blocks added in row order, with rows held
+    back (`hold`: the ascending tail of rows only other pieces had, finished first) merged
+    in where they belong as the blocks stream by."""
+
+    def __init__(self, width: int) -> None:
+        self.packed = _Aligned(width)
+        self.keys: list[np.ndarray] = []
+        self.present: list[np.ndarray] = []
+        self.held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.done = 0  # held rows emitted
+        self.width = width
+        self._ex: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def hold(self, b: np.ndarray, ids: np.ndarray, keys: np.ndarray) -> None:
+        """Rows to merge in later (ascending, after those held before; before any `add`)."""
+        self.held.append((b, ids, keys))
+
+    def add(self, b: np.ndarray, ids: np.ndarray, keys: np.ndarray) -> None:
+        """Rows `ids` (ascending, after those added before), with the held rows that go before them."""
+        ex, ex_ids, ex_keys = self._extra()
+        done = self.done
+        stop = int(np.searchsorted(ex_ids, ids[-1])) if ids.size else done
+        if stop <= done:
+            self._emit(b, ids, keys)
+            return
+        ins = np.searchsorted(ids, ex_ids[done:stop])  # where each held row goes in this block
+        cuts, first = np.unique(ins, return_index=True)
+        prev = 0
+        for c, f, g in zip(cuts.tolist(), first.tolist(), first[1:].tolist() + [stop - done]):
+            self._emit(b[:, prev:c], ids[prev:c], keys[prev:c])
+            self._emit(ex[:, done + f:done + g], ex_ids[done + f:done + g], ex_keys[done + f:done + g])
+            prev = c
+        self._emit(b[:, prev:], ids[prev:], keys[prev:])
+        self.done = stop
+
+    def close(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """(blocks, keys, present ids) of everything, the held rows not yet emitted last."""
+        ex, ex_ids, ex_keys = self._extra()
+        self._emit(ex[:, self.done:], ex_ids[self.done:], ex_keys[self.done:])
+        return self.packed.blocks(), self.keys, self.present
+
+    def _extra(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._ex is None:  # joined once, at the first add
+            held = self.held
+            self._ex = (np.concatenate([e[0] for e in held], axis=1) if held else np.zeros((self.width, 0), np.float32),
+                        np.concatenate([e[1] for e in held]) if held else np.zeros(0, np.int64),
+                        np.concatenate([e[2] for e in held]) if held else np.zeros(0, np.uint64))
+        return self._ex
+
+    def _emit(self, b: np.ndarray, ids: np.ndarray, keys: np.ndarray) -> None:
+        if b.shape[1]:
+            self.packed.add(b)
+            self.keys.append(keys)
+            self.present.append(ids)
 
 
 def _with_absent(labels: np.ndarray | None, present: np.ndarray | None, total: int) -> np.ndarray | None:
