@@ -386,6 +386,24 @@ def test_foreign_messages_waiting_in_queues_are_ignored(local_deployment, rx_sma
     assert queue_depths(local_deployment, 2) == [0, 0]
 
 
+def test_the_drain_waits_for_messages_a_dead_receiver_left_in_flight(local_deployment):
+    """A worker that ends during a long poll leaves the poll open at the server, which takes
+    what arrives next (the flake this test pins down: a previous run's worker took the next
+    run's first messages) and leaves them invisible for the visibility timeout."""
+    from fsd_core.channels.queue import DEFAULT_POLL_WAIT, drain_queues
+
+    time.sleep(DEFAULT_POLL_WAIT + 0.5)  # the long polls earlier tests' workers left open end first
+    sqs = client(local_deployment, "sqs")
+    url = local_deployment.queue_urls[0]
+    for k in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"stale {k}")
+    taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=2)["Messages"]
+    assert len(taken) == 3 and queue_depths(local_deployment, 1) == [3]  # in flight, never deleted
+    counts = drain_queues(local_deployment, 1)
+    assert queue_depths(local_deployment, 1) == [0]
+    assert counts["sqs:DeleteMessageBatch"] >= 1 and counts["sqs:GetQueueAttributes"] >= 2
+
+
 @pytest.mark.parametrize("variant", ["queue", "object"])
 def test_failed_cloud_run_is_cleaned_up(local_deployment, rx_small, variant):
     model, inputs = rx_small

@@ -230,14 +230,18 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, 
     After a failed run a crashed worker may have left messages in flight (received, not
     deleted: invisible for the visibility timeout), which no receive can reach; `purge=True`
     first calls `PurgeQueue`, which removes those too (AWS allows one purge per queue per
-    60 s; a refused purge falls back to draining).
+    60 s; a refused purge falls back to draining). A worker that ended during a long poll
+    can leave messages in flight too, even after a run that went well: its poll stays open
+    at the server for up to `poll_wait` and takes whatever arrives (another run's messages,
+    if one starts that soon), so messages still in flight after the drain are waited for
+    (they are visible again within `VISIBILITY_TIMEOUT`) and drained as well.
     """
     from botocore.exceptions import ClientError
 
     from ..cloud import botocore_config, client
 
     sqs = client(manifest, "sqs", botocore_config(4))
-    counts = {"sqs:ReceiveMessage": 0, "sqs:DeleteMessageBatch": 0}
+    counts = {"sqs:ReceiveMessage": 0, "sqs:DeleteMessageBatch": 0, "sqs:GetQueueAttributes": 0}
     for url in manifest.queue_urls[:workers]:
         if purge:
             try:
@@ -245,14 +249,20 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, 
                 counts["sqs:PurgeQueue"] = counts.get("sqs:PurgeQueue", 0) + 1
             except ClientError:
                 pass
+        deadline = time.monotonic() + VISIBILITY_TIMEOUT + 1.0
         while True:
             resp = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=SQS_MAX_MESSAGES, WaitTimeSeconds=0,
                                        VisibilityTimeout=30)
             counts["sqs:ReceiveMessage"] += 1
             messages = resp.get("Messages", [])
-            if not messages:
+            if messages:
+                sqs.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+                counts["sqs:DeleteMessageBatch"] += 1
+                continue
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+            counts["sqs:GetQueueAttributes"] += 1
+            if not int(attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) or time.monotonic() > deadline:
                 break
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-            counts["sqs:DeleteMessageBatch"] += 1
+            time.sleep(0.2)  # in flight: visible again within the visibility timeout
     return counts
