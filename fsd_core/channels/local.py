@@ -14,13 +14,14 @@ its sender (`spare-w{src}/`), which writes its next frames over them. A file may
 than the frame in it: the frame's length is part of its name. Spares live in the run's
 directory, or, for warm workers, in a directory that outlives the run (`spares` in the
 channel config: the warm pool's, as a warm Lambda keeps its /tmp), so a warm run writes every
-frame over warm pages: growing files to the frame sizes of layers 1-10 cost a warm P=2 worker
-of bench/scaling.py ~50 ms a run (writes ran at ~2 ms a MB into fresh pages, ~0.15 into reused ones).
+frame over warm pages: growing files to the frame sizes of layers 1-10 cost a warm P=2
+worker of bench/scaling.py ~50 ms a run (writes ran at ~2 ms a MB into fresh pages, ~0.15
+into reused ones).
 
 Wake-ups: each inbox has a doorbell (`doorbell.py`), a named pipe the receiver waits on with
 `select`; a sender writes one byte to it after renaming a frame in, so a waiting receiver
-wakes within microseconds instead of at its next poll (a layer's round trip is on the critical path of
-every layer). A missed ring only costs the fallback poll interval (`POLL_MAX`).
+wakes within microseconds instead of at its next poll (a layer's round trip is on the
+critical path of every layer). A missed ring only costs the fallback poll interval (`POLL_MAX`).
 """
 
 from __future__ import annotations
