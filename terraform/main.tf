@@ -2,14 +2,14 @@
 # FSD-Inference: the cloud side of one deployment
 #
 #   queue channel   SNS topic(s) -> one SQS queue per worker slot (filter on dst)
-#   object channel  one S3 bucket (runs/ scratch prefix, packages/)
+#   bucket          the deployment bucket: stage/ (every run's shards, inputs,
+#                   reports, result), runs/ (object channel), packages/
 #   worker function one Lambda function, its role, log group, async config
 #
 # The outputs (outputs.tf) are the deployment manifest `fsd` reads.
 # ---------------------------------------------------------------------------
 
 locals {
-  create_bucket   = var.enable_object || var.package_file != null
   create_function = var.package_file != null || var.package_s3_key != null
 }
 
@@ -25,14 +25,23 @@ module "queue_channel" {
   dead_letter         = !local.emulated
 }
 
+# The deployment bucket exists in every deployment: every cloud run, queue or
+# object, stages its shards and inputs there (a Lambda has no other way to get
+# them). enable_object adds the object channel's runs/ prefix to the workers' grant.
 module "object_channel" {
   source = "./modules/object_channel"
-  count  = local.create_bucket ? 1 : 0
 
-  name_prefix     = var.name_prefix
-  run_expiry_days = var.run_expiry_days
-  force_destroy   = var.force_destroy
-  tls_only        = !local.emulated
+  name_prefix       = var.name_prefix
+  run_expiry_days   = var.run_expiry_days
+  stage_expiry_days = var.stage_expiry_days
+  force_destroy     = var.force_destroy
+  tls_only          = !local.emulated
+}
+
+# The bucket used to be created only with enable_object or package_file.
+moved {
+  from = module.object_channel[0]
+  to   = module.object_channel
 }
 
 # The deployment package, when given as a local file, travels through the bucket
@@ -40,7 +49,7 @@ module "object_channel" {
 resource "aws_s3_object" "package" {
   count = var.package_file != null ? 1 : 0
 
-  bucket      = module.object_channel[0].bucket
+  bucket      = module.object_channel.bucket
   key         = "packages/${filesha256(var.package_file)}.zip"
   source      = var.package_file
   source_hash = filemd5(var.package_file)
@@ -59,12 +68,14 @@ module "worker_function" {
   log_retention_days   = var.log_retention_days
 
   s3_bucket = (var.package_file != null ? aws_s3_object.package[0].bucket
-  : coalesce(var.package_s3_bucket, try(module.object_channel[0].bucket, null)))
+  : coalesce(var.package_s3_bucket, module.object_channel.bucket))
   s3_key = var.package_file != null ? aws_s3_object.package[0].key : var.package_s3_key
 
-  topic_arns    = try(module.queue_channel[0].topic_arns, [])
-  queue_arns    = try(module.queue_channel[0].queue_arns, [])
-  bucket_arn    = var.enable_object ? module.object_channel[0].bucket_arn : null
-  run_prefix    = "runs/"
-  topic_kms_key = try(module.queue_channel[0].kms_master_key_id, null)
+  topic_arns     = try(module.queue_channel[0].topic_arns, [])
+  queue_arns     = try(module.queue_channel[0].queue_arns, [])
+  bucket_arn     = module.object_channel.bucket_arn
+  stage_prefix   = "stage/"
+  object_channel = var.enable_object
+  run_prefix     = "runs/"
+  topic_kms_key  = try(module.queue_channel[0].kms_master_key_id, null)
 }

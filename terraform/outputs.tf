@@ -29,8 +29,8 @@ output "queue_urls" {
 }
 
 output "bucket" {
-  description = "S3 bucket of the object channel (keys runs/...) and of the packages (packages/...); null when none is provisioned."
-  value       = try(module.object_channel[0].bucket, null)
+  description = "The deployment bucket: every run's stage (keys stage/{run}/...), the object channel (runs/...) and the packages (packages/...)."
+  value       = module.object_channel.bucket
 }
 
 output "function_name" {

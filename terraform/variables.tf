@@ -132,7 +132,7 @@ variable "enable_queue" {
 }
 
 variable "enable_object" {
-  description = "Provision the object channel (FSD-Inf-Object): one S3 bucket (also created, for the package, when package_file is set)."
+  description = "Provision the object channel (FSD-Inf-Object): the workers may get and put run objects under runs/ in the deployment bucket (which every deployment has, for the run stage)."
   type        = bool
   default     = true
 }
@@ -158,6 +158,17 @@ variable "run_expiry_days" {
   description = "Days after which objects under runs/ in the bucket expire (a safety net: runs delete their objects)."
   type        = number
   default     = 1
+}
+
+variable "stage_expiry_days" {
+  description = "Days after which objects under stage/ in the bucket expire (a backstop for runs whose coordinator died: a run deletes its stage at the end). 1-365."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.stage_expiry_days >= 1 && var.stage_expiry_days <= 365 && floor(var.stage_expiry_days) == var.stage_expiry_days
+    error_message = "stage_expiry_days must be an integer between 1 and 365."
+  }
 }
 
 variable "force_destroy" {

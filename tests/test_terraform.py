@@ -72,6 +72,90 @@ def test_worker_policy_names_no_bare_wildcard_resource() -> None:
     assert '"*"' not in iam  # wildcards only inside ARNs, each explained in a comment
 
 
+# A module planned on its own, offline: a provider with dummy credentials that makes no call
+# (data sources whose inputs are all known, such as IAM policy documents, are rendered).
+_OFFLINE_PROVIDER = """
+provider "aws" {
+  region                      = "us-east-1"
+  access_key                  = "offline"
+  secret_key                  = "offline"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+}
+"""
+
+
+def _plan_module(tmp_path: Path, module: str, outputs: dict[str, str],
+                 variables: dict[str, object]) -> dict[str, object]:
+    """Plan a copy of `modules/<module>` as a root with `variables`; the planned values of the
+    extra `outputs` (name -> expression). Needs no AWS account and no network."""
+    root = tmp_path / module
+    shutil.copytree(TF_DIR / "modules" / module, root, ignore=shutil.ignore_patterns(".terraform*"))
+    (root / "zz_harness.tf").write_text(_OFFLINE_PROVIDER + "".join(
+        f'output "{name}" {{\n  value = {expr}\n}}\n' for name, expr in outputs.items()))
+    (root / "test.tfvars.json").write_text(json.dumps(variables))
+    env = _tf_env(tmp_path)
+    for cmd in (["terraform", "init", "-backend=false", "-input=false", "-no-color"],
+                ["terraform", "plan", "-input=false", "-no-color", "-refresh=false",
+                 "-var-file=test.tfvars.json", "-out=plan", f"-state={tmp_path / 'none.tfstate'}"]):
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    show = subprocess.run(["terraform", "show", "-json", "plan"], cwd=root, env=env,
+                          capture_output=True, text=True, check=True)
+    planned = json.loads(show.stdout)["planned_values"]["outputs"]
+    return {name: planned[name].get("value") for name in outputs}
+
+
+def _statements(policy_json: str) -> dict[str, dict]:
+    return {s["Sid"]: s for s in json.loads(policy_json)["Statement"]}
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+@needs_terraform
+@pytest.mark.parametrize("object_channel, prefixes", [(False, ["stage/"]),
+                                                      (True, ["stage/", "runs/"])])
+def test_worker_may_get_and_put_only_its_stage_and_run_keys(tmp_path: Path, object_channel: bool,
+                                                            prefixes: list[str]) -> None:
+    """Every deployment stages runs under stage/ (a queue-only one too); runs/ only with the
+    object channel. No bucket-wide object access, no s3:*, and a listing bound to the same
+    prefixes (S3 answers 404 for a missing key only to a caller that may list it)."""
+    bucket = "arn:aws:s3:::fsd-test-bucket"
+    out = _plan_module(tmp_path, "worker_function", {"objects": "data.aws_iam_policy_document.objects.json"},
+                       {"name": "fsd-test-worker", "s3_bucket": "pkg", "s3_key": "pkg.zip",
+                        "bucket_arn": bucket, "object_channel": object_channel})
+    statements = _statements(out["objects"])
+    assert set(statements) == {"DeploymentObjects", "DeploymentList"}
+    objects, listing = statements["DeploymentObjects"], statements["DeploymentList"]
+    assert sorted(_as_list(objects["Action"])) == ["s3:GetObject", "s3:PutObject"]
+    assert sorted(_as_list(objects["Resource"])) == sorted(f"{bucket}/{p}*" for p in prefixes)
+    assert _as_list(listing["Action"]) == ["s3:ListBucket"] and listing["Resource"] == bucket
+    assert sorted(_as_list(listing["Condition"]["StringLike"]["s3:prefix"])) == sorted(f"{p}*" for p in prefixes)
+
+
+def test_root_grants_the_stage_in_every_deployment() -> None:
+    """The worker module gets the bucket unconditionally; enable_object only adds runs/."""
+    main = (TF_DIR / "main.tf").read_text()
+    call = main[main.index('module "worker_function"'):]
+    call = call[:call.index("\n}\n")]
+    assert re.search(r"^\s*bucket_arn\s*=\s*module\.object_channel\.bucket_arn\s*$", call, re.M)
+    assert re.search(r"^\s*object_channel\s*=\s*var\.enable_object\s*$", call, re.M)
+    assert 'count' not in main[main.index('module "object_channel"'):].split("\n}\n")[0]
+
+
+def test_bucket_lifecycle_expires_stage_and_runs() -> None:
+    text = (TF_DIR / "modules" / "object_channel" / "main.tf").read_text()
+    rules = re.findall(r"\n  rule \{\n(.*?)\n  \}\n", text, re.S)
+    by_prefix = {m.group(1): rule for rule in rules
+                 if (m := re.search(r'prefix = "([^"]+)"', rule))}
+    assert set(by_prefix) >= {"stage/", "runs/"}
+    for rule in (by_prefix["stage/"], by_prefix["runs/"]):
+        assert "expiration {" in rule and "abort_incomplete_multipart_upload {" in rule
+
+
 def test_missing_terraform_is_one_line_error(fsd_home: Path,  # noqa: F811
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FSD_TERRAFORM", "/nonexistent/terraform")
@@ -137,8 +221,10 @@ def test_bucket_put_get_and_settings(local_deployment: cloud.Manifest) -> None:
     block = s3.get_public_access_block(Bucket=m.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
     rules = s3.get_bucket_lifecycle_configuration(Bucket=m.bucket)["Rules"]
-    assert any(r.get("Filter", {}).get("Prefix") == "runs/" and r["Expiration"]["Days"] >= 1
-               for r in rules)
+    for prefix in ("runs/", "stage/"):
+        assert any(r.get("Filter", {}).get("Prefix") == prefix and r["Expiration"]["Days"] >= 1
+                   and r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+                   for r in rules), prefix
     sse = s3.get_bucket_encryption(Bucket=m.bucket)["ServerSideEncryptionConfiguration"]
     assert sse["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
@@ -159,6 +245,9 @@ def test_function_has_no_async_retries(local_deployment: cloud.Manifest) -> None
                  (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
     assert "*" not in resources
     assert any(r.endswith(":" + m.queue_urls[0].rsplit("/", 1)[1]) for r in resources)
+    objects = {r for s in doc["Statement"] if s.get("Sid") == "DeploymentObjects"
+               for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])}
+    assert objects == {f"arn:aws:s3:::{m.bucket}/stage/*", f"arn:aws:s3:::{m.bucket}/runs/*"}
 
 
 def test_ensure_local_deployment_reuses_it(local_deployment: cloud.Manifest,

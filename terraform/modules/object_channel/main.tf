@@ -1,8 +1,10 @@
 # ---------------------------------------------------------------------------
-# Object channel (FSD-Inf-Object)
+# Object channel (FSD-Inf-Object) and run stage
 #
-# One private bucket. Workers exchange activations as objects
-# runs/{run_id}/l{layer}/{src}-{dst}; packages/ holds Lambda deployment zips.
+# One private bucket. Every cloud run stages its shards, inputs, reports and
+# result under stage/{run_id}/; with the object channel, workers exchange
+# activations as objects runs/{run_id}/l{layer}/{src}-{dst}; packages/ holds
+# Lambda deployment zips.
 # ---------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "this" {
@@ -56,6 +58,24 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
     expiration {
       days = var.run_expiry_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  # A run deletes its stage at the end; this catches what a dead coordinator left.
+  rule {
+    id     = "expire-stage"
+    status = "Enabled"
+
+    filter {
+      prefix = "stage/"
+    }
+
+    expiration {
+      days = var.stage_expiry_days
     }
 
     abort_incomplete_multipart_upload {

@@ -13,6 +13,12 @@ variable "run_expiry_days" {
   default     = 1
 }
 
+variable "stage_expiry_days" {
+  description = "Days after which objects under stage/ expire (runs delete their stage; this is the backstop for a coordinator that died)."
+  type        = number
+  default     = 2
+}
+
 variable "force_destroy" {
   description = "Allow destroying the bucket while it still holds objects."
   type        = bool

@@ -1,8 +1,8 @@
 # ---------------------------------------------------------------------------
 # Worker role: least privilege
 #
-# The workers may touch only this deployment's topics, queues, run objects,
-# dead-letter queue, log group and function. Wildcards appear only inside
+# The workers may touch only this deployment's topics, queues, staged and run
+# objects, dead-letter queue, log group and function. Wildcards appear only inside
 # resource ARNs where the names are not known in advance (see comments).
 # ---------------------------------------------------------------------------
 
@@ -28,6 +28,9 @@ resource "aws_iam_role" "this" {
 }
 
 locals {
+  # Key prefixes of the deployment bucket the workers read and write.
+  object_prefixes = concat([var.stage_prefix], var.object_channel ? [var.run_prefix] : [])
+
   customer_key = var.topic_kms_key != null ? startswith(var.topic_kms_key, "arn:") : false
   # The function's own ARN, built from its name so the policy exists before the
   # function does (the function's dead-letter queue is checked at creation).
@@ -35,6 +38,8 @@ locals {
 }
 
 data "aws_iam_policy_document" "worker" {
+  source_policy_documents = [data.aws_iam_policy_document.objects.json]
+
   statement {
     sid     = "Logs"
     actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -86,29 +91,42 @@ data "aws_iam_policy_document" "worker" {
       resources = [var.topic_kms_key]
     }
   }
+}
 
+# The deployment bucket, in a document of its own: it depends on variables only,
+# so a plan renders it without AWS (tests/test_terraform.py checks it).
+#
+# Every cloud run (queue and object) stages the workers' shards and inputs under
+# stage/{run}/ and takes back their reports and the result there; the object
+# channel adds runs/{run}/l{layer}/{src}-{dst}. Keys are created per run, so each
+# prefix is the narrowest fixed resource. The workers only GET and PUT (the
+# coordinator, with the operator's credentials, deletes a run's prefixes).
+data "aws_iam_policy_document" "objects" {
+  # for_each, not count: the bucket ARN is unknown until the bucket exists.
   dynamic "statement" {
     for_each = var.bucket_arn != null ? [1] : []
     content {
-      sid     = "ObjectChannelObjects"
-      actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-      # Object keys are runs/{run_id}/l{layer}/{src}-{dst}, created per run: the
-      # run prefix is the narrowest fixed resource.
-      resources = ["${var.bucket_arn}/${var.run_prefix}*"]
+      sid       = "DeploymentObjects"
+      actions   = ["s3:GetObject", "s3:PutObject"]
+      resources = [for prefix in local.object_prefixes : "${var.bucket_arn}/${prefix}*"]
     }
   }
 
+  # S3 answers a GET of a missing key with 404 NoSuchKey only to a caller that
+  # may list it, else with 403 AccessDenied. The object channel retries a key
+  # not yet written and the stage reads a missing key as "not there yet": both
+  # need the 404, so the workers may list exactly the prefixes they read.
   dynamic "statement" {
     for_each = var.bucket_arn != null ? [1] : []
     content {
-      sid       = "ObjectChannelList"
+      sid       = "DeploymentList"
       actions   = ["s3:ListBucket"]
       resources = [var.bucket_arn]
 
       condition {
         test     = "StringLike"
         variable = "s3:prefix"
-        values   = ["${var.run_prefix}*"]
+        values   = [for prefix in local.object_prefixes : "${prefix}*"]
       }
     }
   }

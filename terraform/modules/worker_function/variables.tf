@@ -34,7 +34,7 @@ variable "runtime" {
 variable "handler" {
   description = "Entry point inside the package."
   type        = string
-  default     = "fsd_core.handler.handler"
+  default     = "fsd_core.engine.handler.handler"
 }
 
 variable "reserved_concurrency" {
@@ -72,13 +72,25 @@ variable "queue_arns" {
 }
 
 variable "bucket_arn" {
-  description = "Object channel bucket ARN; null = no S3 permission."
+  description = "ARN of the deployment bucket (stage/ for every run, runs/ for the object channel); null = no S3 permission."
   type        = string
   default     = null
 }
 
+variable "stage_prefix" {
+  description = "Key prefix of the run stage in the bucket (shards, inputs, reports, result under stage/{run}/); the workers may get and put keys under it in every deployment."
+  type        = string
+  default     = "stage/"
+}
+
+variable "object_channel" {
+  description = "The object channel is provisioned: the workers may also get and put keys under run_prefix."
+  type        = bool
+  default     = false
+}
+
 variable "run_prefix" {
-  description = "Key prefix of run objects in the bucket; the workers may touch only keys under it."
+  description = "Key prefix of the object channel's run objects (runs/{run}/l{layer}/{src}-{dst}); used when object_channel is true."
   type        = string
   default     = "runs/"
 }
