@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fsd_core.coordinator import RunConfig, activations_equal, cached_plan, run  # noqa: E402
-from fsd_core.generate import radixnet, synthetic_inputs  # noqa: E402
-from fsd_core.serial import infer  # noqa: E402
+from fsd_core.kernel.serial import infer  # noqa: E402
+from fsd_core.model.radixnet import radixnet, synthetic_inputs  # noqa: E402
+from fsd_core.run.coordinator import RunConfig, activations_equal, cached_plan, run  # noqa: E402
 
 PAPER_QUEUE = {"bytes_sent": 104e6, "messages": 6774, "sns:PublishBatch": 1102, "sqs:ReceiveMessage": 4318}
 

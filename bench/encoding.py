@@ -1,17 +1,17 @@
 """Wire encoding vs the paper's: bytes and times on real activations of RadiX-Net runs.
 
-Runs a network layer by layer with the serial kernel (`fsd_core.serial.layer_step`); at the
+Runs a network layer by layer with the serial kernel (`fsd_core.kernel.serial.layer_step`); at the
 chosen layers cuts the B x N activations into contiguous column groups, as the distributed
 engine's messages are (one block per sending worker), and encodes every block both ways:
 
-- ours: `fsd_core.channels.encoding.encode_block` (checked to decode bit-identically);
+- ours: `fsd_core.channels.frames.encode_block` (checked to decode bit-identically);
 - the paper's: float32 COO triples [value, row, col], zlib level 3.
 
 Cases:
 - `real`: the Graph Challenge N=1024, 120-layer network on the real MNIST inputs, the 1,200
   images tiled to `--rows` rows. Tiling repeats rows; zstandard's window (MiBs) can exploit the
   repeats where zlib's 32 KiB cannot, so the case is also run untiled (`real-1200`).
-- `synthetic`: `fsd_core.generate.radixnet` with `synthetic_inputs` (every row distinct).
+- `synthetic`: `fsd_core.model.radixnet.radixnet` with `synthetic_inputs` (every row distinct).
 
     .venv/bin/python bench/encoding.py                     # 10,000 rows, layers 1 2 6 30 120
     .venv/bin/python bench/encoding.py --rows 2000 --layers 1 2 --sweep
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from fsd_core.channels import encoding as enc
-from fsd_core.serial import layer_step
+from fsd_core.channels import frames as enc
+from fsd_core.kernel.serial import layer_step
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALLENGE = ROOT.parent / "shared" / "graphchallenge" / "neuron1024"
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also compare compressors (on real-1200 and synthetic)")
     args = parser.parse_args(argv)
 
-    from fsd_core.model import import_graph_challenge, read_inputs
+    from fsd_core.model.network import import_graph_challenge, read_inputs
 
     last = max(args.layers)
     rows: list[Row] = []
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if "real-1200" in args.cases:
             rows += run_case("real-1200", model, images, args.layers, args.groups)
     if "synthetic" in args.cases or args.sweep:
-        from fsd_core.generate import radixnet, synthetic_inputs
+        from fsd_core.model.radixnet import radixnet, synthetic_inputs
 
         synth = radixnet(NEURONS, last, seed=1), synthetic_inputs(NEURONS, args.rows, seed=1)
         if "synthetic" in args.cases:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fsd_core.generate import radixnet  # noqa: E402
-from fsd_core.partition import METHODS  # noqa: E402
-from fsd_core.plan import make_plan  # noqa: E402
+from fsd_core.model.radixnet import radixnet  # noqa: E402
+from fsd_core.plan.communication import make_plan  # noqa: E402
+from fsd_core.plan.partition import METHODS  # noqa: E402
 
 
 def ints(text: str) -> list[int]:

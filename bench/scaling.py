@@ -41,15 +41,14 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fsd_core import serial  # noqa: E402
-from fsd_core.coordinator import RunConfig, activations_equal, cached_plan, run  # noqa: E402
-from fsd_core.generate import radixnet, synthetic_inputs  # noqa: E402
-from fsd_core.launch import keep_freed_memory  # noqa: E402
-from fsd_core.partition import DEFAULT_METHOD  # noqa: E402
-from fsd_core.pool import WorkerPool  # noqa: E402
+from fsd_core.engine.launch import keep_freed_memory  # noqa: E402
+from fsd_core.engine.pool import WorkerPool  # noqa: E402
+from fsd_core.kernel import serial  # noqa: E402
+from fsd_core.model.radixnet import radixnet, synthetic_inputs  # noqa: E402
+from fsd_core.plan.partition import DEFAULT_METHOD  # noqa: E402
+from fsd_core.run.coordinator import RunConfig, activations_equal, cached_plan, run  # noqa: E402
 
 
 def main() -> int:

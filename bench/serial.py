@@ -1,4 +1,4 @@
-"""Serial kernel benchmark: `fsd_core.serial.infer` against a straightforward scipy reference.
+"""Serial kernel benchmark: `fsd_core.kernel.serial.infer` against a straightforward scipy reference.
 
     .venv/bin/python bench/serial.py                               # N=1024, L=120, 10,000 inputs, both workloads
     .venv/bin/python bench/serial.py --workload synthetic --repeat 5
@@ -31,9 +31,9 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fsd_core import serial  # noqa: E402
-from fsd_core.generate import radixnet, synthetic_inputs  # noqa: E402
-from fsd_core.model import SparseDNN, import_graph_challenge, read_inputs  # noqa: E402
+from fsd_core.kernel import serial  # noqa: E402
+from fsd_core.model.network import SparseDNN, import_graph_challenge, read_inputs  # noqa: E402
+from fsd_core.model.radixnet import radixnet, synthetic_inputs  # noqa: E402
 
 GRAPH_CHALLENGE = Path(__file__).resolve().parent.parent.parent / "shared" / "graphchallenge" / "neuron1024"
 REAL_IMAGES = GRAPH_CHALLENGE / "sparse-images-1024-first1200.tsv"

@@ -17,11 +17,11 @@ def __getattr__(name: str):
     """`SparseDNN` and `infer` on first use: importing the package stays free of numpy and
     scipy, so a worker process can start its children before paying for them."""
     if name == "SparseDNN":
-        from .model import SparseDNN
+        from .model.network import SparseDNN
 
         return SparseDNN
     if name == "infer":
-        from .serial import infer
+        from .kernel.serial import infer
 
         return infer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fsd_core.deploy import find_plugin_mirror
+from fsd_core.aws.terraform import find_plugin_mirror
 
 
 def terraform_available() -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fsd_core.model import SparseDNN, import_graph_challenge, read_inputs
+from fsd_core.model.network import SparseDNN, import_graph_challenge, read_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH_CHALLENGE = ROOT.parent / "shared" / "graphchallenge" / "neuron1024"
@@ -73,7 +73,7 @@ def local_deployment(tmp_path_factory):
     Tests pass its manifest explicitly (RunConfig.manifest), so the per-test FSD_HOME does
     not start emulators of its own.
     """
-    from fsd_core import cloud
+    from fsd_core.aws import local_stack as cloud
 
     home = tmp_path_factory.mktemp("cloud-home")
     old = os.environ.get("FSD_HOME")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import tempfile
 
 from fsd_core.channels.local import LocalChannel
-from fsd_core.plan import make_plan
-from fsd_core.worker import run_in_threads
+from fsd_core.engine.worker import run_in_threads
+from fsd_core.plan.communication import make_plan
 
 
 class ToldChannel(LocalChannel):

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fsd_core.aws.clients import client
+from fsd_core.aws.manifest import Manifest
 from fsd_core.channels import open_channel
-from fsd_core.channels.encoding import Message
-from fsd_core.cloud import Manifest, client
-from fsd_core.coordinator import RunConfig, activations_equal, run
+from fsd_core.channels.frames import Message
 from fsd_core.errors import WorkerTimeout
-from fsd_core.generate import radixnet, synthetic_inputs
-from fsd_core.serial import infer
-
+from fsd_core.kernel.serial import infer
+from fsd_core.model.radixnet import radixnet, synthetic_inputs
+from fsd_core.run.coordinator import RunConfig, activations_equal, run
 
 BACKENDS = ["local", "queue", "object"]
 

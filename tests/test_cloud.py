@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fsd_core import cloud
+from fsd_core.aws.clients import client
+from fsd_core.aws.emulator import emulator_state, start_emulator, stop_emulator
+from fsd_core.aws.local_stack import local_status
+from fsd_core.aws.manifest import Manifest, active_manifest_path, configured_manifest_path, deploy_manifest_path
 from fsd_core.errors import InputError
 from tests.cloud_fixtures import fsd_home, needs_terraform  # noqa: F401
 
@@ -25,22 +28,22 @@ def _load_error(tmp_path: Path, text: str) -> str:
     path = tmp_path / "manifest.json"
     path.write_text(text)
     with pytest.raises(InputError) as err:
-        cloud.Manifest.load(path)
+        Manifest.load(path)
     message = str(err.value)
     assert "\n" not in message and str(path) in message
     return message
 
 
 def test_manifest_round_trip(tmp_path: Path) -> None:
-    manifest = cloud.Manifest.from_dict(GOOD)
+    manifest = Manifest.from_dict(GOOD)
     manifest.save(tmp_path / "m.json")
-    assert cloud.Manifest.load(tmp_path / "m.json") == manifest
+    assert Manifest.load(tmp_path / "m.json") == manifest
     assert json.loads((tmp_path / "m.json").read_text()) == GOOD
 
 
 def test_manifest_from_terraform_outputs() -> None:
     outputs = {k: {"value": v, "type": "string", "sensitive": False} for k, v in GOOD.items()}
-    assert cloud.Manifest.from_terraform_outputs(outputs).to_dict() == GOOD
+    assert Manifest.from_terraform_outputs(outputs).to_dict() == GOOD
 
 
 @pytest.mark.parametrize("field", sorted(GOOD))
@@ -60,33 +63,33 @@ def test_manifest_bad_json_and_missing_file(tmp_path: Path) -> None:
     assert "not valid JSON" in _load_error(tmp_path, '{"region": ')
     assert "JSON object" in _load_error(tmp_path, "[1, 2]")
     with pytest.raises(InputError, match="not found"):
-        cloud.Manifest.load(tmp_path / "absent.json")
+        Manifest.load(tmp_path / "absent.json")
 
 
 def test_manifest_require() -> None:
-    manifest = cloud.Manifest.from_dict(GOOD)
+    manifest = Manifest.from_dict(GOOD)
     manifest.require(2, "queue")
     with pytest.raises(InputError, match="2 worker slots"):
         manifest.require(3, "object")
     with pytest.raises(InputError, match="no bucket"):
-        cloud.Manifest.from_dict({**GOOD, "bucket": None}).require(1, "object")
+        Manifest.from_dict({**GOOD, "bucket": None}).require(1, "object")
 
 
 def test_client_targets_the_endpoint_with_dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALLOOKINGKEY00")
-    sqs = cloud.client(cloud.Manifest.from_dict(GOOD), "sqs")
+    sqs = client(Manifest.from_dict(GOOD), "sqs")
     assert sqs.meta.endpoint_url == "http://127.0.0.1:5000"
     assert sqs.meta.region_name == "us-east-1"
     assert sqs._request_signer._credentials.access_key == "testing"
 
 
 def test_active_manifest_path(fsd_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    assert cloud.configured_manifest_path() is None
-    assert cloud.active_manifest_path() == fsd_home / "local" / "manifest.json"
-    cloud.Manifest.from_dict(GOOD).save(cloud.deploy_manifest_path())
-    assert cloud.active_manifest_path() == cloud.deploy_manifest_path()
+    assert configured_manifest_path() is None
+    assert active_manifest_path() == fsd_home / "local" / "manifest.json"
+    Manifest.from_dict(GOOD).save(deploy_manifest_path())
+    assert active_manifest_path() == deploy_manifest_path()
     monkeypatch.setenv("FSD_MANIFEST", "/somewhere/m.json")
-    assert cloud.active_manifest_path() == Path("/somewhere/m.json")
+    assert active_manifest_path() == Path("/somewhere/m.json")
 
 
 def _gone(pid: int) -> bool:
@@ -98,20 +101,20 @@ def _gone(pid: int) -> bool:
 
 
 def test_emulator_start_status_stop(fsd_home: Path) -> None:  # noqa: F811
-    assert cloud.emulator_state() is None and cloud.stop_emulator() is False
-    state = cloud.start_emulator()
+    assert emulator_state() is None and stop_emulator() is False
+    state = start_emulator()
     try:
-        assert cloud.emulator_state() == state
+        assert emulator_state() == state
         assert state.endpoint == f"http://127.0.0.1:{state.port}"
-        status = cloud.local_status()
+        status = local_status()
         assert status["running"] and status["pid"] == state.pid and status["deployment"] is None
-        manifest = cloud.Manifest.from_dict({**GOOD, "endpoint": state.endpoint})
-        cloud.client(manifest, "s3").create_bucket(Bucket="probe")  # it really serves AWS APIs
+        manifest = Manifest.from_dict({**GOOD, "endpoint": state.endpoint})
+        client(manifest, "s3").create_bucket(Bucket="probe")  # it really serves AWS APIs
     finally:
-        assert cloud.stop_emulator() is True
+        assert stop_emulator() is True
     assert _gone(state.pid)  # terminated and reaped: no zombie, no orphan
     assert not os.path.exists(fsd_home / "local" / "emulator.json")
-    assert cloud.local_status()["running"] is False
+    assert local_status()["running"] is False
 
 
 def _fsd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from fsd_core import cost
-from fsd_core.channels.packing import max_frame_bytes_for_sns, pack_batches, wire_size
+from fsd_core.aws.limits import max_frame_bytes_for_sns, pack_batches, wire_size
 from fsd_core.cli import main
+from fsd_core.cost import model as cost
+from fsd_core.cost.prices import default_table, load_prices
 from fsd_core.errors import InputError
-from fsd_core.prices import default_table, load_prices
 
 PR = default_table()
 MEM = 4096  # assumed Lambda memory of the paper's runs (docs/cost-model.md)
@@ -256,7 +256,7 @@ def test_calibrate_cli_roundtrip(tmp_path, capsys):
 
 
 def test_recommend_from_model_manifest_and_exact_plan(tmp_path, capsys):
-    from fsd_core.generate import radixnet
+    from fsd_core.model.radixnet import radixnet
 
     radixnet(256, 12, seed=1).save(tmp_path / "m")
     assert main(["recommend", "--model", str(tmp_path / "m"), "--batch", "64", "--workers", "4", "--json"]) == 0
@@ -266,8 +266,8 @@ def test_recommend_from_model_manifest_and_exact_plan(tmp_path, capsys):
                  "--method", "block", "--exact", "--json"]) == 0
     exact = json.loads(capsys.readouterr().out)
     q = next(r for r in exact["rows"] if r["variant"] == "object")
-    from fsd_core.model import SparseDNN
-    from fsd_core.plan import make_plan
+    from fsd_core.model.network import SparseDNN
+    from fsd_core.plan.communication import make_plan
 
     model = SparseDNN.load(tmp_path / "m")
     plan = make_plan(model, 4, "block")
@@ -277,8 +277,8 @@ def test_recommend_from_model_manifest_and_exact_plan(tmp_path, capsys):
 
 def test_calibrate_from_the_run_store(tmp_path, capsys):
     """Runs recorded by the coordinator feed `fsd calibrate --store` (compute throughput)."""
-    from fsd_core.coordinator import RunConfig, run
-    from fsd_core.generate import radixnet, synthetic_inputs
+    from fsd_core.model.radixnet import radixnet, synthetic_inputs
+    from fsd_core.run.coordinator import RunConfig, run
 
     db = tmp_path / "runs.sqlite"
     for layers, batch in ((12, 200), (24, 400)):
@@ -294,3 +294,9 @@ def test_calibrate_from_the_run_store(tmp_path, capsys):
     assert json.loads(out.read_text())["params"]["madds_per_s"] == doc["params"]["madds_per_s"]
     assert main(["recommend", "--neurons", "256", "--layers", "24", "--batch", "400", "--workers", "2",
                  "--params", str(out)]) == 0
+
+
+def test_the_cost_model_knows_the_frame_header_size():
+    from fsd_core.channels.frames import HEADER
+
+    assert cost.FRAME_HEADER_BYTES == HEADER.size

@@ -12,8 +12,8 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fsd_core.channels import encoding as enc
-from fsd_core.channels.encoding import (
+from fsd_core.channels import frames as enc
+from fsd_core.channels.frames import (
     HEADER,
     MAX_RUN_ID,
     FrameError,
@@ -348,8 +348,8 @@ def real_activations():
     """Activations of the real N=1024 challenge network on the 1,200 real images, by layer."""
     if not GC_INPUTS.is_file():
         pytest.skip("Graph Challenge data not available")
-    from fsd_core.model import import_graph_challenge, read_inputs
-    from fsd_core.serial import layer_step
+    from fsd_core.kernel.serial import layer_step
+    from fsd_core.model.network import import_graph_challenge, read_inputs
 
     model = import_graph_challenge(GRAPH_CHALLENGE, 1024, 6)
     y = read_inputs(GC_INPUTS, 1024)

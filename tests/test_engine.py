@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fsd_core.cli import main
-from fsd_core.coordinator import RunConfig, activations_equal, run
-from fsd_core.generate import radixnet, synthetic_inputs
-from fsd_core.model import SparseDNN
-from fsd_core.plan import make_plan
-from fsd_core.rows import Rows
-from fsd_core.runs import RunStore
-from fsd_core.serial import infer
+from fsd_core.kernel.rows import Rows
+from fsd_core.kernel.serial import infer
+from fsd_core.model.network import SparseDNN
+from fsd_core.model.radixnet import radixnet, synthetic_inputs
+from fsd_core.plan.communication import make_plan
+from fsd_core.run.coordinator import RunConfig, activations_equal, run
+from fsd_core.run.records import RunStore
 
 from .conftest import random_inputs, random_model
 from .engine_harness import run_threads
@@ -181,7 +182,7 @@ def test_run_record_has_per_worker_per_layer_rows(small_generated, tmp_path):
 def test_fsd_run_json_follows_the_contract(tmp_path, capsys, small_generated):
     model, inputs = small_generated
     model.save(tmp_path / "m")
-    from fsd_core.tsv import write_triples
+    from fsd_core.model.tsv import write_triples
 
     write_triples(tmp_path / "x.tsv", inputs, value_fmt="%d")
     code = main(["run", "--model", str(tmp_path / "m"), "--inputs", str(tmp_path / "x.tsv"), "--variant", "local",
@@ -200,7 +201,7 @@ def test_fsd_run_json_follows_the_contract(tmp_path, capsys, small_generated):
 def test_fsd_run_serial_goes_through_the_same_path(tmp_path, capsys, small_generated):
     model, inputs = small_generated
     model.save(tmp_path / "m")
-    from fsd_core.tsv import write_triples
+    from fsd_core.model.tsv import write_triples
 
     write_triples(tmp_path / "x.tsv", inputs, value_fmt="%d")
     code = main(["run", "--model", str(tmp_path / "m"), "--inputs", str(tmp_path / "x.tsv"), "--variant",

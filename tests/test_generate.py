@@ -18,15 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsd_core.errors import InputError
-from fsd_core.generate import (
-    cached_model,
-    list_recipes,
-    load_recipe,
-    radixnet,
-    synthetic_inputs,
-)
-from fsd_core.model import CHALLENGE_BIAS, SparseDNN, import_graph_challenge, read_inputs
-from fsd_core.serial import infer
+from fsd_core.kernel.serial import infer
+from fsd_core.model.network import CHALLENGE_BIAS, SparseDNN, import_graph_challenge, read_inputs
+from fsd_core.model.radixnet import cached_model, list_recipes, load_recipe, radixnet, synthetic_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

@@ -22,7 +22,7 @@ def loaded_after(statement: str) -> list[str]:
 
 @pytest.mark.parametrize("statement", [
     "import fsd_core",
-    "import fsd_core.coordinator, fsd_core.runs, fsd_core.cost",
+    "import fsd_core.run.coordinator, fsd_core.run.records, fsd_core.cost.model",
     "from fsd_core.cli import build_parser; build_parser()",  # `fsd --help` registers `fsd tui` lazily
 ])
 def test_core_loads_no_textual(statement):
@@ -31,7 +31,7 @@ def test_core_loads_no_textual(statement):
 
 
 def test_worker_loads_no_boto3():
-    modules = loaded_after("import fsd_core.worker")
+    modules = loaded_after("import fsd_core.engine.worker")
     assert "boto3" not in modules and "botocore" not in modules
 
 

@@ -6,9 +6,10 @@ import math
 import subprocess
 import sys
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fsd_core.launch import WORKER_ENV, children, depth, rounds, worker_environment
+from fsd_core.engine.launch import WORKER_ENV, children, depth, rounds, worker_environment
 
 
 @given(workers=st.integers(1, 500), branching=st.integers(1, 12))
@@ -36,7 +37,7 @@ def test_examples():
 
 
 def test_progress_files_are_throttled_but_the_last_layer_is_always_written(tmp_path, monkeypatch):
-    from fsd_core import handler
+    from fsd_core.engine import handler
 
     write = handler._progress_writer(str(tmp_path), 3, layers=50)
     renames = []
@@ -63,6 +64,6 @@ def test_a_worker_environment_runs_numpy_and_scipy():
 
 
 def test_a_running_process_can_take_the_workers_malloc_settings():
-    code = "from fsd_core.launch import keep_freed_memory; print(keep_freed_memory())"
+    code = "from fsd_core.engine.launch import keep_freed_memory; print(keep_freed_memory())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"

@@ -12,7 +12,7 @@ import pytest
 
 from fsd_core.cli import main
 from fsd_core.errors import InputError
-from fsd_core.model import SparseDNN, export_graph_challenge, import_graph_challenge, read_inputs
+from fsd_core.model.network import SparseDNN, export_graph_challenge, import_graph_challenge, read_inputs
 
 from .conftest import GRAPH_CHALLENGE, random_model
 

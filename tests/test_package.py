@@ -4,7 +4,7 @@
   (built from tiny stand-in wheels), Lambda's size limits, and the upload to the emulator's
   bucket with UpdateFunctionCode.
 - With real wheels (pip download, cached for the session; skipped only when the package
-  index is unreachable): the zip built for this interpreter imports `fsd_core.handler` and
+  index is unreachable): the zip built for this interpreter imports `fsd_core.engine.handler` and
   runs a worker in a fresh, isolated interpreter whose only third-party code is the zip.
 - The handler invoked in-process with real events against the emulator (P=1, and P=2 with
   worker 1 started by the handler's own launch tree), bit-identical to the serial kernel.
@@ -28,18 +28,20 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fsd_core import package as pkg
+from fsd_core.aws import package as pkg
+from fsd_core.aws.clients import client
+from fsd_core.aws.manifest import Manifest
 from fsd_core.cli import main
-from fsd_core.cloud import Manifest, client
-from fsd_core.cloud_stage import S3Stage, cleanup_channel
-from fsd_core.coordinator import activations_equal
+from fsd_core.engine.handler import handler
+from fsd_core.engine.payloads import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
+from fsd_core.engine.s3_stage import S3Stage
+from fsd_core.engine.stage import DirectoryStage, Stage
 from fsd_core.errors import InputError
-from fsd_core.generate import radixnet, synthetic_inputs
-from fsd_core.handler import handler
-from fsd_core.staged import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
-from fsd_core.plan import make_plan
-from fsd_core.serial import infer
-from fsd_core.stage import DirectoryStage, Stage
+from fsd_core.kernel.serial import infer
+from fsd_core.model.radixnet import radixnet, synthetic_inputs
+from fsd_core.plan.communication import make_plan
+from fsd_core.run.cleanup import cleanup_channel
+from fsd_core.run.coordinator import activations_equal
 
 HERE_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 HERE_ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
@@ -152,10 +154,10 @@ def test_layout_of_a_package_built_from_a_wheel_dir(tmp_path):
         names = set(archive.namelist())
         info = json.loads(archive.read(pkg.INFO_NAME))
         unzipped = sum(i.file_size for i in archive.infolist())
-    assert {"fsd_core/__init__.py", "fsd_core/handler.py", "fsd_core/worker.py", "fsd_core/launch.py",
-            "fsd_core/channels/queue.py", "fsd_core/cloud_stage.py"} <= names
+    assert {"fsd_core/__init__.py", "fsd_core/engine/handler.py", "fsd_core/engine/worker.py",
+            "fsd_core/engine/launch.py", "fsd_core/channels/queue.py", "fsd_core/engine/s3_stage.py"} <= names
     assert not any(n.startswith("fsd_core/cli/") for n in names)
-    assert "fsd_core/deploy.py" not in names and "fsd_core/package.py" not in names
+    assert "fsd_core/aws/terraform.py" not in names and "fsd_core/aws/package.py" not in names
     assert not any(n.endswith((".pyc", ".pyi", ".pxd")) or "__pycache__" in n for n in names)
     assert {"numpy/__init__.py", "numpy/_core/tests/_natype.py", "scipy_extra.py",
             "zstandard/backend_c.cpython-311-x.so", "xxhash/_xxhash.cpython-311-x.so",
@@ -187,8 +189,8 @@ def test_the_package_ships_what_the_worker_imports():
     less what Lambda's runtime provides, are exactly the ones the package ships."""
     code = ("import json, sys, importlib.metadata as md\n"
             "before = set(sys.modules)  # what site loaded (e.g. setuptools' distutils hack)\n"
-            "import fsd_core.handler, fsd_core.channels.local, fsd_core.channels.queue, "
-            "fsd_core.channels.object, fsd_core.cloud_stage, fsd_core.launch, fsd_core.cloud\n"
+            "import fsd_core.engine.handler, fsd_core.channels.local, fsd_core.channels.queue, "
+            "fsd_core.channels.object, fsd_core.engine.s3_stage, fsd_core.engine.launch, fsd_core.aws.clients\n"
             "m = md.packages_distributions()\n"
             "print(json.dumps(sorted({d for top in {n.split('.')[0] for n in sys.modules} "
             "if top not in before for d in m.get(top, [])})))")
@@ -280,10 +282,10 @@ def test_handler_imports_and_runs_from_the_zip_alone(real_package, tmp_path, rx)
              "channel": {"root": str(tmp_path / "channel")}, "stage": stage.config(),
              "launcher": {"kind": "local"}, "manifest": None, "timeout": 30, "requested_at": time.time()}
     code = (f"import sys, json, importlib.util\nsys.path.insert(0, {str(root)!r})\n"
-            "import fsd_core.handler, numpy, scipy, scipy.sparse, xxhash, zstandard\n"
-            "out = fsd_core.handler.handler(json.loads(sys.argv[1]))\n"
+            "import fsd_core.engine.handler, numpy, scipy, scipy.sparse, xxhash, zstandard\n"
+            "out = fsd_core.engine.handler.handler(json.loads(sys.argv[1]))\n"
             "print(json.dumps({'result': out,"
-            " 'files': [m.__file__ for m in (fsd_core.handler, numpy, scipy, xxhash, zstandard)],"
+            " 'files': [m.__file__ for m in (fsd_core.engine.handler, numpy, scipy, xxhash, zstandard)],"
             " 'boto3': importlib.util.find_spec('boto3') is not None, 'path': sys.path}))")
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, json.dumps(event)], capture_output=True,
                           text=True, cwd=tmp_path, env={"PATH": os.environ.get("PATH", "/usr/bin")}, timeout=120)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fsd_core.channels.packing import (SNS_MAX_BATCH_ENTRIES, SNS_MAX_PAYLOAD, attribute_bytes, base64_len,
-                                       billed_publish_chunks, max_frame_bytes_for_sns, pack_batches, wire_size)
+from fsd_core.aws.limits import (
+    SNS_MAX_BATCH_ENTRIES,
+    SNS_MAX_PAYLOAD,
+    attribute_bytes,
+    base64_len,
+    billed_publish_chunks,
+    max_frame_bytes_for_sns,
+    pack_batches,
+    wire_size,
+)
 
 sizes_st = st.lists(st.integers(min_value=0, max_value=SNS_MAX_PAYLOAD), max_size=60)
 small_st = st.lists(st.integers(min_value=0, max_value=40_000), max_size=60)

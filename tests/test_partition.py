@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from fsd_core.cli import main
 from fsd_core.errors import InputError
-from fsd_core.generate import radixnet
-from fsd_core.partition import (METHODS, compute_weights, km1, partition, shared_nets, split_by_weight)
-from fsd_core.plan import Plan, make_plan
+from fsd_core.model.radixnet import radixnet
+from fsd_core.plan.communication import Plan, make_plan
+from fsd_core.plan.partition import METHODS, compute_weights, km1, partition, shared_nets, split_by_weight
 from tests.test_plan import brute_volume, random_model
 
 
@@ -69,7 +69,7 @@ def test_shared_hypergraph_km1_equals_plan_volume(workers):
     """The connectivity objective is the communication volume (Catalyurek & Aykanat)."""
     import mtkahypar  # noqa: F401  (the hypergraph extra is a dev dependency)
 
-    from fsd_core.partition import _mt
+    from fsd_core.plan.partition import _mt
 
     model = radixnet(256, 9)
     plan = make_plan(model, workers, "hypergraph", per_layer=False)
@@ -126,7 +126,7 @@ def test_partition_bad_input():
 def test_missing_optional_package_is_an_input_error(monkeypatch):
     import builtins
 
-    import fsd_core.partition as part
+    import fsd_core.plan.partition as part
 
     real_import = builtins.__import__
 
@@ -159,7 +159,7 @@ def test_cli_json_and_out(model_dir, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert {"method", "workers", "volume_rows", "messages", "max_send_rows", "imbalance", "seconds"} <= set(result)
     assert result["method"] == "metis" and result["workers"] == 4
-    from fsd_core.model import SparseDNN
+    from fsd_core.model.network import SparseDNN
     model = SparseDNN.load(model_dir)
     plan = Plan.load(out, model)
     assert plan.metrics(model)["volume_rows"] == result["volume_rows"] == brute_volume(model, plan.owners)
@@ -190,6 +190,6 @@ def test_cli_errors_exit_2(model_dir, capsys, argv, message):
 def test_cli_plan_model_mismatch(model_dir, tmp_path, capsys):
     plan = Plan(np.zeros((3, 256), np.int32), 1)
     plan.save(tmp_path / "p.npz")
-    from fsd_core.model import SparseDNN
+    from fsd_core.model.network import SparseDNN
     with pytest.raises(InputError, match="shape"):
         Plan.load(tmp_path / "p.npz", SparseDNN.load(model_dir))

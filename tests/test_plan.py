@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsd_core.errors import InputError
-from fsd_core.model import SparseDNN
-from fsd_core.plan import Plan, WorkerShard, make_plan
+from fsd_core.model.network import SparseDNN
+from fsd_core.plan.communication import Plan, WorkerShard, make_plan
 
 
 def random_model(n: int, layers: int, density: float, seed: int) -> SparseDNN:

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from fsd_core.coordinator import RunConfig, activations_equal, run
-from fsd_core.generate import radixnet, synthetic_inputs
-from fsd_core.pool import PoolLauncher, WorkerPool
-from fsd_core.serial import infer
+from fsd_core.engine.pool import PoolLauncher, WorkerPool
+from fsd_core.kernel.serial import infer
+from fsd_core.model.radixnet import radixnet, synthetic_inputs
+from fsd_core.run.coordinator import RunConfig, activations_equal, run
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_closing_the_pool_ends_its_processes_and_removes_its_fifos():
 
 def test_warm_workers_end_with_their_client():
     """A client killed outright (no close) must not leave warm workers behind."""
-    code = ("import os, sys; from fsd_core.pool import WorkerPool; p = WorkerPool(2); "
+    code = ("import os, sys; from fsd_core.engine.pool import WorkerPool; p = WorkerPool(2); "
             "print(*p.pids(), flush=True); sys.stdin.readline(); os.kill(os.getpid(), 9)")
     client = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pids = [int(x) for x in client.stdout.readline().split()]

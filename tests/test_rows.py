@@ -5,12 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from fsd_core.channels.encoding import FrameError, Message, decode_message, encode_message
-from fsd_core.rows import (LayerProducts, RowMap, Rows, add_product, assemble, combine, combine_in_step, finish,
-                           full_csr, product, reindex, sources, union_of)
-from fsd_core.serial import CHUNK
+from fsd_core.channels.frames import FrameError, Message, decode_message, encode_message
+from fsd_core.kernel.rows import (
+    LayerProducts,
+    RowMap,
+    Rows,
+    add_product,
+    assemble,
+    combine,
+    combine_in_step,
+    finish,
+    full_csr,
+    product,
+    reindex,
+    sources,
+    union_of,
+)
+from fsd_core.kernel.blocks import CHUNK
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -75,7 +89,7 @@ def test_labels_merge_rows_only_when_it_pays(data):
     assert (joint.map.tolist() == merged.tolist()) == (saved >= 0.1 * plain.first.size) or saved == 0
 
 
-def _rows(dense: bool, t: np.ndarray) -> Rows:
+def row_count(dense: bool, t: np.ndarray) -> Rows:
     return Rows(t.shape[0], blocks=[np.ascontiguousarray(t[:, lo:lo + CHUNK]) for lo in range(0, t.shape[1], CHUNK)]) \
         if dense else Rows.of_csr(sp.csr_matrix(t.T))
 
@@ -86,7 +100,7 @@ def test_rows_select_take_and_layouts_agree(k, u, density, dense, seed):
     rng = np.random.default_rng(seed)
     t = rng.random((k, u), dtype=np.float32)
     t[t >= density] = 0
-    r = _rows(dense, t)
+    r = row_count(dense, t)
     assert r.count == u and r.width == k and r.nnz == np.count_nonzero(t)
     assert np.array_equal(r.dense_t(), t)
     assert np.array_equal(r.to_csr().toarray(), t.T)
@@ -109,7 +123,7 @@ def test_assemble_product_and_finish_match_dense_arithmetic(k, u, dense, seed):
     t[t < 2] = 0
     split = np.sort(rng.permutation(k)[:rng.integers(0, k + 1)])
     rest = np.setdiff1d(np.arange(k), split)
-    x = assemble([(_rows(dense, t[split]), split), (_rows(not dense, t[rest]), rest)], k, u)
+    x = assemble([(row_count(dense, t[split]), split), (row_count(not dense, t[rest]), rest)], k, u)
     assert np.array_equal(x.dense_t(), t)
     w = sp.random(k, 5, density=0.5, random_state=np.random.default_rng(seed), format="csr", dtype=np.float32)
     z = product(x, w)
@@ -146,7 +160,7 @@ def test_layer_products_add_interior_and_boundary_into_one_block_exactly(k_own, 
     cuts = np.unique(np.concatenate([np.arange(0, max(u, 1), CHUNK),  # irregular blocks, at most CHUNK wide
                                      rng.integers(0, u + 1, int(rng.integers(0, 5)))]))
     own_rows = Rows(k_own, blocks=[np.ascontiguousarray(own[:, a:b]) for a, b in zip(cuts, list(cuts[1:]) + [u])])
-    x = assemble([(_rows(True, xt), np.arange(k_x))], k_x, u, starts=cuts)
+    x = assemble([(row_count(True, xt), np.arange(k_x))], k_x, u, starts=cuts)
     ahead = int(rng.integers(0, len(own_rows.blocks) + 1))
     done = [LayerProducts.interior(own_rows, i, w_int.T, src) for i in range(ahead)]
     if rng.random() < 0.3 and done:  # made on other bounds: cut again
@@ -212,7 +226,7 @@ def present_pieces(draw):
         t[np.ix_(pos, np.setdiff1d(np.arange(u), held))] = 0
         dense = draw(st.booleans()) or p == 0
         pieces.append((pos, None if not dense else held))
-    return t, [(pos, _rows(present is not None, t[pos][:, present] if present is not None else t[pos]), present)
+    return t, [(pos, row_count(present is not None, t[pos][:, present] if present is not None else t[pos]), present)
                for pos, present in pieces]
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fsd_core import serial
-from fsd_core.serial import infer
-from fsd_core.tsv import read_categories
+from fsd_core.kernel import blocks as blocks_mod
+from fsd_core.kernel import serial
+from fsd_core.kernel.serial import infer
+from fsd_core.model.tsv import read_categories
 
 from .conftest import GC_TRUTH, random_inputs, random_model
+
+
+def tune(monkeypatch, name, value):
+    """Set a kernel knob (or swap a helper) wherever the serial kernel and its blocks read it."""
+    for module in (serial, blocks_mod):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, value)
 
 
 def reference_float64(model, inputs):
@@ -52,7 +61,7 @@ def test_serial_equals_reference_on_real_challenge_prefix(gc_model, gc_inputs):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_serial_equals_reference_on_generated_radixnet(seed):
-    from fsd_core.generate import radixnet, synthetic_inputs
+    from fsd_core.model.radixnet import radixnet, synthetic_inputs
 
     model = radixnet(256, 16, seed=seed)
     inputs = synthetic_inputs(256, 80, seed=seed)
@@ -70,9 +79,9 @@ def test_serial_passes_official_truth(gc_model, gc_inputs):
 def test_dense_and_sparse_paths_are_bit_identical(gc_model, gc_inputs, monkeypatch):
     model = gc_model.truncated(8)
     x = gc_inputs[:400]
-    monkeypatch.setattr(serial, "DENSE_THRESHOLD", 2.0)   # never dense
+    tune(monkeypatch, "DENSE_THRESHOLD", 2.0)   # never dense
     sparse_only = infer(model, x).activations
-    monkeypatch.setattr(serial, "DENSE_THRESHOLD", 0.0)   # always dense
+    tune(monkeypatch, "DENSE_THRESHOLD", 0.0)   # always dense
     dense_only = infer(model, x).activations
     assert (sparse_only != dense_only).nnz == 0
     assert np.array_equal(sparse_only.data.view(np.uint32), dense_only.data.view(np.uint32))
@@ -103,7 +112,7 @@ def float_model(n: int, layers: int, density: float, seed: int, ymax: float = 32
         w.data = rng.normal(0.35, 0.5, w.nnz).astype(np.float32)
         weights.append(w)
     biases = [rng.uniform(-0.4, 0.1, n).astype(np.float32) for _ in range(layers)]
-    from fsd_core.model import SparseDNN
+    from fsd_core.model.network import SparseDNN
     return SparseDNN(weights, biases, ymax, name=f"float-{n}-{layers}-{seed}")
 
 
@@ -141,7 +150,7 @@ PATHS = {  # (DENSE_THRESHOLD, CHUNK, threads, MERGE_FRACTION): force each path
     "dense": (0.0, 256, 1, 0.0),
     "dense-no-merge": (0.0, 256, 1, 2.0),
     "dense-small-blocks-threads": (0.0, 3, 2, 0.0),
-    "adaptive": (0.25, 7, 2, serial.MERGE_FRACTION),
+    "adaptive": (0.25, 7, 2, blocks_mod.MERGE_FRACTION),
 }
 
 
@@ -149,9 +158,9 @@ PATHS = {  # (DENSE_THRESHOLD, CHUNK, threads, MERGE_FRACTION): force each path
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_every_path_bit_identical_on_float_networks(path, seed, monkeypatch):
     threshold, chunk, threads, merge = PATHS[path]
-    monkeypatch.setattr(serial, "DENSE_THRESHOLD", threshold)
-    monkeypatch.setattr(serial, "MERGE_FRACTION", merge)
-    monkeypatch.setattr(serial, "CHUNK", chunk)
+    tune(monkeypatch, "DENSE_THRESHOLD", threshold)
+    tune(monkeypatch, "MERGE_FRACTION", merge)
+    tune(monkeypatch, "CHUNK", chunk)
     model = float_model(48, 6, 0.15, seed)
     x = float_inputs(30, 48, 0.3, seed + 7)
     want = canonical(model, x)
@@ -170,10 +179,10 @@ def test_sparse_dense_sparse_dense_transitions_are_bit_identical(monkeypatch):
     x = float_inputs(20, 40, 0.6, 8)
     want = canonical(model, x)
     events = []
-    real_blocks, real_step = serial._sparse_to_blocks, serial.layer_step
-    monkeypatch.setattr(serial, "_sparse_to_blocks", lambda y: events.append("dense") or real_blocks(y))
+    real_blocks, real_step = serial.sparse_to_blocks, serial.layer_step
+    monkeypatch.setattr(serial, "sparse_to_blocks", lambda y: events.append("dense") or real_blocks(y))
     monkeypatch.setattr(serial, "layer_step", lambda *a: events.append("sparse") or real_step(*a))
-    monkeypatch.setattr(serial, "DENSE_THRESHOLD", 0.8)
+    tune(monkeypatch, "DENSE_THRESHOLD", 0.8)
     got = infer(model, x, threads=2).activations
     assert events == ["sparse", "dense", "sparse", "dense"]
     assert_bit_identical(got, want)
@@ -182,9 +191,9 @@ def test_sparse_dense_sparse_dense_transitions_are_bit_identical(monkeypatch):
 @pytest.mark.parametrize("path", PATHS)
 def test_every_path_bit_identical_on_real_data(path, gc_model, gc_inputs, monkeypatch):
     threshold, chunk, threads, merge = PATHS[path]
-    monkeypatch.setattr(serial, "DENSE_THRESHOLD", threshold)
-    monkeypatch.setattr(serial, "MERGE_FRACTION", merge)
-    monkeypatch.setattr(serial, "CHUNK", max(chunk, 64))
+    tune(monkeypatch, "DENSE_THRESHOLD", threshold)
+    tune(monkeypatch, "MERGE_FRACTION", merge)
+    tune(monkeypatch, "CHUNK", max(chunk, 64))
     model = gc_model.truncated(10)
     x = gc_inputs[np.arange(600) % 300]  # tiled, like the benchmark's real workload
     assert_bit_identical(infer(model, x, threads=threads).activations, canonical(model, x))
@@ -192,35 +201,35 @@ def test_every_path_bit_identical_on_real_data(path, gc_model, gc_inputs, monkey
 
 def test_hash_collisions_never_merge_different_rows(monkeypatch):
     # With a constant hash every row collides; the exact comparison must still keep them apart.
-    monkeypatch.setattr(serial, "_float_probes", lambda n: np.zeros((2, n), dtype=np.float32))
-    monkeypatch.setattr(serial, "MERGE_FRACTION", 0.0)
-    monkeypatch.setattr(serial, "_column_keys", lambda z, mult: np.zeros(z.shape[1], dtype=np.uint64))
-    monkeypatch.setattr(serial, "CHUNK", 5)
+    tune(monkeypatch, "_float_probes", lambda n: np.zeros((2, n), dtype=np.float32))
+    tune(monkeypatch, "MERGE_FRACTION", 0.0)
+    tune(monkeypatch, "column_keys", lambda z, mult: np.zeros(z.shape[1], dtype=np.uint64))
+    tune(monkeypatch, "CHUNK", 5)
     x = float_inputs(12, 16, 0.5, 3)
     x = sp.csr_matrix(x.multiply(x > 1.0))  # rows with equal counts but different entries collide
-    distinct, remap = serial.dedup_rows(x)
+    distinct, remap = blocks_mod.dedup_rows(x)
     np.testing.assert_array_equal(distinct[remap].toarray(), x.toarray())
-    blocks = serial._sparse_to_blocks(x)
-    distinct_blocks, remap = serial._dedup_blocks(blocks)
+    blocks = blocks_mod.sparse_to_blocks(x)
+    distinct_blocks, remap = blocks_mod.dedup_blocks(blocks)
     full = np.concatenate(distinct_blocks, axis=1)
     np.testing.assert_array_equal(full[:, remap].T, x.toarray())
     model = float_model(16, 4, 0.3, 4)
     for threshold in (0.0, 2.0):
-        monkeypatch.setattr(serial, "DENSE_THRESHOLD", threshold)
+        tune(monkeypatch, "DENSE_THRESHOLD", threshold)
         assert_bit_identical(infer(model, x).activations, canonical(model, x))
 
 
 def test_identical_rows_are_computed_once():
     x = float_inputs(10, 32, 0.3, 1, repeats=5)
-    distinct, remap = serial.dedup_rows(x)
+    distinct, remap = blocks_mod.dedup_rows(x)
     assert distinct.shape[0] == 10 and remap.shape == (50,)
     np.testing.assert_array_equal(distinct[remap].toarray(), x.toarray())
-    blocks, remap = serial._dedup_blocks(serial._sparse_to_blocks(x))
+    blocks, remap = blocks_mod.dedup_blocks(blocks_mod.sparse_to_blocks(x))
     assert sum(b.shape[1] for b in blocks) == 10
 
 
 def test_threads_do_not_change_a_bit(gc_model):
-    from fsd_core.generate import synthetic_inputs
+    from fsd_core.model.radixnet import synthetic_inputs
     model = gc_model.truncated(16)
     x = synthetic_inputs(1024, 700, seed=2)
     one = infer(model, x, threads=1).activations
@@ -250,18 +259,18 @@ def test_dense_activation_without_positive_bias_matches_the_masked_rule(seed):
 @given(st.lists(st.integers(0, 300), min_size=1, max_size=5), st.integers(1, 9), st.integers(0, 700),
        st.booleans(), st.integers(0, 10**6))
 def test_column_gathers_equal_fancy_indexing(widths, n, count, ascending, seed):
-    """`_take` and `_gather_columns` (per-block C-order takes, sorted and put back) equal numpy's
+    """`take` and `gather_columns` (per-block C-order takes, sorted and put back) equal numpy's
     `full[:, cols]` for blocks of any widths and columns in any order, repeats included;
-    `_take`'s blocks are CHUNK wide and C-ordered, as the layer loop expects."""
+    `take`'s blocks are CHUNK wide and C-ordered, as the layer loop expects."""
     rng = np.random.default_rng(seed)
     blocks = [rng.random((n, w), dtype=np.float32) for w in widths]
     full = np.concatenate(blocks, axis=1)
     cols = rng.integers(0, full.shape[1], count) if full.shape[1] else np.zeros(0, np.int64)
     if ascending:
         cols = np.sort(cols)
-    assert np.array_equal(serial._gather_columns(blocks, cols), full[:, cols])
-    taken = serial._take(blocks, cols)
-    assert [b.shape[1] for b in taken] == [min(serial.CHUNK, cols.size - lo) for lo in range(0, cols.size, serial.CHUNK)]
+    assert np.array_equal(blocks_mod.gather_columns(blocks, cols), full[:, cols])
+    taken = blocks_mod.take(blocks, cols)
+    assert [b.shape[1] for b in taken] == [min(blocks_mod.CHUNK, cols.size - lo) for lo in range(0, cols.size, blocks_mod.CHUNK)]
     assert all(b.flags.c_contiguous for b in taken)
     got = np.concatenate(taken, axis=1) if taken else np.zeros((n, 0), np.float32)
     assert np.array_equal(got, full[:, cols])
@@ -270,6 +279,6 @@ def test_column_gathers_equal_fancy_indexing(widths, n, count, ascending, seed):
 def test_column_gathers_reject_columns_past_the_blocks():
     blocks = [np.ones((3, 4), np.float32), np.ones((3, 2), np.float32)]
     with pytest.raises(IndexError):
-        serial._gather_columns(blocks, np.array([1, 6]))
+        blocks_mod.gather_columns(blocks, np.array([1, 6]))
     with pytest.raises(IndexError):
-        serial._take(blocks, np.array([-1, 2]))
+        blocks_mod.take(blocks, np.array([-1, 2]))

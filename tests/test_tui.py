@@ -12,8 +12,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 
-from fsd_core.pool import WorkerPool
-from fsd_core.runs import RunStore
+from fsd_core.engine.pool import WorkerPool
+from fsd_core.run.records import RunStore
 from tui.app import FsdApp
 from tui.screens.help import HelpScreen
 from tui.screens.launch import LaunchScreen

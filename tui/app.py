@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from fsd_core.coordinator import Progress, RunConfig, RunResult
+from fsd_core.run.coordinator import Progress, RunConfig, RunResult
 
 from . import services
 from .screens.deployment import DeploymentScreen
@@ -191,8 +191,8 @@ class FsdApp(App[None]):
     @work(thread=True, group="run", exit_on_error=False)
     def run_query(self, config: RunConfig) -> None:
         """coordinator.run with a progress callback posting RunProgress; then RunFinished."""
-        from fsd_core.coordinator import run
         from fsd_core.errors import FsdError
+        from fsd_core.run.coordinator import run
 
         def progress(snap: Progress) -> None:
             self.post_message(self.RunProgress(services.snapshot(snap)))
@@ -240,7 +240,7 @@ class FsdApp(App[None]):
 
 def main(runs_db: str | None = None, initial: str = "runs") -> None:
     """Run the dashboard in the terminal; its local queries share one warm worker pool."""
-    from fsd_core.pool import WorkerPool
+    from fsd_core.engine.pool import WorkerPool
 
     with WorkerPool() as pool:
         FsdApp(runs_db=runs_db, initial=initial, pool=pool).run()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsd_core.coordinator import Progress
+from fsd_core.run.coordinator import Progress
 
 #: The shipped model and inputs: the default selection everywhere.
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -61,7 +61,7 @@ class Recommendation:
 
 def recommend(inputs: RecommendInputs) -> Recommendation:
     """Run the cost model as `fsd recommend` does; raises fsd_core's InputError on bad input."""
-    from fsd_core import cost
+    from fsd_core.cost import model as cost
 
     if inputs.model:
         w = cost.workload_from_model(inputs.model, inputs.batch)
@@ -89,7 +89,7 @@ def snapshot(progress: Progress) -> Progress:
 class DeploymentStatus:
     """The emulator, the manifest in use and the resources it names."""
 
-    available: bool  # False until fsd_core.cloud exists
+    available: bool  # False until fsd_core.aws exists
     running: bool = False
     endpoint: str | None = None
     pid: int | None = None
@@ -119,7 +119,7 @@ class DeploymentStatus:
 def deployment_status() -> DeploymentStatus:
     """Read the emulator state and the active manifest (never starts anything)."""
     try:
-        from fsd_core import cloud
+        from fsd_core.aws import local_stack as cloud
     except ImportError:
         return DeploymentStatus(available=False)
     from fsd_core.errors import FsdError
@@ -142,14 +142,14 @@ def deployment_status() -> DeploymentStatus:
 
 def emulator_up(log: Any) -> None:
     """Start the local emulator and provision it (`fsd local up`); `log(line)` gets progress."""
-    from fsd_core import cloud
+    from fsd_core.aws import local_stack as cloud
 
     cloud.local_up(cloud.DEFAULT_LOCAL_WORKERS, progress=log)
 
 
 def emulator_down() -> bool:
     """Stop the local emulator (`fsd local down`); True if one was running."""
-    from fsd_core import cloud
+    from fsd_core.aws import local_stack as cloud
 
     return cloud.local_down()
 
@@ -157,13 +157,13 @@ def emulator_down() -> bool:
 # ------------------------------------------------------------------------------ history
 def history(limit: int = 200, runs_db: str | None = None) -> list[dict[str, Any]]:
     """The most recent runs of the run store."""
-    from fsd_core.runs import RunStore
+    from fsd_core.run.records import RunStore
 
     return RunStore(runs_db).list(limit)
 
 
 def run_record(run_id: str, runs_db: str | None = None) -> dict[str, Any] | None:
     """One run with its per-worker and per-layer rows."""
-    from fsd_core.runs import RunStore
+    from fsd_core.run.records import RunStore
 
     return RunStore(runs_db).get(run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fsd_core.coordinator import Progress, RunConfig, RunResult
+from fsd_core.run.coordinator import Progress, RunConfig, RunResult
 
 #: Worker states shown in the grid, in the order a worker goes through them.
 STATES = ("launching", "computing", "waiting", "done", "failed")

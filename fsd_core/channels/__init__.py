@@ -3,9 +3,9 @@ so `worker.py` (and anything else that only sees a Channel) never imports boto3.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from ..registry import load
 from .base import Channel
 
 _BACKENDS = {
@@ -17,12 +17,7 @@ _BACKENDS = {
 
 def open_channel(kind: str, run_id: str, worker: int, config: dict[str, Any]) -> Channel:
     """Open worker `worker`'s end of the run's channel of type `kind` from its event config."""
-    try:
-        target = _BACKENDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown channel {kind!r}; known: {', '.join(sorted(_BACKENDS))}") from None
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls).from_config(run_id, worker, config)
+    return load(_BACKENDS, kind, "channel").from_config(run_id, worker, config)
 
 
 __all__ = ["Channel", "open_channel"]

@@ -44,20 +44,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import WorkerTimeout
-from .encoding import (FrameError, Header, Message, decode_message, frame_size, frames_for, message_parts,
-                       unpack_header)
-
-BILLING_CHUNK = 64 * 1024  # SNS, SQS bill every 64 KiB of a payload as one request
+from .frames import FrameError, Header, Message, decode_message, frame_size, frames_for, message_parts, unpack_header
 
 
 def as_message(message: Message | sp.spmatrix) -> Message:
     """A bare sparse block is a message without a row map."""
     return message if isinstance(message, Message) else Message(message)
-
-
-def billed_chunks(nbytes: int) -> int:
-    """Requests billed for one payload of `nbytes` (at least one)."""
-    return max(1, -(-nbytes // BILLING_CHUNK))
 
 
 @dataclass

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..doorbell import Doorbell, open_bell, ring
 from .base import Channel
-from .encoding import frame_size
+from .frames import frame_size
 
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 POLL_MAX = 0.05  # longest wait on the doorbell before listing the inbox anyway

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from ..errors import RunError
 from .base import Channel, as_message
-from .encoding import Header, Message, encode_message, frames_for
+from .frames import Header, Message, encode_message, frames_for
 
 GET_THREADS = 8
 PUT_THREADS = 8
@@ -52,7 +52,7 @@ class ObjectChannel(Channel):
     max_frame_bytes = None
 
     def __init__(self, run_id: str, worker: int, manifest: Any) -> None:
-        from ..cloud import botocore_config, client
+        from ..aws.clients import botocore_config, client
 
         super().__init__(run_id, worker)
         if not manifest.bucket:
@@ -67,7 +67,7 @@ class ObjectChannel(Channel):
 
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "ObjectChannel":
-        from ..cloud import Manifest
+        from ..aws.manifest import Manifest
 
         return cls(run_id, worker, Manifest.from_dict(config["manifest"]))
 
@@ -95,7 +95,7 @@ class ObjectChannel(Channel):
             future.result()
 
     def _put(self, key: str, body: bytes) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from ..aws.clients import BotoCoreError, ClientError
 
         try:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
@@ -123,7 +123,7 @@ class ObjectChannel(Channel):
 
     def _fetch(self, layer: int, src: int, deadline: float) -> bytes | None:
         """GET one expected key, retrying while it does not exist yet; None past the deadline."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from ..aws.clients import BotoCoreError, ClientError
 
         key = object_key(self.run_id, layer, src, self.worker)
         pause = RETRY_FIRST
@@ -161,7 +161,7 @@ def delete_run_objects(manifest: Any, run_id: str) -> dict[str, int]:
 
 def delete_run_objects_under(manifest: Any, prefix: str) -> dict[str, int]:
     """Delete every object under `prefix` of the deployment bucket; returns the requests."""
-    from ..cloud import client
+    from ..aws.clients import client
 
     s3 = client(manifest, "s3")
     counts = {"s3:ListObjectsV2": 0, "s3:DeleteObjects": 0}

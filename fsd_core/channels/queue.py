@@ -28,9 +28,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..aws.limits import (
+    attribute_bytes,
+    billed_chunks,
+    billed_publish_chunks,
+    max_frame_bytes_for_sns,
+    pack_batches,
+    wire_size,
+)
 from ..errors import RunError
-from .base import Channel, billed_chunks
-from .packing import attribute_bytes, billed_publish_chunks, max_frame_bytes_for_sns, pack_batches, wire_size
+from .base import Channel
 
 SQS_MAX_MESSAGES = 10  # ReceiveMessage returns at most 10 messages per call
 DEFAULT_POLL_WAIT = 1  # seconds of long polling per ReceiveMessage (0..20)
@@ -67,7 +74,7 @@ class QueueChannel(Channel):
 
     def __init__(self, run_id: str, worker: int, manifest: Any, poll_wait: int = DEFAULT_POLL_WAIT,
                  receive: bool = True, duplicate: bool = False) -> None:
-        from ..cloud import botocore_config, client
+        from ..aws.clients import botocore_config, client
 
         super().__init__(run_id, worker)
         if worker >= len(manifest.queue_urls):
@@ -98,7 +105,7 @@ class QueueChannel(Channel):
 
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "QueueChannel":
-        from ..cloud import Manifest
+        from ..aws.manifest import Manifest
 
         return cls(run_id, worker, Manifest.from_dict(config["manifest"]), config.get("poll_wait", DEFAULT_POLL_WAIT),
                    duplicate=bool(config.get("duplicate")))
@@ -132,7 +139,7 @@ class QueueChannel(Channel):
             future.result()
 
     def _publish(self, entries: list[dict], wire_bytes: int) -> None:
-        from botocore.exceptions import ClientError
+        from ..aws.clients import ClientError
 
         delay = 0.05
         for attempt in range(MAX_RETRIES + 1):
@@ -169,7 +176,7 @@ class QueueChannel(Channel):
             self._inbox.put(b"")
 
     def _receive_once(self, wait: int) -> list[bytes]:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from ..aws.clients import BotoCoreError, ClientError
 
         try:
             resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=SQS_MAX_MESSAGES,
@@ -236,9 +243,7 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, 
     if one starts that soon), so messages still in flight after the drain are waited for
     (they are visible again within `VISIBILITY_TIMEOUT`) and drained as well.
     """
-    from botocore.exceptions import ClientError
-
-    from ..cloud import botocore_config, client
+    from ..aws.clients import ClientError, botocore_config, client
 
     sqs = client(manifest, "sqs", botocore_config(4))
     counts = {"sqs:ReceiveMessage": 0, "sqs:DeleteMessageBatch": 0, "sqs:GetQueueAttributes": 0}

@@ -33,7 +33,8 @@ def _progress(line: str) -> None:
 def _up(args: argparse.Namespace) -> int:
     import time
 
-    from ..cloud import DEFAULT_LOCAL_WORKERS, local_manifest_path, local_up
+    from ..aws.local_stack import DEFAULT_LOCAL_WORKERS, local_up
+    from ..aws.manifest import local_manifest_path
 
     start = time.monotonic()
     manifest = local_up(args.workers or DEFAULT_LOCAL_WORKERS, progress=_progress)
@@ -47,14 +48,14 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from ..cloud import local_down
+    from ..aws.local_stack import local_down
 
     print("local emulator stopped" if local_down() else "local emulator was not running")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ..cloud import local_status
+    from ..aws.local_stack import local_status
 
     status = local_status()
     if args.json:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_int, si, table
+from ..units import si, table
+from .common import positive_int
 
 DEMO_VARIANTS = ("serial", "local", "queue", "object")
 
@@ -26,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..coordinator import RunConfig, run
     from ..errors import InputError
-    from ..generate import cached_model, synthetic_inputs
-    from ..model import SparseDNN
+    from ..model.network import SparseDNN
+    from ..model.radixnet import cached_model, synthetic_inputs
+    from ..run.coordinator import RunConfig, run
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(DEMO_VARIANTS))
@@ -66,7 +67,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _print_recommendation(path, batch: int, workers: int) -> None:
     """The cost model's pick for this model, batch and worker count, with its reason."""
-    from ..cost import recommend, workload_from_model
+    from ..cost.model import recommend, workload_from_model
 
     rec = recommend(workload_from_model(path, batch), (workers, workers))
     for row in rec["rows"]:

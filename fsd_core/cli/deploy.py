@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from ..cloud import deploy_manifest_path
-    from ..deploy import deploy
+    from ..aws.manifest import deploy_manifest_path
+    from ..aws.terraform import deploy
 
     manifest = deploy(var_file=args.var_file)
     print(f"deployed: {manifest.max_workers} worker slots in {manifest.region}; "
@@ -51,7 +51,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _destroy(args: argparse.Namespace) -> int:
-    from ..deploy import destroy
+    from ..aws.terraform import destroy
 
     destroy()
     print("destroyed")
@@ -59,7 +59,7 @@ def _destroy(args: argparse.Namespace) -> int:
 
 
 def _outputs(args: argparse.Namespace) -> int:
-    from ..cloud import Manifest, active_manifest_path
+    from ..aws.manifest import Manifest, active_manifest_path
     from ..errors import InputError
 
     path = active_manifest_path()
@@ -74,9 +74,9 @@ def _package(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..cloud import Manifest, active_manifest_path
+    from ..aws.manifest import Manifest, active_manifest_path
+    from ..aws.package import build_package, check_target, upload_package
     from ..errors import InputError
-    from ..package import build_package, check_target, upload_package
 
     check_target(args.arch, args.python)
     manifest = None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import positive_int, print_json, si
+from ..units import si
+from .common import positive_int, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..model import import_graph_challenge
+    from ..model.network import import_graph_challenge
 
     model = import_graph_challenge(args.graph_challenge, args.neurons, args.layers)
     model.save(args.out)
@@ -60,7 +61,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..model import SparseDNN, export_graph_challenge
+    from ..model.network import SparseDNN, export_graph_challenge
 
     model = SparseDNN.load(args.model)
     files = export_graph_challenge(model, args.graph_challenge)
@@ -69,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ..generate import radixnet
+    from ..model.radixnet import radixnet
 
     model = radixnet(args.neurons, args.layers, seed=args.seed, permute=not args.no_permute)
     model.save(args.out)
@@ -78,8 +79,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_data_generate(args: argparse.Namespace) -> int:
-    from ..generate import synthetic_inputs
-    from ..tsv import write_triples
+    from ..model.radixnet import synthetic_inputs
+    from ..model.tsv import write_triples
 
     images = synthetic_inputs(args.neurons, args.count, seed=args.seed)
     write_triples(args.out, images, value_fmt="%d")
@@ -89,9 +90,9 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from ..model import SparseDNN, read_inputs
-    from ..serial import infer
-    from ..tsv import read_categories, write_categories
+    from ..kernel.serial import infer
+    from ..model.network import SparseDNN, read_inputs
+    from ..model.tsv import read_categories, write_categories
 
     model = SparseDNN.load(args.model)
     inputs = read_inputs(args.inputs, model.neurons)

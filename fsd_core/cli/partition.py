@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_int, print_json, si, table
+from ..units import si, table
+from .common import positive_int, print_json
 
 CONTRACT_KEYS = ("method", "workers", "volume_rows", "messages", "max_send_rows", "imbalance", "seconds")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..partition import METHODS  # light: numpy/scipy only
+    from ..plan.partition import METHODS  # light: numpy/scipy only
 
     p = sub.add_parser("partition", help="partition a model for P workers and report communication volume",
                        description="Assign every neuron of every layer to a worker and print the resulting "
@@ -34,9 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..model import SparseDNN
-    from ..partition import DEFAULT_PER_LAYER, METHODS, check_workers, default_method
-    from ..plan import make_plan
+    from ..model.network import SparseDNN
+    from ..plan.communication import make_plan
+    from ..plan.partition import DEFAULT_PER_LAYER, METHODS, check_workers, default_method
 
     if args.compare and args.out:
         raise InputError("--out writes one plan; it cannot be combined with --compare")

@@ -6,8 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cost.model import parse_workers
 from ..errors import InputError
-from .common import positive_int, print_json, table
+from ..units import table
+from .common import positive_int, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,19 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(handler=run_calibrate)
 
 
-def parse_workers(text: str) -> tuple[int, int]:
-    lo, sep, hi = text.partition("-")
-    try:
-        a, b = int(lo), int(hi) if sep else int(lo)
-    except ValueError:
-        raise InputError(f"--workers {text!r}: give P or a range A-B of positive integers") from None
-    if a < 1 or b < a:
-        raise InputError(f"--workers {text!r}: need 1 <= A <= B")
-    return a, b
-
-
 def load_params(path: str | None):
-    from ..cost import Params
+    from ..cost.model import Params
 
     if path is None:
         return Params()
@@ -79,8 +70,8 @@ def load_params(path: str | None):
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from .. import cost
-    from ..prices import load_prices
+    from ..cost import model as cost
+    from ..cost.prices import load_prices
 
     prices = load_prices(args.prices, args.region)
     params = load_params(args.params)
@@ -131,11 +122,11 @@ def _exact_comm(args: argparse.Namespace, lo: int, hi: int):
     if lo != hi:
         raise InputError("--exact builds a plan for one worker count: give --workers P")
     try:
-        from ..plan import make_plan
+        from ..plan.communication import make_plan
     except ImportError:
         raise InputError("--exact needs fsd_core.plan, which this installation lacks") from None
-    from ..cost import CommProfile
-    from ..model import SparseDNN
+    from ..cost.model import CommProfile
+    from ..model.network import SparseDNN
 
     model = SparseDNN.load(args.model)
     profile = CommProfile.from_plan(model, make_plan(model, lo, args.method), args.method)
@@ -143,7 +134,7 @@ def _exact_comm(args: argparse.Namespace, lo: int, hi: int):
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from ..cost import calibrate
+    from ..cost.model import calibrate
     from ..fileio import atomic_write_text
 
     if (args.runs is None) == (args.store is None):
@@ -174,7 +165,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def _store_records(path: str | None, limit: int, memory_mb: int) -> list[dict]:
     """Successful serial/queue/object runs of the run store, as calibration records."""
-    from ..runs import RunStore
+    from ..run.records import RunStore
 
     out = []
     for run in RunStore(path).list(limit):

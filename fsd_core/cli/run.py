@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import positive_int, print_json, si
+from ..units import si
+from .common import positive_int, print_json
 
 VARIANTS = ("serial", "local", "queue", "object")
 
@@ -61,9 +62,9 @@ def progress_printer(enabled: bool):
 def cmd_run(args: argparse.Namespace) -> int:
     import json
 
-    from ..coordinator import RunConfig, run
     from ..errors import InputError
-    from ..tsv import read_categories, write_categories
+    from ..model.tsv import read_categories, write_categories
+    from ..run.coordinator import RunConfig, run
 
     manifest = None
     if args.manifest:

@@ -18,7 +18,6 @@ from ..widgets.run_detail import RunDetail
 from ..widgets.run_history import RunHistory
 from ..widgets.run_monitor import RunMonitor
 
-
 TABS_GROUP = Binding.Group("tabs ", compact=True)
 
 

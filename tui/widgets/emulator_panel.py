@@ -20,7 +20,7 @@ class EmulatorPanel(Static):
         if status is None:
             text.append("reading deployment status…", style="dim")
         elif not status.available:
-            text.append("no deployment: fsd_core.cloud is not available in this installation", style="dim")
+            text.append("no deployment: fsd_core.aws is not available in this installation", style="dim")
         else:
             text.append("local emulator: ", style="bold")
             if status.running:

@@ -10,7 +10,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from fsd_core.coordinator import VARIANTS, RunConfig
+from fsd_core.run.coordinator import VARIANTS, RunConfig
 
 from ..services import default_inputs, default_model
 

@@ -81,7 +81,7 @@ class RecommendForm(VerticalScroll):
 
     def parse(self) -> RecommendInputs:
         """The fields as RecommendInputs; ValueError names the bad field."""
-        from fsd_core.cli.recommend import parse_workers
+        from fsd_core.cost.model import parse_workers
         from fsd_core.errors import InputError
 
         def number(name: str, kind: type, label: str) -> float | int | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from fsd_core.cli.common import si
+from fsd_core.units import si
 
 # (label, key, formatter); numeric rows also get a B/A ratio.
 ROWS: tuple[tuple[str, str, Any], ...] = (

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
-from fsd_core.cli.common import si
+from fsd_core.units import si
 
 from .run_history import when
 

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from fsd_core.cli.common import si
+from fsd_core.units import si
 
 
 def when(created: float | None) -> str:

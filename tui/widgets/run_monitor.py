@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, RichLog, Static
 
-from fsd_core.cli.common import si
+from fsd_core.units import si
 
 from ..state import LiveRun, worker_states
 from .worker_grid import WorkerGrid

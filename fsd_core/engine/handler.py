@@ -1,0 +1,163 @@
+"""The worker entry point: `handler(event, context)` is what AWS Lambda calls.
+
+Locally, `python -m fsd_core.engine.handler` runs the same function on the event a Lambda would get
+(from the FSD_EVENT environment variable), so the local launcher exercises the deployed path:
+start the children of the launch tree, fetch the shard and inputs from the stage, run the
+layer loop over the run's channel, stage the result (worker 0) and a report.
+
+Event fields: run_id, worker, workers, branching, variant, channel (config), stage (config),
+launcher (config), manifest (cloud variants), timeout, requested_at; optional progress_dir,
+plan_digest (names the staged shards, for a warm process's cache), fault (test injection), debug.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+# Only light modules here: a worker starts its children first, then imports numpy and scipy
+# (~0.3 s), so a launch tree does not pay the imports once per level.
+from ..doorbell import open_bell, ring
+from .launch import children, open_launcher
+from .stage import open_stage
+
+CHANNEL_OF_VARIANT = {"local": "local", "queue": "queue", "object": "object"}
+
+
+# The coordinator's doorbell in the progress directory: rung after a worker stages its report,
+# so a finished run is noticed at once, not at the coordinator's next poll (~10 ms later).
+REPORT_BELL = "bell"
+
+# Seconds between progress files: a write and rename costs ~1 ms on a disk-backed /tmp, on
+# the critical path of every layer if written per layer (0.12 s of a 120-layer run).
+PROGRESS_INTERVAL = 0.1
+
+
+def _progress_writer(directory: str | None, worker: int, layers: int):
+    """A callback that records the last finished layer, at most every `PROGRESS_INTERVAL`
+    seconds and always for the last layer (the live view needs no more)."""
+    if not directory:
+        return None
+    target = Path(directory) / f"w{worker}"
+    last = [float("-inf")]
+
+    def write(layer: int) -> None:
+        now = time.monotonic()
+        if layer < layers and now - last[0] < PROGRESS_INTERVAL:
+            return
+        last[0] = now
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(str(layer))
+        os.replace(tmp, target)
+
+    return write
+
+
+def _ring_coordinator(directory: str | None) -> None:
+    fd = open_bell(Path(directory) / REPORT_BELL) if directory else None
+    if fd is not None:
+        try:
+            ring(fd)
+        finally:
+            os.close(fd)
+
+
+def _resources(since: dict[str, float] | None = None) -> dict[str, float]:
+    """This process's CPU seconds and minor page faults (since the snapshot `since`: a warm
+    process serves many events) and its peak resident memory: the footprint sizes a Lambda's
+    memory setting, and system time and faults show page zeroing (docs/engine.md)."""
+    try:
+        import resource
+    except ImportError:  # not on a Unix
+        return {}
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    now = {"cpu_user_s": r.ru_utime, "cpu_sys_s": r.ru_stime, "max_rss_mb": r.ru_maxrss / 1024,
+           "minor_faults": r.ru_minflt}
+    for key in ("cpu_user_s", "cpu_sys_s", "minor_faults"):
+        now[key] -= (since or {}).get(key, 0)
+    return now
+
+
+# A warm process (Lambda's reused execution environment, or a local pool slot) keeps the last
+# shard it parsed: the next query of the same plan skips fetching and parsing it. The event's
+# `plan_digest` names the plan's shards (a digest of their bytes), so a new plan never hits.
+_SHARD_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _cached_shard(digest: str | None, worker: int) -> Any:
+    return _SHARD_CACHE.get((digest, worker)) if digest else None
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Run one worker of a run; returns (and stages) its report."""
+    started_at = time.time()
+    at_start = _resources()
+    me = int(event["worker"])
+    report: dict[str, Any] = {"worker": me, "pid": os.getpid(), "requested_at": event.get("requested_at"),
+                              "started_at": started_at}
+    launcher = open_launcher(event["launcher"], event.get("manifest"))
+    kids = [launcher.start(dict(event, worker=c)) for c in children(me, int(event["workers"]), int(event["branching"]))]
+    report["launched_at"] = time.time()
+    stage = open_stage(event["stage"])
+    channel = None
+    try:
+        from ..channels import open_channel
+        from ..plan.communication import WorkerShard
+        from .payloads import RESULT_KEY, inputs_key, matrix_from_bytes, result_to_bytes, shard_key
+        from .worker import run_worker
+
+        shard = _cached_shard(event.get("plan_digest"), me)
+        if shard is None:
+            shard_bytes = stage.get(shard_key(me))
+            if shard_bytes is None:
+                raise RuntimeError(f"worker {me}: shard not found in the stage")
+            shard = WorkerShard.from_bytes(shard_bytes)
+            del shard_bytes  # the compressed copy: tens of MB for the whole run otherwise
+            _SHARD_CACHE.clear()
+            if event.get("plan_digest"):
+                _SHARD_CACHE[(event["plan_digest"], me)] = shard
+        else:
+            report["shard_cached"] = True
+        input_bytes = stage.get(inputs_key(me))
+        if input_bytes is None:
+            raise RuntimeError(f"worker {me}: inputs not found in the stage")
+        inputs = matrix_from_bytes(input_bytes)
+        del input_bytes
+        channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])
+        report["loaded_at"] = time.time()
+        outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
+                             progress=_progress_writer(event.get("progress_dir"), me, len(shard.layers)),
+                             fault=event.get("fault"), launch_grace=float(event.get("launch_grace", 0.0)))
+        if outcome.result is not None:  # distinct rows + row map: small, expanded by the coordinator
+            stage.put(RESULT_KEY, result_to_bytes(outcome.result))
+        report.update(outcome.report(), status="ok", channel=channel.stats.as_dict())
+    except Exception as exc:  # the report says why; the coordinator turns it into a RunError
+        report.update(status="failed", error=str(exc) if str(exc).startswith("worker") else f"worker {me}: {exc}",
+                      traceback=traceback.format_exc(limit=5))
+        if channel is not None:
+            report["channel"] = channel.stats.as_dict()
+    finally:
+        report["finished_at"] = time.time()
+        report["resources"] = _resources(at_start)
+        stage.put(f"report-{me}.json", json.dumps(report).encode())
+        _ring_coordinator(event.get("progress_dir"))
+        if channel is not None:
+            channel.close()
+    for kid in kids:  # reap the processes we started (a no-op on Lambda)
+        launcher.wait(kid, timeout=float(event["timeout"]))
+    return {k: v for k, v in report.items() if k in ("worker", "status", "error")}
+
+
+def main() -> int:
+    event = json.loads(os.environ["FSD_EVENT"])
+    result = handler(event)
+    return 0 if result.get("status") == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

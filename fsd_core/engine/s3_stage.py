@@ -1,0 +1,53 @@
+"""The run's stage in the deployment bucket (the `s3` stage).
+
+Shards, inputs, reports and the result travel through `stage/{run}/` in the bucket, exactly as
+on AWS (a Lambda has no other way to get them); the coordinator deletes the prefix at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..aws.clients import client
+from ..aws.manifest import Manifest
+from ..errors import RunError
+from .stage import Stage
+
+
+class S3Stage(Stage):
+    """A prefix of the deployment bucket."""
+
+    def __init__(self, manifest: dict[str, Any] | Manifest, prefix: str) -> None:
+        self.manifest = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
+        if not self.manifest.bucket:
+            raise RunError(f"{self.manifest.source}: the deployment has no bucket to stage the run in")
+        self.prefix = prefix
+        self.s3 = client(self.manifest, "s3")
+        self.requests: dict[str, int] = {}
+
+    def _count(self, api: str, n: int = 1) -> None:
+        self.requests[api] = self.requests.get(api, 0) + n
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "S3Stage":
+        return cls(config["manifest"], config["prefix"])
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "s3", "manifest": self.manifest.to_dict(), "prefix": self.prefix}
+
+    def put(self, key: str, data: bytes) -> None:
+        self._count("s3:PutObject")
+        self.s3.put_object(Bucket=self.manifest.bucket, Key=self.prefix + key, Body=data)
+
+    def get(self, key: str) -> bytes | None:
+        self._count("s3:GetObject")
+        try:
+            return self.s3.get_object(Bucket=self.manifest.bucket, Key=self.prefix + key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def delete_all(self) -> None:
+        from ..channels.object import delete_run_objects_under
+
+        for api, n in delete_run_objects_under(self.manifest, self.prefix).items():
+            self._count(api, n)

@@ -1,0 +1,517 @@
+"""A run: plan, stage shards, launch, watch, gather, verify, record.
+
+The coordinator is the client side of FSD-Inference. It never computes a layer itself (but
+for the `serial` variant, which runs the serial kernel through the same path: same record,
+same summary). Everything a worker needs travels through the stage and the worker's event,
+exactly as on AWS.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..doorbell import Doorbell
+from ..engine.handler import REPORT_BELL
+from ..engine.launch import Launcher, LocalLauncher, open_launcher
+from ..engine.payloads import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
+from ..engine.stage import DirectoryStage, Stage
+from ..errors import InputError
+from ..kernel.serial import categories_of, infer
+from ..model.network import SparseDNN, read_inputs
+from .records import RunStore
+
+VARIANTS = ("serial", "local", "queue", "object")
+DEFAULT_TIMEOUT = 60.0  # seconds a worker waits for a promised message before failing
+DEFAULT_LAUNCH_GRACE = 60.0  # extra wait in layer 1, while the launch tree is still starting workers
+
+
+@dataclass
+class RunConfig:
+    """What to run and how. Paths are the CLI's; `model`/`inputs` objects may be given instead."""
+
+    model_path: str | None
+    inputs_path: str | None
+    variant: str = "local"
+    workers: int = 4
+    partition: str | None = None
+    per_layer: bool | None = None  # None: the partitioner default (per-layer)
+    branching: int = 2
+    timeout: float = DEFAULT_TIMEOUT
+    launch_grace: float = DEFAULT_LAUNCH_GRACE
+    seed: int = 0
+    verify: bool = False
+    record: bool = True
+    runs_db: str | None = None
+    manifest: dict[str, Any] | None = None
+    fault: dict[str, Any] | None = None
+    debug: bool = False
+    channel_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"duplicate": True} (tests)
+    memory_mb: int = 2048  # Lambda memory the run's dollars are computed for
+    pool: Any = None  # a pool.WorkerPool: `local` workers run in its warm processes
+    predict: bool = True   # predict the deterministic requests (cloud variants) before running
+    model: SparseDNN | None = field(default=None, repr=False)
+    inputs: sp.csr_matrix | None = field(default=None, repr=False)
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress displays: layers done per worker (-1 = not started)."""
+
+    run_id: str
+    phase: str
+    layers: int
+    workers_done: list[int]
+    reports: dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def layers_done(self) -> int:
+        return min(self.workers_done) if self.workers_done else 0
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    variant: str
+    workers: int
+    seconds: float
+    edges_per_second: float
+    categories: np.ndarray
+    activations: sp.csr_matrix | None
+    bytes_sent: int = 0
+    messages: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    billed_requests: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    predicted: dict[str, Any] | None = None
+    verified: bool | None = None
+    error: str | None = None
+    partition: str | None = None
+    worker_reports: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The `run --json` document (command line contract)."""
+        return {
+            "run_id": self.run_id, "status": self.status, "variant": self.variant,
+            "workers": self.workers, "seconds": self.seconds, "edges_per_second": self.edges_per_second,
+            "categories": (np.asarray(self.categories) + 1).tolist(), "bytes_sent": self.bytes_sent,
+            "messages": self.messages, "requests": self.requests, "billed_requests": self.billed_requests,
+            "cost_usd": self.cost_usd, "predicted": self.predicted, "verified": self.verified,
+            "error": self.error, "partition": self.partition, "timings": self.timings,
+        }
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _set_subreaper() -> None:
+    """Become the reaper of our workers' orphans (Linux), so a killed tree leaves no zombies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def run(config: RunConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
+    """Execute one run end to end and record it; raises InputError for bad input.
+
+    A failed run is returned (status "failed", `error` says why) and recorded, not raised.
+    """
+    if config.variant not in VARIANTS:
+        raise InputError(f"unknown variant {config.variant!r}; choose one of {', '.join(VARIANTS)}")
+    model = config.model if config.model is not None else SparseDNN.load(config.model_path)
+    inputs = config.inputs if config.inputs is not None else read_inputs(config.inputs_path, model.neurons)
+    if inputs.shape[1] != model.neurons:
+        raise InputError(f"inputs have {inputs.shape[1]} features, the model has {model.neurons} neurons")
+    if config.variant != "serial" and not 1 <= config.workers <= model.neurons:
+        raise InputError(f"--workers must be between 1 and {model.neurons}, got {config.workers}")
+    if config.branching < 1:
+        raise InputError(f"--branching must be at least 1, got {config.branching}")
+    run_id = new_run_id()
+    if config.variant == "serial":
+        result = _run_serial(run_id, model, inputs)
+        from ..cost.model import dollars
+
+        result.cost_usd = dollars(result.billed_requests, [result.seconds], config.memory_mb)
+    else:
+        result = _run_distributed(run_id, config, model, inputs, progress)
+    if config.verify and result.status == "ok":
+        result.verified = _verify(model, inputs, result)
+        if not result.verified:
+            result.status, result.error = "failed", "verification failed: result differs from the serial kernel"
+    if config.record:
+        _record(config, model, inputs, result)
+    return result
+
+
+def _run_serial(run_id: str, model: SparseDNN, inputs: sp.csr_matrix) -> RunResult:
+    res = infer(model, inputs)
+    rate = inputs.shape[0] * model.nnz / res.seconds if res.seconds > 0 else 0.0
+    return RunResult(run_id, "ok", "serial", 1, res.seconds, rate, res.categories, res.activations,
+                     requests={"lambda:Invoke": 1}, billed_requests={"lambda:Invoke": 1},
+                     timings={"compute": res.seconds})
+
+
+def _verify(model: SparseDNN, inputs: sp.csr_matrix, result: RunResult) -> bool:
+    ref = infer(model, inputs)
+    return activations_equal(ref.activations, result.activations) and np.array_equal(ref.categories, result.categories)
+
+
+def activations_equal(a: sp.spmatrix | None, b: sp.spmatrix | None) -> bool:
+    """Bit-exact equality of two sparse float32 matrices (same non-zeros, same values)."""
+    if a is None or b is None or a.shape != b.shape:
+        return False
+    a, b = sp.csr_matrix(a), sp.csr_matrix(b)
+    for m in (a, b):
+        m.eliminate_zeros()
+        m.sort_indices()
+    return (np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+            and np.array_equal(a.data.view(np.uint32), b.data.view(np.uint32)))
+
+
+# ---------------------------------------------------------------------------- distributed
+class _Backend:
+    """Where a run's stage and channel live, and how its workers are started."""
+
+    def __init__(self, variant: str, run_id: str, workers: int, manifest: dict | None) -> None:
+        self.variant = variant
+        self.manifest = manifest
+        if variant != "local":  # first: a missing or unusable deployment leaves nothing behind
+            from .cleanup import resolve_manifest
+
+            self.manifest = resolve_manifest(manifest, workers, variant)
+        # The run's stage and progress files live in memory (/dev/shm) when the machine has
+        # it: workers rewrite their progress files as they run, and a write and rename took
+        # 0.29 ms on this machine's disk-backed /tmp against 0.05 ms on /dev/shm (cProfile put
+        # 0.12 s of a warm P=2 worker of bench/scaling.py in those renames).
+        from ..channels.local import default_root
+
+        scratch = Path(os.environ.get("FSD_SCRATCH") or default_root().parent) / "fsd-runs" / run_id
+        self.scratch = scratch
+        self.progress_dir = scratch / "progress"
+        self.progress_dir.mkdir(parents=True, exist_ok=True)
+        self.bell = Doorbell(self.progress_dir / REPORT_BELL)  # local workers ring it when they report
+        self.launcher: Launcher = LocalLauncher(new_session=True)
+        if variant == "local":
+            from ..channels.local import default_root
+
+            self.stage: Stage = DirectoryStage(scratch / "stage")
+            self.channel_root = default_root() / run_id
+            self.channel_config: dict[str, Any] = {"root": str(self.channel_root)}
+        else:
+            from ..engine.s3_stage import S3Stage
+
+            self.stage = S3Stage(self.manifest, f"stage/{run_id}/")
+            self.channel_config = {"manifest": self.manifest}
+            if not self.manifest.get("endpoint") and self.manifest.get("function_name"):
+                # A real AWS deployment: workers are Lambda invocations of the worker function.
+                self.launcher = open_launcher({"kind": "lambda", "function_name": self.manifest["function_name"]},
+                                              self.manifest)
+
+    def cleanup_channel(self, run_id: str, workers: int, failed: bool) -> dict[str, int]:
+        """Remove what the run left in the channel; returns the requests that took."""
+        if self.variant == "local":
+            shutil.rmtree(self.channel_root, ignore_errors=True)
+            return {}
+        from .cleanup import cleanup_channel
+
+        return cleanup_channel(self.variant, self.manifest, run_id, workers, failed)
+
+    def close(self) -> None:
+        self.bell.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix,
+                     progress: Callable[[Progress], None] | None) -> RunResult:
+    P = config.workers
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    plan = cached_plan(model, P, config.partition, config.per_layer, config.seed)
+    timings["plan"] = time.perf_counter() - t_start
+    backend = _Backend(config.variant, run_id, P, config.manifest)
+    pool = config.pool if config.variant == "local" else None
+    holds_pool = False
+    snap = Progress(run_id, "staging", model.layers, [-1] * P)
+    _notify(progress, snap)
+    root = None
+    reports: dict[int, dict] = {}
+    final: sp.csr_matrix | None = None
+    error: str | None = "the run did not start"
+    predicted = None
+    cleanup_requests: dict[str, int] = {}
+    try:
+        if pool is not None:
+            pool.lock.acquire()  # one run at a time; released below
+            holds_pool = True
+            backend.launcher = pool.launcher()
+            backend.channel_config["spares"] = str(pool.spares)
+            pool.ensure(P)
+        t = time.perf_counter()
+        y0 = sp.csc_matrix(inputs, dtype=np.float32)
+        shards = plan.shards(model)
+        digest = hashlib.blake2b(digest_size=16)
+        for p, shard in enumerate(shards):
+            data = shard.to_bytes()
+            digest.update(hashlib.blake2b(data, digest_size=16).digest())
+            backend.stage.put(shard_key(p), data)
+            backend.stage.put(inputs_key(p), matrix_to_bytes(y0[:, shard.input_cols]))
+        timings["stage"] = time.perf_counter() - t
+        if config.predict and config.variant in ("queue", "object"):
+            t = time.perf_counter()
+            predicted = _predict(config.variant, model, shards, inputs, backend.manifest)
+            timings["predict"] = time.perf_counter() - t
+        event = {
+            "run_id": run_id, "worker": 0, "workers": P, "branching": config.branching,
+            "variant": config.variant, "channel": dict(backend.channel_config, **config.channel_options),
+            "stage": backend.stage.config(), "launcher": backend.launcher.config(), "manifest": backend.manifest,
+            "timeout": config.timeout, "launch_grace": config.launch_grace, "plan_digest": digest.hexdigest(),
+            # Progress files are a local side channel; Lambda workers report only at the end.
+            "progress_dir": str(backend.progress_dir) if backend.launcher.kind in ("local", "pool") else None,
+            "fault": config.fault, "debug": config.debug,
+        }
+        _set_subreaper()
+        t = time.perf_counter()
+        root = backend.launcher.start(event)
+        snap.phase = "running"
+        reports, final, error = _watch(backend, P, model.layers, config.timeout, config.launch_grace, root,
+                                        snap, progress)
+        timings["run"] = time.perf_counter() - t
+    finally:  # whatever happened: no process, message, object or staged file is left behind
+        if root is not None:
+            _kill_tree(root)
+        if holds_pool:
+            if error is not None:
+                pool.recycle()  # a crashed or hung worker leaves its slot unusable
+            pool.lock.release()
+        t = time.perf_counter()
+        try:
+            cleanup_requests = backend.cleanup_channel(run_id, P, failed=error is not None)
+            backend.stage.delete_all()
+        finally:
+            backend.close()
+        timings["cleanup"] = time.perf_counter() - t
+    seconds = time.perf_counter() - t_start
+    ordered = [reports.get(p, {"worker": p, "status": "missing"}) for p in range(P)]
+    requests, billed = _sum_requests(ordered)
+    requests["lambda:Invoke"] = billed["lambda:Invoke"] = sum(1 for r in ordered if r.get("started_at"))
+    for api, n in cleanup_requests.items():
+        requests[api] = requests.get(api, 0) + n
+        billed[api] = billed.get(api, 0) + n
+    status = "ok" if error is None else "failed"
+    categories = categories_of(final) if final is not None else np.zeros(0, np.int64)
+    rate = inputs.shape[0] * model.nnz / timings.get("run", seconds) if status == "ok" else 0.0
+    result = RunResult(
+        run_id, status, config.variant, P, seconds, rate, categories, final,
+        bytes_sent=sum(r.get("channel", {}).get("bytes_sent", 0) for r in ordered),
+        messages=sum(r.get("channel", {}).get("messages_sent", 0) for r in ordered),
+        requests=requests, billed_requests=billed, error=error, partition=plan.method,
+        worker_reports=ordered, timings=timings)
+    _price(result, config.memory_mb, predicted)
+    snap.phase = status
+    _notify(progress, snap)
+    return result
+
+
+def _price(result: RunResult, memory_mb: int, predicted: dict | None) -> None:
+    """Dollars of the counted requests and worker durations; and of the predicted requests.
+
+    The prediction covers the deterministic requests (invocations, publishes and their
+    billed chunks, PUTs) and bytes; polls, GET retries and clean-up depend on timing, so the
+    predicted dollars take those from the measurement (listed under "measured_apis").
+    """
+    from ..cost.model import dollars
+
+    durations = worker_durations(result.worker_reports)
+    # The local channel is free (files); its workers are priced as the Lambdas they stand for.
+    billed = {api: n for api, n in result.billed_requests.items() if not api.startswith("local:")}
+    result.cost_usd = dollars(billed, durations, memory_mb)
+    if predicted is not None:
+        billed = dict(predicted["billed_requests"])
+        measured = sorted(set(result.billed_requests) - set(billed))
+        for api in measured:
+            billed[api] = result.billed_requests[api]
+        predicted["measured_apis"] = measured
+        predicted["cost_usd"] = dollars(billed, durations, memory_mb)
+        result.predicted = predicted
+
+
+def worker_durations(reports: list[dict]) -> list[float]:
+    """Billed seconds per worker: from its start to the end of its handler."""
+    return [max(0.0, r["finished_at"] - r["started_at"]) for r in reports
+            if r.get("finished_at") and r.get("started_at")]
+
+
+def _predict(variant: str, model: SparseDNN, shards: list, inputs: sp.csr_matrix,
+             manifest: dict | None) -> dict[str, Any]:
+    from ..cost.model import predict_requests
+    from .predict import run_frames
+
+    max_frame = None
+    attr: Any = 0
+    if variant == "queue":
+        from ..channels.queue import attr_bytes_for, frame_limit
+
+        max_frame = frame_limit(int((manifest or {}).get("max_workers", len(shards))))
+        attr = attr_bytes_for
+    counts = predict_requests(variant, run_frames(model, shards, inputs, variant, max_frame), len(shards), attr)
+    return counts.as_dict()
+
+
+def plan_cache_dir() -> Path:
+    from ..paths import data_dir
+
+    return data_dir() / "plans"
+
+
+def model_fingerprint(model: SparseDNN) -> str:
+    """A digest of the network's structure and values (plans depend on nothing else)."""
+    import hashlib
+
+    h = hashlib.sha1(f"{model.neurons}:{model.layers}".encode())
+    for w in model.weights:
+        h.update(w.indptr.tobytes())
+        h.update(w.indices.tobytes())
+        h.update(w.data.tobytes())
+    return h.hexdigest()[:16]
+
+
+def cached_plan(model: SparseDNN, workers: int, method: str | None, per_layer: bool | None, seed: int):
+    """make_plan, memoised on disk: hypergraph partitioning of a large model takes minutes."""
+    from ..plan.communication import Plan, make_plan
+    from ..plan.partition import DEFAULT_METHOD, DEFAULT_PER_LAYER
+
+    method = method or DEFAULT_METHOD
+    per_layer = DEFAULT_PER_LAYER if per_layer is None else per_layer
+    path = plan_cache_dir() / f"{model_fingerprint(model)}-p{workers}-{method}-{'pl' if per_layer else 'sh'}-s{seed}.npz"
+    if path.is_file():
+        try:
+            return Plan.load(path, model)
+        except InputError:
+            path.unlink(missing_ok=True)  # a damaged cache entry is simply recomputed
+    plan = make_plan(model, workers, method, per_layer=per_layer, seed=seed)
+    plan.save(path)
+    return plan
+
+
+def _notify(progress: Callable[[Progress], None] | None, snap: Progress) -> None:
+    if progress:
+        progress(snap)
+
+
+def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace: float, root: Any, snap: Progress,
+           progress: Callable[[Progress], None] | None) -> tuple[dict[int, dict], sp.csr_matrix | None, str | None]:
+    """Follow progress and reports until success, a failure, or a stall longer than `timeout`."""
+    reports: dict[int, dict] = {}
+    last_change = time.monotonic()
+    stall_limit = timeout + launch_grace + 15.0
+    while True:
+        changed = False
+        backend.bell.drain()  # rings before this look are answered by it
+        for p in range(P):
+            try:
+                done = int((backend.progress_dir / f"w{p}").read_text())
+            except (FileNotFoundError, ValueError):
+                done = snap.workers_done[p]
+            if done != snap.workers_done[p]:
+                snap.workers_done[p], changed = done, True
+            if p not in reports:
+                raw = backend.stage.get(f"report-{p}.json")
+                if raw is not None:
+                    reports[p] = json.loads(raw)
+                    snap.reports[p] = reports[p]
+                    changed = True
+        if changed:
+            last_change = time.monotonic()
+            _notify(progress, snap)
+        failed = [r for r in reports.values() if r.get("status") != "ok"]
+        if failed and (len(reports) == P or time.monotonic() - last_change > 2.0):
+            return reports, None, _explain_failure(failed, reports, P, snap)
+        if len(reports) == P:
+            raw = backend.stage.get(RESULT_KEY)
+            if raw is not None:
+                return reports, result_from_bytes(raw), None
+        if time.monotonic() - last_change > stall_limit:
+            silent = [p for p in range(P) if p not in reports]
+            return reports, None, (f"run stalled: no progress for {stall_limit:.0f}s; no report from "
+                                   f"worker(s) {', '.join(map(str, silent))}")
+        if root is not None and root.poll() is not None and root.returncode not in (0, None) and 0 not in reports:
+            if time.monotonic() - last_change > timeout + 5:
+                return reports, None, f"worker 0 exited with code {root.returncode} without a report"
+        # Local workers ring when they report (the doorbell); Lambda workers do not, so look
+        # again soon once every layer is done (the gather takes milliseconds).
+        finishing = all(d >= layers for d in snap.workers_done) and time.monotonic() - last_change < 1.0
+        backend.bell.wait(0.002 if finishing else 0.02 if P <= 8 else 0.05)
+
+
+def _explain_failure(failed: list[dict], reports: dict[int, dict], P: int, snap: Progress) -> str:
+    """One line: workers that never reported (crashed or silent) first, then the first failure."""
+    first = min(failed, key=lambda r: r.get("finished_at") or 0)
+    msg = first.get("error") or f"worker {first['worker']} failed"
+    silent = [p for p in range(P) if p not in reports]
+    if not silent:
+        return msg
+    where = "; ".join(f"worker {p} stopped after layer {max(snap.workers_done[p], 0)} "
+                      f"(crashed or silent: no report)" for p in silent)
+    return f"{where}; {msg}"
+
+
+def _kill_tree(root: Any) -> None:
+    """Kill every process of the run's launch tree (one process group) and reap them all."""
+    pgid = root.pid
+    try:
+        root.wait(timeout=5 if root.poll() is None else 0)
+    except Exception:
+        pass
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        root.wait(timeout=5)
+    except Exception:
+        pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return  # no child of ours is left in the group
+        if pid == 0:
+            time.sleep(0.01)
+
+
+def _sum_requests(reports: list[dict]) -> tuple[dict[str, int], dict[str, int]]:
+    req: dict[str, int] = {}
+    billed: dict[str, int] = {}
+    for r in reports:
+        ch = r.get("channel", {})
+        for api, n in ch.get("requests", {}).items():
+            req[api] = req.get(api, 0) + n
+        for api, n in ch.get("billed_requests", {}).items():
+            billed[api] = billed.get(api, 0) + n
+    return req, billed
+
+
+def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: RunResult) -> None:
+    store = RunStore(config.runs_db)
+    row = dict(result.summary())
+    row.update(model=str(config.model_path or model.name), inputs=str(config.inputs_path or ""),
+               branching=config.branching, batch=inputs.shape[0], neurons=model.neurons, layers=model.layers)
+    store.record(row, [r for r in result.worker_reports if "worker" in r])
