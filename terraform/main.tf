@@ -2,8 +2,9 @@
 # FSD-Inference: the cloud side of one deployment
 #
 #   queue channel   SNS topic(s) -> one SQS queue per worker slot (filter on dst)
-#   bucket          the deployment bucket: stage/ (every run's shards, inputs,
-#                   reports, result), runs/ (object channel), packages/
+#   bucket          the deployment bucket (run data, force-destroyed): stage/
+#                   (every run's shards, inputs, reports, result), runs/ (object channel)
+#   package bucket  the worker function's zips (packages/), versioned, kept on destroy
 #   worker function one Lambda function, its role, log group, async config
 #
 # The outputs (outputs.tf) are the deployment manifest `fsd` reads.
@@ -11,6 +12,10 @@
 
 locals {
   create_function = var.package_file != null || var.package_s3_key != null
+
+  # Packages live in their own bucket unless the operator names one.
+  create_package_bucket = var.package_s3_bucket == null
+  package_bucket        = local.create_package_bucket ? module.package_bucket[0].bucket : var.package_s3_bucket
 }
 
 module "queue_channel" {
@@ -44,12 +49,25 @@ moved {
   to   = module.object_channel
 }
 
-# The deployment package, when given as a local file, travels through the bucket
-# (direct uploads to Lambda are limited to 50 MB; numpy + scipy come close).
+# Packages apart from run data: the run-data bucket is force-destroyed with the
+# deployment (force_destroy), the package bucket keeps uploaded zips
+# (package_force_destroy, default false) and versions them.
+module "package_bucket" {
+  source = "./modules/package_bucket"
+  count  = local.create_package_bucket ? 1 : 0
+
+  name_prefix   = var.name_prefix
+  force_destroy = var.package_force_destroy
+  tls_only      = !local.emulated
+}
+
+# The deployment package, when given as a local file, travels through the
+# package bucket (direct uploads to Lambda are limited to 50 MB; numpy + scipy
+# come close).
 resource "aws_s3_object" "package" {
   count = var.package_file != null ? 1 : 0
 
-  bucket      = module.object_channel.bucket
+  bucket      = local.package_bucket
   key         = "packages/${filesha256(var.package_file)}.zip"
   source      = var.package_file
   source_hash = filemd5(var.package_file)
@@ -67,9 +85,8 @@ module "worker_function" {
   reserved_concurrency = var.reserved_concurrency
   log_retention_days   = var.log_retention_days
 
-  s3_bucket = (var.package_file != null ? aws_s3_object.package[0].bucket
-  : coalesce(var.package_s3_bucket, module.object_channel.bucket))
-  s3_key = var.package_file != null ? aws_s3_object.package[0].key : var.package_s3_key
+  s3_bucket = var.package_file != null ? aws_s3_object.package[0].bucket : local.package_bucket
+  s3_key    = var.package_file != null ? aws_s3_object.package[0].key : var.package_s3_key
 
   topic_arns     = try(module.queue_channel[0].topic_arns, [])
   queue_arns     = try(module.queue_channel[0].queue_arns, [])

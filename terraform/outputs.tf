@@ -29,11 +29,19 @@ output "queue_urls" {
 }
 
 output "bucket" {
-  description = "The deployment bucket: every run's stage (keys stage/{run}/...), the object channel (runs/...) and the packages (packages/...)."
+  description = "The deployment bucket (run data): every run's stage (keys stage/{run}/...) and the object channel (runs/...)."
   value       = module.object_channel.bucket
 }
 
 output "function_name" {
   description = "Name of the worker Lambda function; null when no package was given (no function created)."
   value       = try(module.worker_function[0].function_name, null)
+}
+
+# Outputs below are not Manifest fields: Manifest.from_dict ignores keys it does
+# not know, so `fsd` reads them only once its Manifest names them.
+
+output "package_bucket" {
+  description = "Bucket of the worker function's deployment zips (keys packages/...): this deployment's package bucket, or package_s3_bucket when given."
+  value       = local.package_bucket
 }

@@ -104,19 +104,19 @@ variable "log_retention_days" {
 }
 
 variable "package_file" {
-  description = "Path of a local Lambda deployment zip; Terraform uploads it to the bucket under packages/ and the function runs it. Takes precedence over package_s3_key."
+  description = "Path of a local Lambda deployment zip; Terraform uploads it to the package bucket under packages/ and the function runs it. Takes precedence over package_s3_key."
   type        = string
   default     = null
 }
 
 variable "package_s3_bucket" {
-  description = "Bucket holding an already uploaded deployment zip (default: this deployment's bucket). Used with package_s3_key."
+  description = "A bucket of your own for the deployment zips (package_file is uploaded there, package_s3_key is read from there); null (default) = this deployment's package bucket, which Terraform creates."
   type        = string
   default     = null
 }
 
 variable "package_s3_key" {
-  description = "Key of an already uploaded deployment zip (as uploaded by `fsd package`). With neither package_file nor package_s3_key no function is created and function_name is null."
+  description = "Key of an already uploaded deployment zip in the package bucket (as uploaded by `fsd package --upload`). With neither package_file nor package_s3_key no function is created and function_name is null."
   type        = string
   default     = null
 }
@@ -172,7 +172,13 @@ variable "stage_expiry_days" {
 }
 
 variable "force_destroy" {
-  description = "Let `terraform destroy` delete the bucket even when it still holds objects (run scratch data and packages)."
+  description = "Let `terraform destroy` delete the deployment bucket even when it still holds objects (run data only: stage/ and runs/; packages live in the package bucket)."
   type        = bool
   default     = true
+}
+
+variable "package_force_destroy" {
+  description = "Let `terraform destroy` delete the package bucket even when it still holds packages (all versions). Off by default: destroy stops at a non-empty package bucket; empty it or set this to true to tear down."
+  type        = bool
+  default     = false
 }

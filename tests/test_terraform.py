@@ -50,11 +50,17 @@ def test_init_offline_and_validate(tmp_path: Path) -> None:
     assert result["valid"], result["diagnostics"]
 
 
-def test_outputs_are_exactly_the_manifest_fields() -> None:
+# Root outputs the Manifest does not name (yet): Manifest.from_dict ignores keys it does not
+# know, so they ride along in `terraform output -json` (the applied tests below read a
+# manifest from outputs that include them).
+EXTRA_OUTPUTS = {"package_bucket"}
+
+
+def test_outputs_are_the_manifest_fields_and_known_extras() -> None:
     text = (TF_DIR / "outputs.tf").read_text()
     names = {line.split('"')[1] for line in text.splitlines() if line.startswith("output ")}
-    fields = set(cloud.Manifest.__dataclass_fields__) - {"source"}
-    assert names == fields
+    fields = set(Manifest.__dataclass_fields__) - {"source"}
+    assert fields <= names and names - fields <= EXTRA_OUTPUTS, names ^ fields
 
 
 def test_the_lambda_runs_with_the_local_workers_environment() -> None:
@@ -89,7 +95,8 @@ provider "aws" {
 def _plan_module(tmp_path: Path, module: str, outputs: dict[str, str],
                  variables: dict[str, object]) -> dict[str, object]:
     """Plan a copy of `modules/<module>` as a root with `variables`; the planned values of the
-    extra `outputs` (name -> expression). Needs no AWS account and no network."""
+    extra `outputs` (name -> expression) and, under "resources", of every resource (address ->
+    values). Needs no AWS account and no network."""
     root = tmp_path / module
     shutil.copytree(TF_DIR / "modules" / module, root, ignore=shutil.ignore_patterns(".terraform*"))
     (root / "zz_harness.tf").write_text(_OFFLINE_PROVIDER + "".join(
@@ -103,8 +110,20 @@ def _plan_module(tmp_path: Path, module: str, outputs: dict[str, str],
         assert proc.returncode == 0, proc.stdout + proc.stderr
     show = subprocess.run(["terraform", "show", "-json", "plan"], cwd=root, env=env,
                           capture_output=True, text=True, check=True)
-    planned = json.loads(show.stdout)["planned_values"]["outputs"]
-    return {name: planned[name].get("value") for name in outputs}
+    planned = json.loads(show.stdout)["planned_values"]
+    values: dict[str, object] = {name: planned["outputs"][name].get("value") for name in outputs}
+    values["resources"] = {r["address"]: r.get("values", {})
+                           for r in planned["root_module"].get("resources", [])}
+    return values
+
+
+def _client(manifest, service: str):
+    """A boto3 client for the deployment (fsd_core.aws.clients once the package move lands)."""
+    try:
+        from fsd_core.aws.clients import client
+    except ImportError:
+        from fsd_core.cloud import client
+    return client(manifest, service)
 
 
 def _statements(policy_json: str) -> dict[str, dict]:
@@ -154,6 +173,34 @@ def test_bucket_lifecycle_expires_stage_and_runs() -> None:
     assert set(by_prefix) >= {"stage/", "runs/"}
     for rule in (by_prefix["stage/"], by_prefix["runs/"]):
         assert "expiration {" in rule and "abort_incomplete_multipart_upload {" in rule
+
+
+@needs_terraform
+def test_package_bucket_is_versioned_and_not_force_destroyed(tmp_path: Path) -> None:
+    out = _plan_module(tmp_path, "package_bucket", {}, {"name_prefix": "fsd-test"})
+    resources = out["resources"]
+    assert resources["aws_s3_bucket.this"]["force_destroy"] is False
+    assert resources["aws_s3_bucket.this"]["bucket_prefix"] == "fsd-test-pkg-"
+    (versioning,) = resources["aws_s3_bucket_versioning.this"]["versioning_configuration"]
+    assert versioning["status"] == "Enabled"
+    (sse,) = resources["aws_s3_bucket_server_side_encryption_configuration.this"]["rule"]
+    assert sse["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+    assert all(resources["aws_s3_bucket_public_access_block.this"][k] for k in
+               ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
+    assert "aws_s3_bucket_policy.this[0]" in resources  # TLS only
+
+
+def test_root_keeps_packages_out_of_the_run_data_bucket() -> None:
+    main = (TF_DIR / "main.tf").read_text()
+    upload = main[main.index('resource "aws_s3_object" "package"'):]
+    upload = upload[:upload.index("\n}\n")]
+    assert re.search(r"^\s*bucket\s*=\s*local\.package_bucket\s*$", upload, re.M)
+    packages = main[main.index('module "package_bucket"'):]
+    assert re.search(r"^\s*force_destroy\s*=\s*var\.package_force_destroy\s*$",
+                     packages[:packages.index("\n}\n")], re.M)
+    variables = (TF_DIR / "variables.tf").read_text()
+    block = variables[variables.index('variable "package_force_destroy"'):]
+    assert re.search(r"^\s*default\s*=\s*false\s*$", block[:block.index("\n}\n")], re.M)
 
 
 def test_missing_terraform_is_one_line_error(fsd_home: Path,  # noqa: F811
@@ -229,7 +276,20 @@ def test_bucket_put_get_and_settings(local_deployment: cloud.Manifest) -> None:
     assert sse["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
-def test_function_has_no_async_retries(local_deployment: cloud.Manifest) -> None:
+def test_packages_live_apart_from_run_data(local_deployment) -> None:  # noqa: ANN001
+    m = local_deployment
+    s3 = _client(m, "s3")
+    name_prefix = m.function_name.removesuffix("-worker")
+    (packages,) = [b["Name"] for b in s3.list_buckets()["Buckets"]
+                   if b["Name"].startswith(f"{name_prefix}-pkg-")]
+    assert packages != m.bucket
+    assert s3.get_bucket_versioning(Bucket=packages)["Status"] == "Enabled"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=packages).get("Contents", [])]
+    assert keys and all(k.startswith("packages/") for k in keys)
+    assert s3.list_objects_v2(Bucket=m.bucket, Prefix="packages/").get("KeyCount", 0) == 0
+
+
+def test_function_has_no_async_retries(local_deployment: Manifest) -> None:
     m = local_deployment
     lam = cloud.client(m, "lambda")
     config = lam.get_function_event_invoke_config(FunctionName=m.function_name)
