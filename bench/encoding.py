@@ -4,7 +4,7 @@ Runs a network layer by layer with the serial kernel (`fsd_core.kernel.serial.la
 chosen layers cuts the B x N activations into contiguous column groups, as the distributed
 engine's messages are (one block per sending worker), and encodes every block both ways:
 
-- ours: `fsd_core.channels.frames.encode_block` (checked to decode bit-identically);
+- ours: `fsd_core.channels.codec.encode_block` (checked to decode bit-identically);
 - the paper's: float32 COO triples [value, row, col], zlib level 3.
 
 Cases:
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from fsd_core.channels import frames as enc
+from fsd_core.channels import codec as enc
 from fsd_core.kernel.serial import layer_step
 
 ROOT = Path(__file__).resolve().parent.parent

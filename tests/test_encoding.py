@@ -12,15 +12,12 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fsd_core.channels import frames as enc
+from fsd_core.channels import codec as enc
+from fsd_core.channels.codec import FrameError, checksum, decode_block, encode_block
 from fsd_core.channels.frames import (
     HEADER,
     MAX_RUN_ID,
-    FrameError,
     Header,
-    checksum,
-    decode_block,
-    encode_block,
     frames_for,
     header_size,
     pack_header,
