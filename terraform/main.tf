@@ -6,6 +6,7 @@
 #                   (every run's shards, inputs, reports, result), runs/ (object channel)
 #   package bucket  the worker function's zips (packages/), versioned, kept on destroy
 #   worker function one Lambda function, its role, log group, async config
+#                   (no retries; failures reported on the failure queue)
 #
 # The outputs (outputs.tf) are the deployment manifest `fsd` reads.
 # ---------------------------------------------------------------------------
@@ -84,6 +85,7 @@ module "worker_function" {
   runtime              = var.runtime
   reserved_concurrency = var.reserved_concurrency
   log_retention_days   = var.log_retention_days
+  max_event_age_s      = var.max_event_age_s
 
   s3_bucket = var.package_file != null ? aws_s3_object.package[0].bucket : local.package_bucket
   s3_key    = var.package_file != null ? aws_s3_object.package[0].key : var.package_s3_key

@@ -45,3 +45,18 @@ output "package_bucket" {
   description = "Bucket of the worker function's deployment zips (keys packages/...): this deployment's package bucket, or package_s3_bucket when given."
   value       = local.package_bucket
 }
+
+output "failure_queue_url" {
+  description = "SQS queue receiving a record of every worker invocation that failed or expired in Lambda's async queue (on-failure destination; the record's requestPayload is the worker's event); null when no function is created."
+  value       = try(module.worker_function[0].failure_queue_url, null)
+}
+
+output "failure_queue_arn" {
+  description = "ARN of the failure queue; null when no function is created."
+  value       = try(module.worker_function[0].failure_queue_arn, null)
+}
+
+output "worker_role_arn" {
+  description = "Execution role of the worker function (the identity every worker runs as); null when no function is created."
+  value       = try(module.worker_function[0].role_arn, null)
+}

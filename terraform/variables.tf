@@ -97,6 +97,17 @@ variable "reserved_concurrency" {
   default     = -1
 }
 
+variable "max_event_age_s" {
+  description = "Seconds a worker launch (an asynchronous invocation) may wait in Lambda's queue, e.g. while throttled, before Lambda drops it and reports it on the failure queue (60-21600). Async invocations are never retried."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.max_event_age_s >= 60 && var.max_event_age_s <= 21600 && floor(var.max_event_age_s) == var.max_event_age_s
+    error_message = "max_event_age_s must be an integer between 60 and 21600."
+  }
+}
+
 variable "log_retention_days" {
   description = "Days the worker function's CloudWatch logs are kept (short: logs are the only thing that accrues storage)."
   type        = number

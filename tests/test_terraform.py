@@ -53,7 +53,7 @@ def test_init_offline_and_validate(tmp_path: Path) -> None:
 # Root outputs the Manifest does not name (yet): Manifest.from_dict ignores keys it does not
 # know, so they ride along in `terraform output -json` (the applied tests below read a
 # manifest from outputs that include them).
-EXTRA_OUTPUTS = {"package_bucket"}
+EXTRA_OUTPUTS = {"package_bucket", "failure_queue_url", "failure_queue_arn", "worker_role_arn"}
 
 
 def test_outputs_are_the_manifest_fields_and_known_extras() -> None:
@@ -176,6 +176,23 @@ def test_bucket_lifecycle_expires_stage_and_runs() -> None:
 
 
 @needs_terraform
+def test_worker_async_invocations_are_not_retried_and_failures_reported(tmp_path: Path) -> None:
+    out = _plan_module(tmp_path, "worker_function", {},
+                       {"name": "fsd-test-worker", "s3_bucket": "pkg", "s3_key": "pkg.zip"})
+    resources = out["resources"]
+    config = resources["aws_lambda_function_event_invoke_config.this"]
+    assert config["maximum_retry_attempts"] == 0 and config["maximum_event_age_in_seconds"] == 300
+    (destinations,) = config["destination_config"]
+    assert len(destinations["on_failure"]) == 1 and not destinations.get("on_success")
+    assert resources["aws_sqs_queue.failures"]["sqs_managed_sse_enabled"] is True
+    assert not resources["aws_lambda_function.this"].get("dead_letter_config")  # one record per failure
+    iam = (TF_DIR / "modules" / "worker_function" / "iam.tf").read_text()
+    grant = iam[iam.index('sid       = "FailureDestination"'):]
+    assert re.match(r'sid\s*=\s*"FailureDestination"\s*actions\s*=\s*\["sqs:SendMessage"\]\s*'
+                    r'resources\s*=\s*\[aws_sqs_queue\.failures\.arn\]', grant)
+
+
+@needs_terraform
 def test_package_bucket_is_versioned_and_not_force_destroyed(tmp_path: Path) -> None:
     out = _plan_module(tmp_path, "package_bucket", {}, {"name_prefix": "fsd-test"})
     resources = out["resources"]
@@ -287,6 +304,24 @@ def test_packages_live_apart_from_run_data(local_deployment) -> None:  # noqa: A
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=packages).get("Contents", [])]
     assert keys and all(k.startswith("packages/") for k in keys)
     assert s3.list_objects_v2(Bucket=m.bucket, Prefix="packages/").get("KeyCount", 0) == 0
+
+
+def test_failed_invocations_go_to_the_encrypted_failure_queue(local_deployment) -> None:  # noqa: ANN001
+    m = local_deployment
+    lam, sqs, iam = _client(m, "lambda"), _client(m, "sqs"), _client(m, "iam")
+    config = lam.get_function_event_invoke_config(FunctionName=m.function_name)
+    assert config["MaximumRetryAttempts"] == 0 and config["MaximumEventAgeInSeconds"] == 300
+    target = config["DestinationConfig"]["OnFailure"]["Destination"]
+    assert target.endswith(f":{m.function_name}-failures")
+    url = sqs.get_queue_url(QueueName=f"{m.function_name}-failures")["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attrs["QueueArn"] == target and attrs["SqsManagedSseEnabled"] == "true"
+    role = lam.get_function(FunctionName=m.function_name)["Configuration"]["Role"].rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    (grant,) = [s for s in doc["Statement"] if s.get("Sid") == "FailureDestination"]
+    assert grant["Action"] == "sqs:SendMessage" and grant["Resource"] == target
 
 
 def test_function_has_no_async_retries(local_deployment: Manifest) -> None:

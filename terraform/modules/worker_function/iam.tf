@@ -2,7 +2,7 @@
 # Worker role: least privilege
 #
 # The workers may touch only this deployment's topics, queues, staged and run
-# objects, dead-letter queue, log group and function. Wildcards appear only inside
+# objects, failure queue, log group and function. Wildcards appear only inside
 # resource ARNs where the names are not known in advance (see comments).
 # ---------------------------------------------------------------------------
 
@@ -33,7 +33,7 @@ locals {
 
   customer_key = var.topic_kms_key != null ? startswith(var.topic_kms_key, "arn:") : false
   # The function's own ARN, built from its name so the policy exists before the
-  # function does (the function's dead-letter queue is checked at creation).
+  # function does.
   function_arn = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${split(":", aws_iam_role.this.arn)[4]}:function:${var.name}"
 }
 
@@ -48,10 +48,11 @@ data "aws_iam_policy_document" "worker" {
     resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
   }
 
+  # Lambda sends the on-failure destination's records with this role.
   statement {
-    sid       = "DeadLetter"
+    sid       = "FailureDestination"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
+    resources = [aws_sqs_queue.failures.arn]
   }
 
   statement {

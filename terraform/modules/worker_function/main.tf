@@ -3,7 +3,10 @@
 #
 # One Lambda function runs every worker; worker i invokes workers
 # i*b+1 .. i*b+b asynchronously (launch tree), so async invocations must not
-# be retried: a retried worker would publish its activations twice.
+# be retried: a retried worker would publish its activations twice. A worker
+# that fails (crash, timeout, out of memory) or whose event waited too long in
+# Lambda's async queue is reported on the failure queue instead, which the
+# coordinator can watch.
 # ---------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -13,17 +16,21 @@ resource "aws_cloudwatch_log_group" "this" {
   retention_in_days = var.log_retention_days
 }
 
-# Failed asynchronous invocations (a worker that crashed) land here.
-resource "aws_sqs_queue" "dlq" {
-  name                      = "${var.name}-dlq"
+# The on-failure destination of asynchronous invocations: one record per failed
+# worker (requestContext.condition = RetriesExhausted or EventAgeExceeded,
+# requestPayload = the worker's event with its run_id and worker, responsePayload
+# = the error). Lambda sends it with the function's execution role (iam.tf).
+resource "aws_sqs_queue" "failures" {
+  name                      = "${var.name}-failures"
   sqs_managed_sse_enabled   = true
-  message_retention_seconds = 1209600
+  message_retention_seconds = var.failure_retention_s
 }
 
 resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_117: no VPC: the workers only call public AWS APIs, and a VPC would need NAT or interface endpoints that cost money at rest
   # checkov:skip=CKV_AWS_272: code signing needs an AWS Signer profile; the package is built and uploaded by the operator's own `fsd package`
   # checkov:skip=CKV_AWS_173: the variables are malloc and thread settings, no secrets; Lambda encrypts them at rest with its own key, a customer key costs $1/month
+  # checkov:skip=CKV_AWS_116: failed async invocations go to the on-failure destination (aws_lambda_function_event_invoke_config below), whose record says why and carries the event; a dead-letter queue as well would report every failure twice
   function_name = var.name
   role          = aws_iam_role.this.arn
   handler       = var.handler
@@ -48,18 +55,8 @@ resource "aws_lambda_function" "this" {
     }
   }
 
-  dead_letter_config {
-    target_arn = aws_sqs_queue.dlq.arn
-  }
-
   tracing_config {
     mode = "PassThrough"
-  }
-
-  # The emulator does not echo dead_letter_config back, which would update the
-  # function on every apply; its target (our own DLQ) never changes anyway.
-  lifecycle {
-    ignore_changes = [dead_letter_config]
   }
 
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
@@ -68,5 +65,11 @@ resource "aws_lambda_function" "this" {
 resource "aws_lambda_function_event_invoke_config" "this" {
   function_name                = aws_lambda_function.this.function_name
   maximum_retry_attempts       = 0
-  maximum_event_age_in_seconds = 60
+  maximum_event_age_in_seconds = var.max_event_age_s
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.failures.arn
+    }
+  }
 }

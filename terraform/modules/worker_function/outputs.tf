@@ -17,7 +17,12 @@ output "role_arn" {
   value       = aws_iam_role.this.arn
 }
 
-output "dlq_url" {
-  description = "Dead-letter queue of failed asynchronous invocations."
-  value       = aws_sqs_queue.dlq.url
+output "failure_queue_url" {
+  description = "URL of the SQS queue that receives a record of every failed asynchronous invocation (on-failure destination)."
+  value       = aws_sqs_queue.failures.url
+}
+
+output "failure_queue_arn" {
+  description = "ARN of the failure queue."
+  value       = aws_sqs_queue.failures.arn
 }

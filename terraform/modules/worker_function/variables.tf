@@ -3,7 +3,7 @@
 # ---------------------------------------------------------------------------
 
 variable "name" {
-  description = "Function name (also names its role, log group and dead-letter queue)."
+  description = "Function name (also names its role, log group and failure queue)."
   type        = string
 }
 
@@ -99,4 +99,21 @@ variable "topic_kms_key" {
   description = "KMS key of the topics. A customer key ARN gets GenerateDataKey/Decrypt for publishing; an alias (alias/aws/sns) needs no grant."
   type        = string
   default     = null
+}
+
+variable "max_event_age_s" {
+  description = "Seconds an asynchronous invocation (a worker launch) may wait in Lambda's queue, e.g. while throttled, before it is dropped and reported on the failure queue (60-21600)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.max_event_age_s >= 60 && var.max_event_age_s <= 21600
+    error_message = "max_event_age_s must be between 60 and 21600."
+  }
+}
+
+variable "failure_retention_s" {
+  description = "Seconds a failure record stays in the failure queue (60-1209600)."
+  type        = number
+  default     = 1209600
 }
