@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud_fixtures import deployment_home, fsd_home, needs_terraform  # noqa: F401
-from fsd_core import cloud
-from fsd_core.deploy import TerraformProject, find_plugin_mirror, terraform_source_dir
+from fsd_core.aws.clients import client
+from fsd_core.aws.local_stack import deployment_for_run, ensure_local_deployment
+from fsd_core.aws.manifest import Manifest
+from fsd_core.aws.terraform import TerraformProject, find_plugin_mirror, terraform_source_dir
 from fsd_core.errors import RunError
+from tests.cloud_fixtures import deployment_home, fsd_home, needs_terraform  # noqa: F401
 
 TF_DIR = terraform_source_dir()
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform absent")
@@ -64,7 +66,7 @@ def test_outputs_are_the_manifest_fields_and_known_extras() -> None:
 
 
 def test_the_lambda_runs_with_the_local_workers_environment() -> None:
-    from fsd_core.launch import WORKER_ENV
+    from fsd_core.engine.launch import WORKER_ENV
 
     text = (TF_DIR / "modules" / "worker_function" / "main.tf").read_text()
     block = text[text.index("environment {"):]
@@ -115,15 +117,6 @@ def _plan_module(tmp_path: Path, module: str, outputs: dict[str, str],
     values["resources"] = {r["address"]: r.get("values", {})
                            for r in planned["root_module"].get("resources", [])}
     return values
-
-
-def _client(manifest, service: str):
-    """A boto3 client for the deployment (fsd_core.aws.clients once the package move lands)."""
-    try:
-        from fsd_core.aws.clients import client
-    except ImportError:
-        from fsd_core.cloud import client
-    return client(manifest, service)
 
 
 def _statements(policy_json: str) -> dict[str, dict]:
@@ -240,17 +233,17 @@ def test_failing_apply_is_one_line_error(fsd_home: Path) -> None:  # noqa: F811
 
 # --------------------------------------------------------------------------- applied
 
-def test_manifest_from_apply(local_deployment: cloud.Manifest) -> None:
+def test_manifest_from_apply(local_deployment: Manifest) -> None:
     m = local_deployment
     assert m.emulated and m.endpoint.startswith("http://127.0.0.1:")
     assert m.max_workers >= 2 and len(m.queue_urls) == m.max_workers and len(m.topic_arns) == 1
     assert m.bucket and m.function_name
-    assert cloud.Manifest.load(m.source) == m
+    assert Manifest.load(m.source) == m
 
 
-def test_filter_policy_routes_dst_to_its_queue_only(local_deployment: cloud.Manifest) -> None:
+def test_filter_policy_routes_dst_to_its_queue_only(local_deployment: Manifest) -> None:
     m = local_deployment
-    sns, sqs = cloud.client(m, "sns"), cloud.client(m, "sqs")
+    sns, sqs = client(m, "sns"), client(m, "sqs")
     body = f"block-{time.time()}"
     sns.publish(TopicArn=m.topic_arns[0], Message=body,
                 MessageAttributes={"dst": {"DataType": "String", "StringValue": "1"}})
@@ -262,9 +255,9 @@ def test_filter_policy_routes_dst_to_its_queue_only(local_deployment: cloud.Mani
     sqs.delete_message(QueueUrl=m.queue_urls[1], ReceiptHandle=got1[0]["ReceiptHandle"])
 
 
-def test_queue_policy_admits_only_our_topic(local_deployment: cloud.Manifest) -> None:
+def test_queue_policy_admits_only_our_topic(local_deployment: Manifest) -> None:
     m = local_deployment
-    sqs = cloud.client(m, "sqs")
+    sqs = client(m, "sqs")
     for url in m.queue_urls:
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attrs["SqsManagedSseEnabled"] == "true"
@@ -272,13 +265,13 @@ def test_queue_policy_admits_only_our_topic(local_deployment: cloud.Manifest) ->
         assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
         assert statement["Resource"] == attrs["QueueArn"]
         assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == m.topic_arns[0]
-    subs = cloud.client(m, "sns").list_subscriptions_by_topic(TopicArn=m.topic_arns[0])
+    subs = client(m, "sns").list_subscriptions_by_topic(TopicArn=m.topic_arns[0])
     assert len(subs["Subscriptions"]) == m.max_workers
 
 
-def test_bucket_put_get_and_settings(local_deployment: cloud.Manifest) -> None:
+def test_bucket_put_get_and_settings(local_deployment: Manifest) -> None:
     m = local_deployment
-    s3 = cloud.client(m, "s3")
+    s3 = client(m, "s3")
     s3.put_object(Bucket=m.bucket, Key="runs/test/l1/0-1", Body=b"\x00\x01payload")
     assert s3.get_object(Bucket=m.bucket, Key="runs/test/l1/0-1")["Body"].read() == b"\x00\x01payload"
     s3.delete_object(Bucket=m.bucket, Key="runs/test/l1/0-1")
@@ -293,9 +286,9 @@ def test_bucket_put_get_and_settings(local_deployment: cloud.Manifest) -> None:
     assert sse["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
-def test_packages_live_apart_from_run_data(local_deployment) -> None:  # noqa: ANN001
+def test_packages_live_apart_from_run_data(local_deployment: Manifest) -> None:
     m = local_deployment
-    s3 = _client(m, "s3")
+    s3 = client(m, "s3")
     name_prefix = m.function_name.removesuffix("-worker")
     (packages,) = [b["Name"] for b in s3.list_buckets()["Buckets"]
                    if b["Name"].startswith(f"{name_prefix}-pkg-")]
@@ -306,9 +299,9 @@ def test_packages_live_apart_from_run_data(local_deployment) -> None:  # noqa: A
     assert s3.list_objects_v2(Bucket=m.bucket, Prefix="packages/").get("KeyCount", 0) == 0
 
 
-def test_failed_invocations_go_to_the_encrypted_failure_queue(local_deployment) -> None:  # noqa: ANN001
+def test_failed_invocations_go_to_the_encrypted_failure_queue(local_deployment: Manifest) -> None:
     m = local_deployment
-    lam, sqs, iam = _client(m, "lambda"), _client(m, "sqs"), _client(m, "iam")
+    lam, sqs, iam = client(m, "lambda"), client(m, "sqs"), client(m, "iam")
     config = lam.get_function_event_invoke_config(FunctionName=m.function_name)
     assert config["MaximumRetryAttempts"] == 0 and config["MaximumEventAgeInSeconds"] == 300
     target = config["DestinationConfig"]["OnFailure"]["Destination"]
@@ -326,11 +319,11 @@ def test_failed_invocations_go_to_the_encrypted_failure_queue(local_deployment) 
 
 def test_function_has_no_async_retries(local_deployment: Manifest) -> None:
     m = local_deployment
-    lam = cloud.client(m, "lambda")
+    lam = client(m, "lambda")
     config = lam.get_function_event_invoke_config(FunctionName=m.function_name)
     assert config["MaximumRetryAttempts"] == 0
     role = lam.get_function(FunctionName=m.function_name)["Configuration"]["Role"]
-    iam = cloud.client(m, "iam")
+    iam = client(m, "iam")
     name = role.rsplit("/", 1)[1]
     (policy_name,) = iam.list_role_policies(RoleName=name)["PolicyNames"]
     doc = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
@@ -345,11 +338,11 @@ def test_function_has_no_async_retries(local_deployment: Manifest) -> None:
     assert objects == {f"arn:aws:s3:::{m.bucket}/stage/*", f"arn:aws:s3:::{m.bucket}/runs/*"}
 
 
-def test_ensure_local_deployment_reuses_it(local_deployment: cloud.Manifest,
+def test_ensure_local_deployment_reuses_it(local_deployment: Manifest,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FSD_HOME", str(deployment_home(local_deployment.source)))
     monkeypatch.delenv("FSD_MANIFEST", raising=False)
     start = time.monotonic()
-    again = cloud.ensure_local_deployment(2)
+    again = ensure_local_deployment(2)
     assert again == local_deployment and time.monotonic() - start < 10
-    assert cloud.deployment_for_run(2, "queue") == local_deployment
+    assert deployment_for_run(2, "queue") == local_deployment
