@@ -30,7 +30,10 @@ Safety: every decoder raises `FrameError` on anything malformed. The checksum
 is checked before anything is decompressed (so damage is caught before any allocation), every
 section's decompressed size is computed from the prefix and must match the zstandard frame's
 declared size, and every decoded count and index is range-checked, so the decoder allocates
-no more than the block it returns needs; blocks are limited to `MAX_ROWS` rows.
+no more than the block it returns needs. What a prefix may promise is bounded too: `MAX_ROWS`
+rows, `MAX_ENTRIES` entries (a CSR block's non-zeros, a compressed dense block's cells; a
+verbatim dense block is bounded by its own bytes), and an index bitmap no larger than the
+encoder would have chosen, so a short payload cannot ask for gigabytes.
 """
 
 from __future__ import annotations
@@ -77,6 +80,11 @@ _TRY_PLANES = 1 << 16  # up to this many entries, also try byte planes and keep 
 #: Most rows a block may have: the decoder allocates an index pointer per row, even for an
 #: empty block, so this bounds what a 13-byte payload can make it allocate (128 MiB).
 MAX_ROWS = 1 << 24
+#: Most entries a block may have (non-zeros of a CSR block, cells of a compressed dense one):
+#: a CSR block of one repeated value on full rows is ~29 bytes whatever its size, so this bounds
+#: what such a payload can make the decoder allocate. 2^30 float32 values are 4 GiB, 8 GiB with
+#: their indices: more than a 10 GB Lambda can hold next to its own activations.
+MAX_ENTRIES = 1 << 30
 
 _local = threading.local()  # zstandard contexts are not thread-safe: one pair per thread
 
@@ -108,7 +116,7 @@ def encode_block(block: sp.spmatrix) -> bytes:
     m = _canonical(block)
     rows, cols = m.shape
     nnz = m.nnz
-    if rows > MAX_ROWS or cols > _U32 or nnz > _U32:
+    if rows > MAX_ROWS or cols > _U32 or nnz > MAX_ENTRIES:
         raise ValueError(f"block {rows} x {cols} with {nnz} entries is too large to encode")
     if nnz == 0:
         return _with_checksum(_PREFIX.pack(0, _EMPTY, rows, cols))
@@ -156,7 +164,7 @@ def encode_dense(t: np.ndarray, compress: bool) -> list:
     if t.dtype != np.float32 or t.ndim != 2:
         raise ValueError(f"dense blocks are 2-d float32, got {t.dtype} {t.shape}")
     k, u = t.shape
-    if u > MAX_ROWS or k > _U32:
+    if u > MAX_ROWS or k > _U32 or (compress and k * u > MAX_ENTRIES):
         raise ValueError(f"dense block {k} x {u} is too large to encode")
     if not compress:
         data = memoryview(np.ascontiguousarray(t).reshape(-1).view(np.uint8))  # verbatim; the frame checksum covers it
@@ -187,10 +195,12 @@ def decode_dense(view: memoryview) -> np.ndarray:
     if u > MAX_ROWS:
         raise FrameError(f"block of {u} rows exceeds the limit of {MAX_ROWS}")
     pos = _DENSE_PREFIX.size
-    if flags == _D_RAW:
+    if flags == _D_RAW:  # a view of the section's own bytes: nothing to allocate
         if check != 0 or len(view) - pos != 4 * k * u:
             raise FrameError("raw dense section has the wrong size")
         return np.frombuffer(view[pos:], dtype=np.float32).reshape(k, u)
+    if k * u > MAX_ENTRIES:
+        raise FrameError(f"dense block {k} x {u} exceeds the limit of {MAX_ENTRIES} entries")
     if checksum(view[4:]) != check:
         raise FrameError("payload checksum mismatch")
     if flags == _EMPTY:
@@ -456,7 +466,7 @@ def _decode_checked(view: memoryview, flags: int, rows: int, cols: int) -> sp.cs
     gap_width = 1 << (flags >> _GAP_SHIFT & 3)
     value_mode = flags >> _VAL_SHIFT & 3
     all_rows = bool(flags & _ALL_ROWS)
-    if not 0 < nrows <= rows or (all_rows and nrows != rows) or not nrows <= nnz <= nrows * cols:
+    if not 0 < nrows <= rows or (all_rows and nrows != rows) or not nrows <= nnz <= min(nrows * cols, MAX_ENTRIES):
         raise FrameError(f"bad counts: {nnz} entries in {nrows} of {rows} x {cols}")
     if index_mode == 3 or gap_width == 8 or (index_mode != _IDX_GAPS and gap_width != 1):
         raise FrameError(f"bad flags {flags:#04x}")
@@ -469,6 +479,10 @@ def _decode_checked(view: memoryview, flags: int, rows: int, cols: int) -> sp.cs
     count_dtype = _uint_for(cols)
     index_size = {_IDX_FULL: 0, _IDX_BITMAP: nrows * row_bytes,
                   _IDX_GAPS: nnz * gap_width + nrows * count_dtype.itemsize}[index_mode]
+    if index_mode == _IDX_BITMAP and index_size > 4 * nnz + nrows * count_dtype.itemsize:
+        # The encoder takes gaps (at most 4 bytes an entry) over a larger bitmap; this bounds the
+        # unpacked bitmap (a byte a bit: at most 64 bytes an entry) by the entries.
+        raise FrameError(f"an index bitmap of {index_size} bytes for {nnz} entries")
     s1 = _decompress(view[pos:pos + s1_len], row_bitmap + index_size, s1_len)
     pos += s1_len
     if all_rows:
