@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Terraform checks for CI: fmt, init (offline, provider mirror) + validate, checkov.
+# Terraform checks for CI: fmt, init (offline, provider mirror, committed lock files) +
+# validate of the root module and of every example, checkov over all of it.
 # Exits non-zero on any failure. Called by .ci/run; runnable on its own from anywhere.
 #
 # Environment:
@@ -50,14 +51,27 @@ export TF_DATA_DIR="$work/tfdata"  # keep .terraform/ out of the checkout
 echo "== terraform fmt -check -recursive (mirror: $mirror)"
 terraform -chdir="$tfdir" fmt -check -recursive -diff
 
-echo "== terraform init -backend=false + validate"
-cp -r "$tfdir" "$work/config"   # init writes a lock file: validate a copy
-rm -rf "$work/config/.terraform" "$work/config/.terraform.lock.hcl"
-terraform -chdir="$work/config" init -backend=false -input=false -no-color >"$work/init.log" 2>&1 \
-    || { cat "$work/init.log" >&2; echo "terraform.sh: terraform init failed" >&2; exit 1; }
-terraform -chdir="$work/config" validate -no-color
+# Each root configuration (the module itself, and every example, which calls it as
+# ../../) is initialised in a copy against its committed lock file: -lockfile=readonly
+# fails if the lock is missing the provider or its hashes do not match the mirror's.
+cp -r "$tfdir" "$work/config"
+rm -rf "$work/config/.terraform" "$work/config"/examples/*/.terraform
+roots=(.)
+for example in "$tfdir"/examples/*/; do
+    [[ -d "$example" ]] && roots+=("examples/$(basename "$example")")
+done
+for root in "${roots[@]}"; do
+    echo "== terraform init -backend=false -lockfile=readonly + validate: terraform/$root"
+    [[ -f "$tfdir/$root/.terraform.lock.hcl" ]] || {
+        echo "terraform.sh: terraform/$root has no committed .terraform.lock.hcl" >&2; exit 1; }
+    export TF_DATA_DIR="$work/tfdata/$root"
+    terraform -chdir="$work/config/$root" init -backend=false -input=false -no-color \
+        -lockfile=readonly >"$work/init.log" 2>&1 \
+        || { cat "$work/init.log" >&2; echo "terraform.sh: terraform init failed in terraform/$root" >&2; exit 1; }
+    terraform -chdir="$work/config/$root" validate -no-color
+done
 
-echo "== checkov -d terraform"
+echo "== checkov -d terraform (the modules, the root module and the examples)"
 venv="${FSD_CHECKOV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fsd-inference/checkov-venv}"
 if [[ ! -x "$venv/bin/checkov" ]]; then
     echo "installing checkov into $venv"

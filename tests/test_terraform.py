@@ -213,6 +213,72 @@ def test_root_keeps_packages_out_of_the_run_data_bucket() -> None:
     assert re.search(r"^\s*default\s*=\s*false\s*$", block[:block.index("\n}\n")], re.M)
 
 
+# --------------------------------------------------------------------------- examples, docs, locks
+
+EXAMPLE = TF_DIR / "examples" / "complete"
+MODULE_DIRS = [TF_DIR, *sorted(p for p in (TF_DIR / "modules").iterdir() if p.is_dir())]
+
+
+def _block_names(path: Path, kind: str) -> list[str]:
+    return re.findall(rf'^{kind} "([^"]+)" {{', path.read_text(), re.MULTILINE)
+
+
+def _table_names(readme: str, section: str) -> list[str]:
+    """First-column names of the markdown table under `## <section>`."""
+    body = readme.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([^`]+)` \|", body, re.MULTILINE)
+
+
+@needs_terraform
+def test_example_complete_inits_against_its_lock_file_and_validates(tmp_path: Path) -> None:
+    config = tmp_path / "terraform"
+    shutil.copytree(TF_DIR, config, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+    env = _tf_env(tmp_path)
+    example = config / "examples" / "complete"
+    init = subprocess.run(["terraform", "init", "-backend=false", "-input=false", "-no-color",
+                           "-lockfile=readonly"], cwd=example, env=env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stdout + init.stderr
+    validate = subprocess.run(["terraform", "validate", "-json"], cwd=example, env=env,
+                              capture_output=True, text=True)
+    result = json.loads(validate.stdout)
+    assert result["valid"], result["diagnostics"]
+
+
+def test_example_re_exports_every_root_output() -> None:
+    """So that `terraform output -json` of the example is a deployment manifest too."""
+    text = (EXAMPLE / "outputs.tf").read_text()
+    assert _block_names(EXAMPLE / "outputs.tf", "output") == _block_names(TF_DIR / "outputs.tf", "output")
+    for name in _block_names(EXAMPLE / "outputs.tf", "output"):
+        assert re.search(rf'output "{name}" {{[^}}]*value\s*=\s*module\.fsd\.{name}\n', text), name
+    assert re.search(r'source\s*=\s*"\.\./\.\./"', (EXAMPLE / "main.tf").read_text())
+
+
+def test_lock_files_are_committed_and_pin_the_provider() -> None:
+    gitignore = (TF_DIR.parent / ".gitignore").read_text().splitlines()
+    assert ".terraform.lock.hcl" not in [line.strip() for line in gitignore]
+    mirror = find_plugin_mirror()
+    for root in (TF_DIR, EXAMPLE):
+        lock = (root / ".terraform.lock.hcl").read_text()
+        (version,) = re.findall(r'provider "registry\.terraform\.io/hashicorp/aws" \{\s*version\s*=\s*"([^"]+)"', lock)
+        assert re.search(r'"h1:[A-Za-z0-9+/=]+"', lock)
+        if mirror is not None:
+            assert (mirror / "registry.terraform.io" / "hashicorp" / "aws" / version).is_dir()
+
+
+@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+def test_readme_tables_list_exactly_the_inputs_and_outputs(module: Path) -> None:
+    readme = (module / "README.md").read_text()
+    assert _table_names(readme, "Inputs") == _block_names(module / "variables.tf", "variable")
+    assert _table_names(readme, "Outputs") == _block_names(module / "outputs.tf", "output")
+
+
+def test_root_module_declares_no_backend() -> None:
+    """`fsd deploy` / `fsd local up` init a copy of this directory with local state: an empty
+    backend "s3" {} would fail there (README: Remote state)."""
+    for path in TF_DIR.glob("*.tf"):
+        assert not re.search(r"^\s*backend\s+\"", path.read_text(), re.MULTILINE), path.name
+
+
 def test_missing_terraform_is_one_line_error(fsd_home: Path,  # noqa: F811
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FSD_TERRAFORM", "/nonexistent/terraform")

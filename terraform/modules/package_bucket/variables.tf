@@ -17,6 +17,11 @@ variable "noncurrent_days" {
   description = "Days an overwritten or deleted package version is kept before it expires (1-365)."
   type        = number
   default     = 30
+
+  validation {
+    condition     = var.noncurrent_days >= 1 && var.noncurrent_days <= 365
+    error_message = "noncurrent_days must be between 1 and 365."
+  }
 }
 
 variable "tls_only" {
