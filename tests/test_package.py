@@ -276,10 +276,11 @@ def test_handler_imports_and_runs_from_the_zip_alone(real_package, tmp_path, rx)
     with zipfile.ZipFile(real_package) as archive:
         archive.extractall(root)
     model, inputs, reference = rx
-    stage = DirectoryStage(tmp_path / "stage")
+    run_id = uuid.uuid4().hex[:12]
+    stage = DirectoryStage(tmp_path / run_id / "stage")
     stage_inputs(stage, model, inputs, 1)
-    event = {"run_id": uuid.uuid4().hex[:12], "worker": 0, "workers": 1, "branching": 2, "variant": "local",
-             "channel": {"root": str(tmp_path / "channel")}, "stage": stage.config(),
+    event = {"run_id": run_id, "worker": 0, "workers": 1, "branching": 2, "variant": "local",
+             "channel": {"root": str(tmp_path / "channel" / run_id)}, "stage": stage.config(),
              "launcher": {"kind": "local"}, "manifest": None, "timeout": 30, "requested_at": time.time()}
     code = (f"import sys, json, importlib.util\nsys.path.insert(0, {str(root)!r})\n"
             "import fsd_core.engine.handler, numpy, scipy, scipy.sparse, xxhash, zstandard\n"

@@ -23,6 +23,7 @@ from typing import Any
 # Only light modules here: a worker starts its children first, then imports numpy and scipy
 # (~0.3 s), so a launch tree does not pay the imports once per level.
 from ..doorbell import open_bell, ring
+from .event import EventError, check_event
 from .launch import children, open_launcher
 from .stage import open_stage
 
@@ -94,7 +95,16 @@ def _cached_shard(digest: str | None, worker: int) -> Any:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Run one worker of a run; returns (and stages) its report."""
+    """Run one worker of a run; returns (and stages) its report.
+
+    An event that fails `check_event` starts, reads and writes nothing: its stage, channel and
+    launch tree are not to be trusted, so the refusal is only returned (and, on Lambda, goes to
+    the function's on-failure destination).
+    """
+    try:
+        check_event(event)
+    except EventError as exc:
+        return {"worker": None, "status": "failed", "error": str(exc)}
     started_at = time.time()
     at_start = _resources()
     me = int(event["worker"])
