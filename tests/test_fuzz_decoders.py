@@ -12,11 +12,13 @@ the damage too, and then only ask for a well-formed result.
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +35,16 @@ from fsd_core.channels.frames import (
     frames_for,
     unpack_header,
 )
+from fsd_core.errors import InputError
+from fsd_core.model.network import SparseDNN, read_inputs
+from fsd_core.model.tsv import (
+    MAX_INPUT_ROWS,
+    read_categories,
+    read_triples,
+    write_triples,
+)
+
+from .conftest import random_model
 
 MUTATIONS = ("bit flip", "bit flips", "overwrite", "truncate", "zero span", "append", "duplicate span")
 
@@ -363,3 +375,87 @@ def test_dense_block_promising_gigabytes_is_refused_without_allocating():
     tracemalloc.stop()
     with pytest.raises(ValueError, match="too large"):  # and the encoder never sends one
         codec.encode_dense(np.broadcast_to(np.float32(1), (1 << 16, 1 << 15)), compress=True)
+
+
+# ---------------------------------------------------------------------------- files on disk
+# Model directories and TSV files are decoded from disk: each mutation costs a file write (in
+# place: a truncating open costs ~2 ms on ext4) and a load that opens files and builds scipy
+# matrices (~0.15 ms for model.json, ~0.6 ms for a layer or TSV file, ~0.1 ms for a wire
+# decode). Small files keep 10,000 mutations per reader within ~6 s.
+def fuzz_file(target: Path, load: Callable[[], object], count: int, seed: int,
+              check: Callable[[object], None] | None = None) -> Counter:
+    """Mutate the file `target` `count` times; `load()` must succeed or raise InputError."""
+    original = target.read_bytes()
+    fd = os.open(target, os.O_RDWR)  # rewritten in place: a truncating open costs ~2 ms on ext4
+
+    def decode(data: bytes):
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        return load()
+
+    try:
+        return fuzz([original], decode, InputError, count, seed,
+                    check=None if check is None else lambda _i, _d, got: check(got))
+    finally:
+        os.close(fd)
+        target.write_bytes(original)
+
+
+@pytest.fixture
+def model_dir(tmp_path) -> tuple[Path, SparseDNN]:
+    model = random_model(16, 1, 0.3, seed=5)
+    model.save(tmp_path / "m")
+    return tmp_path / "m", model
+
+
+def test_model_json_refuses_damage(model_dir):
+    path, model = model_dir
+
+    def plausible(got: SparseDNN) -> None:  # no checksum: a mutation may change ymax or the name
+        assert got.neurons == 16 and got.layers == 1 and got.nnz == model.nnz
+
+    tally = fuzz_file(path / "model.json", lambda: SparseDNN.load(path), 10_000, 61, plausible)
+    assert tally["refused"] > 5_000, tally
+
+
+def test_model_layer_npz_refuses_damage(model_dir):
+    path, model = model_dir
+
+    def same(got: SparseDNN) -> None:  # zip members carry a CRC-32: what loads is the original
+        for a, b in zip(got.weights + got.biases, model.weights + model.biases):
+            assert_same_matrix(a, b)
+
+    tally = fuzz_file(path / "layer-00001.npz", lambda: SparseDNN.load(path), 10_000, 71, same)
+    assert tally["refused"] > 7_000, tally
+
+
+def _sane_matrix(m: sp.csr_matrix) -> None:
+    """No checksum in a TSV file: a mutation may change an entry, but never make nonsense."""
+    assert m.shape[1] == 16 and 1 <= m.shape[0] <= MAX_INPUT_ROWS and m.nnz >= 1
+    assert np.isfinite(m.data).all()
+
+
+def test_tsv_layer_reader_refuses_damage(tmp_path):
+    layer = tmp_path / "neuron16-l1.tsv"
+    write_triples(layer, random_model(16, 1, 0.3, seed=6).weights[0])
+    tally = fuzz_file(layer, lambda: read_triples(layer, 16, 16), 10_000, 81, _sane_matrix)
+    assert tally["refused"] > 5_000, tally
+
+
+def test_tsv_inputs_reader_refuses_damage(tmp_path):
+    inputs = tmp_path / "inputs.tsv"
+    write_triples(inputs, sp.random(12, 16, density=0.3, random_state=1, format="csr", dtype=np.float32),
+                  value_fmt="%d")
+    tally = fuzz_file(inputs, lambda: read_inputs(inputs, 16), 10_000, 82, _sane_matrix)
+    assert tally["refused"] > 5_000, tally
+
+
+def test_tsv_categories_reader_refuses_damage(tmp_path):
+    categories = tmp_path / "categories.tsv"
+    categories.write_text("".join(f"{i}\n" for i in (1, 3, 4, 9, 12)))
+
+    def ids(c: np.ndarray) -> None:
+        assert c.dtype == np.int64 and (c.size == 0 or (0 <= c.min() and c.max() < MAX_INPUT_ROWS))
+
+    tally = fuzz_file(categories, lambda: read_categories(categories), 10_000, 83, ids)
+    assert tally["refused"] > 3_000, tally

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +190,78 @@ def test_read_inputs_sizes_by_largest_row(tmp_path):
     f.write_text("3\t2\t1\n1\t1\t1\n")
     x = read_inputs(f, 4)
     assert x.shape == (3, 4) and x.nnz == 2 and x[2, 1] == 1
+
+
+# ----------------------------------------------------------------------------- damaged files
+@pytest.mark.parametrize("edit, expect", [
+    (lambda m: b"\x00\x9f\xffPK garbage", "model.json: invalid JSON"),
+    (lambda m: b"[" * 100_000, "model.json: invalid JSON"),
+    (lambda m: dict(m, layer_files=[{"nnz": m["nnz"]}]), "layer_files[0]: field 'file' is missing"),
+    (lambda m: dict(m, layer_files=["layer-00001.npz"]), "layer_files[0] is not an object"),
+    (lambda m: dict(m, layer_files=[{"file": "../../etc/passwd", "nnz": 1}]), "is not a file name in the model"),
+    (lambda m: dict(m, layer_files=[{"file": "layer-00001.npz", "nnz": 10**30}]), "field 'nnz' must be"),
+    (lambda m: dict(m, neurons=10**30), "neurons must be in 1..2147483647"),
+    (lambda m: dict(m, neurons=True), "field 'neurons' is missing or has the wrong type"),
+    (lambda m: dict(m, ymax=float("nan")), "field 'ymax' must be a positive finite number"),
+    (lambda m: dict(m, meta=[1]), "field 'meta' has the wrong type"),
+], ids=["binary", "nested", "no-file", "entry-not-object", "path", "huge-nnz", "huge-neurons", "bool",
+        "nan-ymax", "meta"])
+def test_damaged_manifest_is_one_input_error(tmp_path, edit, expect):
+    random_model(16, 1, 0.3, seed=8).save(tmp_path / "m")
+    mf = tmp_path / "m" / "model.json"
+    new = edit(json.loads(mf.read_text()))
+    mf.write_bytes(new if isinstance(new, bytes) else json.dumps(new).encode())
+    with pytest.raises(InputError, match="model.json") as info:
+        SparseDNN.load(tmp_path / "m")
+    assert expect in str(info.value) and "\n" not in str(info.value)
+
+
+def corrupt_deflate(layer: Path) -> None:
+    """Make the first member's deflate stream start with a reserved block type (zlib.error in np.load)."""
+    import zipfile
+
+    with zipfile.ZipFile(layer) as z:
+        at = z.infolist()[0].header_offset
+    data = bytearray(layer.read_bytes())
+    name, extra = struct.unpack_from("<HH", data, at + 26)  # the local header's own lengths
+    data[at + 30 + name + extra] = 0xFF
+    layer.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("command", ["infer", "run"])
+def test_damaged_layer_file_is_one_line_from_the_cli(tmp_path, command):
+    random_model(16, 2, 0.3, seed=9).save(tmp_path / "m")
+    corrupt_deflate(tmp_path / "m" / "layer-00002.npz")
+    inputs = tmp_path / "x.tsv"
+    inputs.write_text("1\t1\t1\n2\t5\t1\n")
+    fsd_bin = Path(sys.executable).parent / "fsd"
+    args = [str(fsd_bin), command, "--model", str(tmp_path / "m"), "--inputs", str(inputs)]
+    proc = subprocess.run(args + (["--variant", "serial"] if command == "run" else []),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("fsd: error:") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "layer-00002.npz: layer 2 file is truncated or corrupt" in proc.stderr
+
+
+def test_empty_layer_and_inputs_files_are_refused(tmp_path, capsys):
+    write_layer(tmp_path / "gc", 1, "")
+    code, err = fsd(["model", "import", "--graph-challenge", tmp_path / "gc", "--neurons", 1024,
+                     "--layers", 1, "--out", tmp_path / "m"], capsys)
+    assert code == 2 and "neuron1024-l1.tsv: no entries" in err and err.count("\n") == 1
+    random_model(16, 1, 0.3, seed=10).save(tmp_path / "m")
+    empty = tmp_path / "x.tsv"
+    empty.write_text("\n\n")
+    code, err = fsd(["infer", "--model", tmp_path / "m", "--inputs", empty], capsys)
+    assert code == 2 and "x.tsv: no entries" in err and err.count("\n") == 1
+
+
+def test_a_huge_row_id_is_refused_before_anything_is_allocated(tmp_path):
+    f = tmp_path / "x.tsv"
+    f.write_text("1\t1\t1\n3000000000\t2\t1\n")
+    start = time.perf_counter()
+    with pytest.raises(InputError, match=r"x.tsv:2: row index 3e\+09 out of range 1..16777216"):
+        read_inputs(f, 16)
+    assert time.perf_counter() - start < 1
+    f.write_text("1\t1\t1\n2\t1e300\t1\n")
+    with pytest.raises(InputError, match=r"x.tsv:2: column index 1e\+300 out of range 1..16"):
+        read_inputs(f, 16)

@@ -7,13 +7,21 @@ network a clamp `ymax` (32 in the challenge).
 
 A model is a directory: `model.json` (format version, sizes, per-layer file names and nnz)
 plus one compressed `.npz` per layer, written atomically and fully validated on load.
+Loading trusts nothing in the directory: every field of `model.json` is checked, and a layer's
+arrays are read only after the zip directory and each array's `.npy` header agree with the
+sizes the manifest promises, so a damaged file is one `InputError` naming it, never a
+traceback or an allocation beyond what the model needs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import tokenize
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +38,16 @@ FORMAT_VERSION = 1
 # Graph Challenge bias per network width; every neuron of every layer has the same one.
 CHALLENGE_BIAS = {1024: -0.3, 4096: -0.35, 16384: -0.4, 65536: -0.45}
 CHALLENGE_YMAX = 32.0
+
+#: Largest `model.json` read: ~60 bytes a layer, so a 1920-layer model's is ~120 KB.
+MAX_MANIFEST_BYTES = 16 << 20
+#: Most neurons a model may have: column indices are stored as int32.
+MAX_NEURONS = (1 << 31) - 1
+_NPY_HEADER_MAX = 1 << 16  # a .npy member's header (magic, version, length, a short dict)
+# What zipfile and numpy's .npy header reader raise on a damaged layer file (zlib.error from
+# a corrupt deflate stream; numpy's header parser falls back to Python's tokenizer).
+_LAYER_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, TypeError, IndexError,
+                 NotImplementedError, SyntaxError, RecursionError, tokenize.TokenError, Warning)
 
 
 @dataclass
@@ -125,45 +143,70 @@ class SparseDNN:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict:
-    """Read and check `model.json` without loading any weights."""
+    """Read and check `model.json` without loading any weights; InputError naming the field."""
     path = Path(path)
     mf = path / "model.json"
     if not mf.is_file():
         raise InputError(f"{path}: not a model directory (no model.json)")
     try:
-        manifest = json.loads(mf.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{mf}: invalid JSON: {exc}") from None
+        size = mf.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise InputError(f"{mf}: {size} bytes is too large for a manifest")
+        manifest = json.loads(mf.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"{mf}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"{mf}: invalid JSON: {str(exc)[:200]}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError(f"{mf}: not an {FORMAT} manifest")
     if manifest.get("version") != FORMAT_VERSION:
-        raise InputError(f"{mf}: format version {manifest.get('version')!r} is not supported "
+        raise InputError(f"{mf}: format version {str(manifest.get('version'))[:40]} is not supported "
                          f"(this fsd reads version {FORMAT_VERSION})")
     for key, typ in (("neurons", int), ("layers", int), ("ymax", (int, float)), ("layer_files", list)):
-        if not isinstance(manifest.get(key), typ):
+        if not isinstance(manifest.get(key), typ) or isinstance(manifest.get(key), bool):
             raise InputError(f"{mf}: field {key!r} is missing or has the wrong type")
-    if manifest["neurons"] < 1 or manifest["layers"] < 1:
-        raise InputError(f"{mf}: neurons and layers must be positive")
+    for key, typ in (("name", str), ("meta", dict)):  # optional
+        if key in manifest and not isinstance(manifest[key], typ):
+            raise InputError(f"{mf}: field {key!r} has the wrong type")
+    n = manifest["neurons"]
+    if not 1 <= n <= MAX_NEURONS or manifest["layers"] < 1:
+        raise InputError(f"{mf}: neurons must be in 1..{MAX_NEURONS} and layers positive")
+    if not (math.isfinite(manifest["ymax"]) and manifest["ymax"] > 0):
+        raise InputError(f"{mf}: field 'ymax' must be a positive finite number")
     if len(manifest["layer_files"]) != manifest["layers"]:
         raise InputError(f"{mf}: lists {len(manifest['layer_files'])} layer files for {manifest['layers']} layers")
+    for l, entry in enumerate(manifest["layer_files"]):
+        _check_layer_entry(mf, l, entry, n)
     return manifest
+
+
+def _check_layer_entry(mf: Path, l: int, entry: object, n: int) -> None:
+    """One `layer_files` entry: a plain file name in the model directory and its nnz (<= n^2)."""
+    where = f"{mf}: layer_files[{l}]"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where} is not an object")
+    name, nnz = entry.get("file"), entry.get("nnz")
+    if not isinstance(name, str):
+        raise InputError(f"{where}: field 'file' is missing or not a string")
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise InputError(f"{where}: file {name[:80]!r} is not a file name in the model directory")
+    if not isinstance(nnz, int) or isinstance(nnz, bool) or not 0 <= nnz <= n * n:
+        raise InputError(f"{where}: field 'nnz' must be an integer in 0..{n * n}")
 
 
 def _load_layer(file: Path, n: int, nnz: int, layer: int) -> tuple[sp.csr_matrix, np.ndarray]:
     expected = {"indptr": (np.int64, (n + 1,)), "indices": (np.int32, (nnz,)),
                 "data": (np.float32, (nnz,)), "bias": (np.float32, (n,))}
     try:
-        with np.load(file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in expected}
+        with zipfile.ZipFile(file) as z:
+            arrays = {key: _read_array(z, file, key, np.dtype(dtype), shape)
+                      for key, (dtype, shape) in expected.items()}
     except FileNotFoundError:
         raise InputError(f"{file}: layer {layer} file is missing") from None
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+    except PermissionError:
+        raise InputError(f"{file}: layer {layer} file cannot be read (permission denied)") from None
+    except _LAYER_DAMAGE as exc:
         raise InputError(f"{file}: layer {layer} file is truncated or corrupt ({type(exc).__name__})") from None
-    for key, (dtype, shape) in expected.items():
-        a = arrays[key]
-        if a.dtype != dtype or a.shape != shape:
-            raise InputError(f"{file}: array {key!r} is {a.dtype}{list(a.shape)}, expected "
-                             f"{np.dtype(dtype)}{list(shape)}")
     indptr, indices = arrays["indptr"], arrays["indices"]
     if indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
         raise InputError(f"{file}: array 'indptr' is not a valid CSR row pointer")
@@ -173,6 +216,44 @@ def _load_layer(file: Path, n: int, nnz: int, layer: int) -> tuple[sp.csr_matrix
         raise InputError(f"{file}: layer {layer} has non-finite values")
     w = sp.csr_matrix((arrays["data"], indices, indptr), shape=(n, n))
     return w, arrays["bias"]
+
+
+def _read_array(z: zipfile.ZipFile, file: Path, key: str, dtype: np.dtype, shape: tuple[int]) -> np.ndarray:
+    """Member `key` of an npz, allocated only once the zip directory and the array's own header
+    agree with the `dtype` and `shape` the manifest promises (np.load allocates whatever the
+    header says, and lets zlib.error through)."""
+    try:
+        info = z.getinfo(f"{key}.npy")
+    except KeyError:
+        raise InputError(f"{file}: array {key!r} is missing") from None
+    size = dtype.itemsize * shape[0]
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 1 or \
+            not size <= info.file_size <= size + _NPY_HEADER_MAX:
+        raise InputError(f"{file}: array {key!r} is not the {size} bytes the manifest promises (or is "
+                         "compressed in a way fsd does not write)")
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise InputError(f"{file}: array {key!r} has .npy version {version}, not 1.0 or 2.0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns, then guesses, on a header it had to repair
+            got_shape, _, got_dtype = read_header(f)
+        if got_dtype != dtype or got_shape != shape:
+            raise InputError(f"{file}: array {key!r} is {got_dtype}{list(got_shape)}, expected "
+                             f"{dtype}{list(shape)}")
+        out = np.empty(shape, dtype)
+        view = memoryview(out).cast("B")
+        pos = 0
+        while pos < size:
+            got = f.readinto(view[pos:])
+            if not got:
+                raise EOFError("array data ends early")
+            pos += got
+        if f.read(1):  # (reading to the end also makes zipfile check the member's CRC)
+            raise InputError(f"{file}: array {key!r} has data past its end")
+    return out
 
 
 def _as_csr32(w: sp.spmatrix | np.ndarray) -> sp.csr_matrix:

@@ -2,12 +2,15 @@
 
 Parsing is vectorised (numpy's C tokenizer): a 65,536-neuron layer is 2M lines. Every
 problem is reported as an `InputError` naming the file and, where there is one, the line.
+Every index is checked against its limit before a matrix is sized by it, so a stray huge row
+id is an error, not a request for gigabytes.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,10 @@ from ..errors import InputError
 from ..fileio import atomic_path
 
 _ROW_RE = re.compile(r"(?:at )?row (\d+)")
+#: Largest row id an inputs or categories file may use: an inputs matrix has a row (an index
+#: pointer entry) for every id up to its largest, 128 MiB of them at this limit, and no message
+#: carries more rows (channels.codec.MAX_ROWS). The Graph Challenge has 60,000 images.
+MAX_INPUT_ROWS = 1 << 24
 
 
 def _bad_line(path: Path, expect_cols: int) -> tuple[int, str] | None:
@@ -43,7 +50,8 @@ def read_numeric_table(path: str | os.PathLike[str], columns: int) -> np.ndarray
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
             arr = np.loadtxt(fh, dtype=np.float64, ndmin=2, comments=None)
     except (ValueError, IndexError) as exc:
         found = _bad_line(path, columns)
@@ -80,15 +88,14 @@ def _nth_data_line(path: Path, n: int) -> int:
 def _indices(path: Path, arr: np.ndarray, col: int, limit: int, what: str) -> np.ndarray:
     """Column `col` of `arr` as 0-based int64 indices, checked to be integers in [1, limit]."""
     vals = arr[:, col]
-    idx = vals.astype(np.int64)
-    bad = (idx != vals) | (idx < 1) | (idx > limit)
+    bad = ~((vals >= 1) & (vals <= limit) & (vals == np.floor(vals)))  # before any cast: 1e300 too
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise InputError(
             f"{path}:{_nth_data_line(path, first + 1)}: {what} index {vals[first]:g} "
             f"out of range 1..{limit}"
         )
-    return idx - 1
+    return vals.astype(np.int64) - 1
 
 
 def read_triples(
@@ -97,14 +104,17 @@ def read_triples(
     """Read 1-based (row, col, value) triples into a float32 CSR matrix.
 
     `nrows=None` sizes the matrix by the largest row index (input files list only the
-    images they hold). Duplicate (row, col) entries are refused: the challenge files have none.
+    images they hold), up to `MAX_INPUT_ROWS`. A file without entries is refused (no layer or
+    inputs file is empty), as are duplicate (row, col) entries: the challenge files have none.
     """
     path = Path(path)
     arr = read_numeric_table(path, 3)
-    if nrows is None:
-        nrows = int(arr[:, 0].max()) if len(arr) else 0
-    rows = _indices(path, arr, 0, nrows, "row")
+    if not len(arr):
+        raise InputError(f"{path}: no entries (the file is empty)")
+    rows = _indices(path, arr, 0, MAX_INPUT_ROWS if nrows is None else nrows, "row")
     cols = _indices(path, arr, 1, ncols, "column")
+    if nrows is None:
+        nrows = int(rows.max()) + 1
     vals = arr[:, 2].astype(np.float32)
     mat = sp.csr_matrix((vals, (rows, cols)), shape=(nrows, ncols), dtype=np.float32)
     if mat.nnz != len(vals):
@@ -132,13 +142,12 @@ def read_categories(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a categories file (one 1-based row id per line) as sorted 0-based int64 ids."""
     path = Path(path)
     arr = read_numeric_table(path, 1)[:, 0]
-    ids = arr.astype(np.int64)
-    bad = (ids != arr) | (ids < 1)
+    bad = ~((arr >= 1) & (arr <= MAX_INPUT_ROWS) & (arr == np.floor(arr)))
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise InputError(f"{path}:{_nth_data_line(path, first + 1)}: "
-                         f"category {arr[first]:g} is not a positive integer")
-    return np.sort(ids - 1)
+                         f"category {arr[first]:g} is not an integer in 1..{MAX_INPUT_ROWS}")
+    return np.sort(arr.astype(np.int64) - 1)
 
 
 def write_categories(path: str | os.PathLike[str], categories: np.ndarray) -> None:
