@@ -21,6 +21,8 @@ features of layer 1 go to the worker owning most of the outputs they feed (the l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -129,9 +131,10 @@ def _import(method: str):
             return pymetis
         import mtkahypar
         return mtkahypar
-    except ImportError:
-        raise InputError(f"the {method} partitioner needs the {_INSTALL_HINT[method]} package: "
-                         f"pip install 'fsd-inference[hypergraph]' (or pip install {_INSTALL_HINT[method]})") from None
+    except (ImportError, OSError) as exc:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError(f"the {method} partitioner needs the {_INSTALL_HINT[method]} package, which does not "
+                         f"import ({why}): pip install {_INSTALL_HINT[method]}, or choose another method") from None
 
 
 def _metis_part(graph: sp.csr_matrix, vweights: np.ndarray, parts: int, seed: int, tolerance: float) -> np.ndarray:
@@ -382,10 +385,27 @@ def _hypergraph(model: SparseDNN, workers: int, weights: np.ndarray, per_layer: 
             owners[0] = majority_owner(w, owners[1], workers, owners[1])
     return owners
 
-def default_method() -> str:
-    """hypergraph when Mt-KaHyPar is installed (the optional extra), else metis."""
+
+def check_available(method: str) -> str:
+    """`method`, if its partitioner package imports; else InputError with the install hint."""
+    check_method(method)
+    if method in _INSTALL_HINT:
+        _import(method)
+    return method
+
+
+def default_method(notice: Callable[[str], None] | None = None) -> str:
+    """hypergraph when Mt-KaHyPar imports, else metis; `notice` gets one line saying why.
+
+    mtkahypar is a dependency, but a platform without its wheels (or a broken build) must
+    still partition: the default falls back, an explicit `hypergraph` is an error (`_import`).
+    """
     try:
         import mtkahypar  # noqa: F401
-    except ImportError:
+    except (ImportError, OSError) as exc:
+        if notice is not None:
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            notice(f"fsd: notice: partitioning with metis, not hypergraph: mtkahypar does not import "
+                   f"({why}); pip install mtkahypar for the hypergraph partitioner")
         return "metis"
     return DEFAULT_METHOD
