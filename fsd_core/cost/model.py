@@ -674,12 +674,18 @@ def recommend(w: Workload, workers: tuple[int, int] = (2, 256), params: Params |
     fits = [e for e in rows + list(cache.values()) if e.memory_needed_mb <= LAMBDA_MAX_MEMORY_MB]
     if not fits:
         worst = min((e for e in rows), key=lambda e: e.memory_needed_mb)
+        changes = feasible_changes(w, (lo, hi), params, prices, memory_mb, latency_target, method, arch)
         raise InputError(f"batch {w.batch} does not fit: {worst.variant} with {worst.workers} worker(s) needs "
-                         f"{worst.memory_needed_mb:,.0f} MB per worker, more than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB")
+                         f"{worst.memory_needed_mb:,.0f} MB per worker, more than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB"
+                         f"{_changes_text(changes, w.neurons)}")
     rows.sort(key=lambda e: (not e.feasible, e.cost_usd))
     best = rows[0] if rows[0].feasible else None
     crossover = queue_object_crossover(est, 2, max(hi, 1024 if hi < 1024 else hi, 2), w.neurons)
     reason = _reason(best, rows, latency_target)
+    changes = None
+    if best is None:
+        changes = feasible_changes(w, (lo, hi), params, prices, memory_mb, latency_target, method, arch)
+        reason += _changes_text(changes, w.neurons)
     out = {"recommended": best.variant if best else None,
            "workers": best.workers if best else None,
            "memory_mb": best.memory_mb if best else None,
@@ -691,10 +697,115 @@ def recommend(w: Workload, workers: tuple[int, int] = (2, 256), params: Params |
                       "method": method, "latency_target_s": latency_target, "memory_mb": memory_mb,
                       "region": prices.region, "prices": prices.origin},
            "params": {k: v for k, v in asdict(params).items()}}
+    if changes is not None:
+        out["feasible_changes"] = changes
     if queries_per_hour is not None and best is not None:
         out["sporadic"] = sporadic(best.cost_usd, queries_per_hour, server_baseline(w, params, prices), params,
                                    burst_size)
     return out
+
+
+#: Seconds the search for a feasible change may take (the answer stays interactive).
+HINT_SECONDS = 0.6
+#: The most workers a feasible change suggests (Lambda concurrency quotas are of this order).
+HINT_MAX_WORKERS = 100_000
+
+
+def feasible_changes(w: Workload, workers: tuple[int, int], params: Params, prices: PriceTable,
+                     memory_mb: int | None = None, latency_target: float | None = None,
+                     method: str = "hypergraph", arch: str = "x86_64",
+                     seconds: float = HINT_SECONDS) -> list[dict]:
+    """When no variant is feasible: the nearest change of one input that makes one feasible.
+
+    Tries, with the analytic RadiX-Net volumes: more workers (the fewest above the range),
+    a smaller batch (the largest that fits the range; the query splits into several) and
+    more memory per worker (the least above the current). Each found change is a dict with
+    `change`, `flag` (the command line option to use), the variant and its estimate.
+    Searches stop after `seconds` and report what they found by then.
+    """
+    import time
+
+    deadline = time.monotonic() + seconds
+    lo, hi = workers
+    comms: dict[int, CommProfile] = {}
+
+    def comm(p: int) -> CommProfile:
+        if p not in comms:
+            comms[p] = CommProfile.radixnet(w.neurons, w.layers, p, method, w.nnz)
+        return comms[p]
+
+    def cheapest(wl: Workload, ps: Sequence[int], mem: int | None, serial: bool = True) -> Estimate | None:
+        found = []
+        if serial:
+            e = estimate("serial", wl, None, params, prices, mem, arch, latency_target)
+            found += [e] if e.feasible else []
+        for p in ps:
+            if time.monotonic() > deadline:
+                break
+            for variant in ("queue", "object"):
+                e = estimate(variant, wl, comm(p), params, prices, mem, arch, latency_target)
+                found += [e] if e.feasible else []
+        return min(found, key=lambda e: e.cost_usd) if found else None
+
+    def record(change: str, flag: str, e: Estimate, **extra: Any) -> dict:
+        return {"change": change, "flag": flag, "variant": e.variant, "workers": e.workers,
+                "memory_mb": e.memory_mb, "cost_usd": e.cost_usd, "latency_s": e.seconds, **extra}
+
+    out: list[dict] = []
+    in_range = candidate_workers(max(lo, 2), max(hi, 2), 8) if hi >= 2 else []
+    # More workers: the first feasible P of a geometric grid above the range, then bisect down.
+    top = min(w.neurons, HINT_MAX_WORKERS)
+    if hi < top:
+        prev = max(hi, 1)
+        for p in candidate_workers(max(hi + 1, 2), top, 24):
+            if time.monotonic() > deadline:
+                break
+            e = cheapest(w, [p], memory_mb, serial=False)
+            if e is None:
+                prev = p
+                continue
+            a, b = prev, p  # a infeasible (or the range's top), b feasible
+            while b - a > 1 and time.monotonic() < deadline:
+                m = (a + b) // 2
+                em = cheapest(w, [m], memory_mb, serial=False)
+                a, b, e = (a, m, em) if em is not None else (m, b, e)
+            out.append(record("workers", f"--workers {min(lo, b)}-{b}", e))
+            break
+    # A smaller batch: the largest that some variant in the range runs feasibly (bisection).
+    if w.batch > 1 and time.monotonic() < deadline:
+        e1 = cheapest(replace(w, batch=1), in_range, memory_mb)
+        if e1 is not None:
+            good, bad, best = 1, w.batch, e1
+            while bad - good > 1 and time.monotonic() < deadline:
+                m = (good + bad) // 2
+                em = cheapest(replace(w, batch=m), in_range, memory_mb)
+                good, bad, best = (m, bad, em) if em is not None else (good, m, best)
+            out.append(record("batch", f"--batch {good}", best, batch=good, queries=-(-w.batch // good)))
+    # More memory per worker (more memory is also more CPU, up to Lambda's 6 vCPUs).
+    floor = memory_mb if memory_mb is not None else LAMBDA_FULL_VCPU_MB
+    for mem in (m for m in MEMORY_LADDER if m > floor):
+        if time.monotonic() > deadline:
+            break
+        e = cheapest(w, in_range, mem)
+        if e is not None:
+            out.append(record("memory", f"--memory {mem}", e))
+            break
+    return out
+
+
+def _changes_text(changes: Sequence[dict], neurons: int) -> str:
+    """The feasible changes as the end of a reason: '; nearest feasible: --workers 8-96 (...) or ...'."""
+    if not changes:
+        return (f"; no single change is feasible (more workers up to {min(neurons, HINT_MAX_WORKERS):,}, "
+                f"a smaller batch, or memory up to {LAMBDA_MAX_MEMORY_MB:,} MB)")
+    parts = []
+    for c in changes:
+        what = f"{c['variant']} with {c['workers']} worker(s) at {c['memory_mb']:,} MB: ${c['cost_usd']:.4g}/query, " \
+               f"{c['latency_s']:,.0f} s"
+        if c["change"] == "batch" and c["queries"] > 1:
+            what += f"; the batch as {c['queries']:,} queries"
+        parts.append(f"{c['flag']} ({what})")
+    return "; nearest feasible: " + ", or ".join(parts)
 
 
 def queue_object_crossover(est: Callable[[str, int], Estimate], lo: int, hi: int, neurons: int) -> dict:
