@@ -124,6 +124,8 @@ def local_up(workers: int = DEFAULT_LOCAL_WORKERS,
         state = emulator_state()
         if state is None:
             _forget_local_deployment()  # a dead emulator took its resources with it
+            if progress:
+                progress("starting the local AWS emulator (moto's server on a loopback port)")
             state = start_emulator()
             if progress:
                 progress(f"emulator started: {state.endpoint} (pid {state.pid})")

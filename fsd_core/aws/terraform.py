@@ -239,9 +239,13 @@ class TerraformProject:
         """init + apply; returns the manifest from the outputs."""
         if var_file is not None and not Path(var_file).expanduser().is_file():
             raise InputError(f"{var_file}: no such var file")
+        if self.progress:
+            self.progress("terraform init")
         self.init()
         tf = self._terraform()
         files = self._var_file(variables, var_file)
+        if self.progress:
+            self.progress("terraform apply")
         self._check("apply", tf.apply(skip_plan=True, var_file=files or None,
                                       parallelism=parallelism))
         return self.outputs()
