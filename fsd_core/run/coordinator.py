@@ -133,18 +133,13 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None) -
 
     A failed run is returned (status "failed", `error` says why) and recorded, not raised.
     """
-    if config.variant not in VARIANTS:
-        raise InputError(f"unknown variant {config.variant!r}; choose one of {', '.join(VARIANTS)}")
+    check_config(config)
     model = config.model if config.model is not None else SparseDNN.load(config.model_path)
     inputs = config.inputs if config.inputs is not None else read_inputs(config.inputs_path, model.neurons)
-    if inputs.shape[1] != model.neurons:
-        raise InputError(f"inputs have {inputs.shape[1]} features, the model has {model.neurons} neurons")
-    if config.variant != "serial" and not 1 <= config.workers <= model.neurons:
-        raise InputError(f"--workers must be between 1 and {model.neurons}, got {config.workers}")
-    if config.branching < 1:
-        raise InputError(f"--branching must be at least 1, got {config.branching}")
+    check_config(config, model, inputs)
     run_id = new_run_id()
     if config.variant == "serial":
+        _notify(progress, Progress(run_id, "computing", model.layers, [-1]))
         result = _run_serial(run_id, model, inputs)
         from ..cost.model import dollars
 
@@ -152,12 +147,47 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None) -
     else:
         result = _run_distributed(run_id, config, model, inputs, progress)
     if config.verify and result.status == "ok":
+        _notify(progress, Progress(run_id, "verifying", model.layers, [model.layers] * result.workers))
         result.verified = _verify(model, inputs, result)
         if not result.verified:
             result.status, result.error = "failed", "verification failed: result differs from the serial kernel"
     if config.record:
         _record(config, model, inputs, result)
     return result
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and bool(np.isfinite(value)) and value > 0
+
+
+def check_config(config: RunConfig, model: SparseDNN | None = None, inputs: sp.spmatrix | None = None) -> None:
+    """Refuse RunConfig values a run cannot use, before any work (InputError naming the flag).
+
+    With `model` (and `inputs`) also the checks that need their sizes.
+    """
+    if config.variant not in VARIANTS:
+        raise InputError(f"unknown variant {config.variant!r}; choose one of {', '.join(VARIANTS)}")
+    if not _is_int(config.workers) or config.workers < 1:
+        raise InputError(f"--workers must be a positive integer, got {config.workers!r}")
+    if not _is_int(config.branching) or config.branching < 1:
+        raise InputError(f"--branching must be at least 1, got {config.branching!r}")
+    if not _is_seconds(config.timeout):
+        raise InputError(f"--timeout must be a finite number of seconds > 0, got {config.timeout!r}")
+    if not (_is_seconds(config.launch_grace) or config.launch_grace == 0):
+        raise InputError(f"launch_grace must be a finite number of seconds >= 0, got {config.launch_grace!r}")
+    if not _is_int(config.memory_mb) or not 128 <= config.memory_mb <= 10240:
+        raise InputError(f"memory_mb must be an integer in 128..10240 (Lambda's range), got {config.memory_mb!r}")
+    if model is None:
+        return
+    if inputs is not None and inputs.shape[1] != model.neurons:
+        raise InputError(f"inputs have {inputs.shape[1]} features, the model has {model.neurons} neurons")
+    if config.variant != "serial" and not 1 <= config.workers <= model.neurons:
+        raise InputError(f"--workers must be between 1 and {model.neurons}, got {config.workers}")
 
 
 def _run_serial(run_id: str, model: SparseDNN, inputs: sp.csr_matrix) -> RunResult:
@@ -243,6 +273,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
     P = config.workers
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    _notify(progress, Progress(run_id, "planning", model.layers, [-1] * P))
     plan = cached_plan(model, P, config.partition, config.per_layer, config.seed)
     timings["plan"] = time.perf_counter() - t_start
     backend = _Backend(config.variant, run_id, P, config.manifest)
@@ -290,6 +321,7 @@ def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: s
         t = time.perf_counter()
         root = backend.launcher.start(event)
         snap.phase = "running"
+        _notify(progress, snap)  # workers are starting (each reports its first layer)
         reports, final, error = _watch(backend, P, model.layers, config.timeout, config.launch_grace, root,
                                         snap, progress)
         timings["run"] = time.perf_counter() - t
@@ -395,9 +427,9 @@ def model_fingerprint(model: SparseDNN) -> str:
 def cached_plan(model: SparseDNN, workers: int, method: str | None, per_layer: bool | None, seed: int):
     """make_plan, memoised on disk: hypergraph partitioning of a large model takes minutes."""
     from ..plan.communication import Plan, make_plan
-    from ..plan.partition import DEFAULT_METHOD, DEFAULT_PER_LAYER
+    from ..plan.partition import DEFAULT_PER_LAYER, default_method
 
-    method = method or DEFAULT_METHOD
+    method = method or default_method()  # metis when Mt-KaHyPar does not import
     per_layer = DEFAULT_PER_LAYER if per_layer is None else per_layer
     path = plan_cache_dir() / f"{model_fingerprint(model)}-p{workers}-{method}-{'pl' if per_layer else 'sh'}-s{seed}.npz"
     if path.is_file():
