@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .common import positive_int, print_json
+from .common import MAX_WORKERS, int_range, print_json
+from .progress import Display
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            "provision the Terraform root module against it.")
     verbs = local.add_subparsers(dest="verb", metavar="VERB", required=True)
     up = verbs.add_parser("up", help="start the emulator and apply Terraform against it")
-    up.add_argument("--workers", type=positive_int, default=None,
-                    help="worker slots (SQS queues) to provision (default 8)")
+    up.add_argument("--workers", type=int_range(1, MAX_WORKERS, " (Terraform's max_workers)"), default=None,
+                    help=f"worker slots (SQS queues) to provision, 1..{MAX_WORKERS} (default 8)")
     up.add_argument("--json", action="store_true", help="print the manifest as JSON")
     up.set_defaults(handler=_up)
     down = verbs.add_parser("down", help="stop the emulator (its resources go with it)")
@@ -25,19 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     status.set_defaults(handler=_status)
 
 
-def _progress(line: str) -> None:
-    sys.stderr.write(f"  {line}\n")
-    sys.stderr.flush()
-
-
 def _up(args: argparse.Namespace) -> int:
     import time
 
     from ..aws.local_stack import DEFAULT_LOCAL_WORKERS, local_up
     from ..aws.manifest import local_manifest_path
+    from .progress import local_progress
 
     start = time.monotonic()
-    manifest = local_up(args.workers or DEFAULT_LOCAL_WORKERS, progress=_progress)
+    with Display() as display:
+        display.phase("local AWS deployment: checking")
+        manifest = local_up(args.workers or DEFAULT_LOCAL_WORKERS, progress=local_progress(display))
     if args.json:
         print_json(manifest.to_dict())
     else:

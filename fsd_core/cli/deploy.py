@@ -77,15 +77,23 @@ def _package(args: argparse.Namespace) -> int:
     from ..aws.manifest import Manifest, active_manifest_path
     from ..aws.package import build_package, check_target, upload_package
     from ..errors import InputError
+    from .common import check_output_file
+    from .run import read_manifest_arg
 
     check_target(args.arch, args.python)
+    check_output_file(args.out, "--out")
     manifest = None
     if args.upload:  # find the deployment before spending a minute on the build
         path = Path(args.manifest) if args.manifest else active_manifest_path()
         if not args.manifest and not path.exists():
             raise InputError("--upload: no deployment: run `fsd deploy` (AWS) or `fsd local up`, "
                              "or pass --manifest FILE")
-        manifest = Manifest.load(path)
+        if args.manifest:
+            manifest = Manifest.from_dict(read_manifest_arg(path), str(path))
+        else:
+            manifest = Manifest.load(path)
+    elif args.manifest:
+        raise InputError("--manifest is the deployment of --upload: add --upload")
 
     def progress(line: str) -> None:
         sys.stderr.write(line + "\n")

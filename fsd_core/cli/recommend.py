@@ -9,32 +9,51 @@ from pathlib import Path
 from ..cost.model import parse_workers
 from ..errors import InputError
 from ..units import table
-from .common import positive_int, print_json
+from .common import check_output_file, float_range, int_range, positive_int, print_json
+
+#: Deepest network `fsd recommend` estimates: the cost model keeps a few arrays per layer and
+#: takes ~14 ms per estimate at this depth (the Graph Challenge's deepest has 1,920 layers).
+MAX_LAYERS = 100_000
+#: Most workers `fsd recommend` considers (Lambda concurrency quotas are of this order).
+MAX_RECOMMEND_WORKERS = 100_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..cost.model import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
+
+    memory = int_range(LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB, " (Lambda's maximum)")
     p = sub.add_parser("recommend", help="rank serial, queue and object by cost per query",
                        description="Rank the serial, queue and object variants by predicted cost per "
                        "query under a latency target and Lambda's limits (docs/cost-model.md).")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="model directory (sizes read from model.json)")
+    src.add_argument("--model", metavar="MODEL", help="model directory (sizes read from model.json)")
     src.add_argument("--neurons", type=positive_int, help="N (with --layers): a RadiX-Net, no model needed")
-    p.add_argument("--layers", type=positive_int, help="L, with --neurons")
+    p.add_argument("--layers", type=int_range(1, MAX_LAYERS, " (the deepest network recommend estimates)"),
+                   help=f"L, with --neurons (at most {MAX_LAYERS:,})")
     p.add_argument("--batch", type=positive_int, required=True, help="inputs per query (B)")
-    p.add_argument("--workers", default="2-256", help="P or a range A-B (default 2-256)")
-    p.add_argument("--queries-per-hour", type=float, help="compare cost per day with EC2 servers")
-    p.add_argument("--burst-size", type=positive_int, default=1, help="queries per burst (idle gaps between)")
-    p.add_argument("--latency-target", type=float, help="seconds per query")
-    p.add_argument("--memory", type=positive_int, help="Lambda memory in MB (default: smallest that fits, >= 1769)")
+    p.add_argument("--workers", default="2-256", metavar="P|A-B",
+                   help=f"P or a range A-B (default 2-256, at most {MAX_RECOMMEND_WORKERS:,})")
+    p.add_argument("--queries-per-hour", type=float_range(0.0, 1e9), metavar="Q",
+                   help="compare cost per day with EC2 servers (0 < Q <= 1e9)")
+    p.add_argument("--burst-size", type=int_range(1, 10**6), default=1,
+                   help="queries per burst, idle gaps between (default 1)")
+    p.add_argument("--latency-target", type=float_range(0.0, 1e6), metavar="S",
+                   help="seconds per query (0 < S <= 1e6)")
+    p.add_argument("--memory", type=memory, metavar="MB",
+                   help=f"Lambda memory in MB, {LAMBDA_MIN_MEMORY_MB}..{LAMBDA_MAX_MEMORY_MB} "
+                   "(default: smallest that fits, >= 1769)")
     p.add_argument("--method", default="hypergraph", choices=("block", "random", "metis", "hypergraph"),
-                   help="partition the volume estimate assumes")
-    p.add_argument("--density", type=float, help="constant activation density (default: measured profile)")
-    p.add_argument("--prices", help="JSON price file (see docs/cost-model.md)")
+                   help="partition the volume estimate assumes (default hypergraph)")
+    p.add_argument("--density", type=float_range(0.0, 1.0), metavar="D",
+                   help="constant activation density, 0 < D <= 1 (default: measured profile)")
+    p.add_argument("--prices", metavar="FILE", help="JSON price file (see docs/cost-model.md)")
     p.add_argument("--region", help="price region (needs --prices unless us-east-1)")
-    p.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"))
-    p.add_argument("--params", help="JSON file of model parameters (e.g. from fsd calibrate)")
+    p.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"),
+                   help="Lambda architecture priced (default x86_64)")
+    p.add_argument("--params", metavar="FILE", help="JSON file of model parameters (e.g. from fsd calibrate)")
     p.add_argument("--exact", action="store_true", help="build the plan (loads the model; one P only)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print the recommendation as one JSON document")
     p.set_defaults(handler=run_recommend)
 
     c = sub.add_parser("calibrate", help="fit the cost model's time parameters to measured runs",
@@ -44,14 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="?", help="JSON file with the measured runs")
     c.add_argument("--store", nargs="?", const="", metavar="DB",
                    help="read runs from the run store instead (default database if DB omitted)")
-    c.add_argument("--limit", type=positive_int, default=200, help="most recent runs read from the store")
-    c.add_argument("--memory", type=positive_int, default=1769,
-                   help="Lambda MB of store runs that do not record it")
-    c.add_argument("--params", help="starting parameters (JSON)")
+    c.add_argument("--limit", type=int_range(1, 10**6), default=200,
+                   help="most recent runs read from the store (default 200)")
+    c.add_argument("--memory", type=memory, default=1769, metavar="MB",
+                   help="Lambda MB of store runs that do not record it (default 1769)")
+    c.add_argument("--params", metavar="FILE", help="starting parameters (JSON)")
     c.add_argument("--fit", default="startup_s,madds_per_s,queue_bytes_per_s,object_bytes_per_s",
                    help="comma-separated parameters to fit")
-    c.add_argument("--out", help="write the fitted parameters here (for recommend --params)")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--out", metavar="FILE", help="write the fitted parameters here (for recommend --params)")
+    c.add_argument("--json", action="store_true", help="print the fit as one JSON document")
     c.set_defaults(handler=run_calibrate)
 
 
@@ -76,13 +96,14 @@ def run_recommend(args: argparse.Namespace) -> int:
     prices = load_prices(args.prices, args.region)
     params = load_params(args.params)
     lo, hi = parse_workers(args.workers)
-    for name in ("queries_per_hour", "latency_target"):
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if hi > MAX_RECOMMEND_WORKERS:
+        raise InputError(f"--workers {args.workers}: at most {MAX_RECOMMEND_WORKERS:,} workers")
     comm_for = None
     if args.model:
         w = cost.workload_from_model(args.model, args.batch, args.density)
+        if w.layers > MAX_LAYERS:
+            raise InputError(f"--model {args.model}: {w.layers:,} layers; recommend estimates at most "
+                             f"{MAX_LAYERS:,}")
         if args.exact:
             comm_for = _exact_comm(args, lo, hi)
     else:
@@ -127,9 +148,15 @@ def _exact_comm(args: argparse.Namespace, lo: int, hi: int):
         raise InputError("--exact needs fsd_core.plan, which this installation lacks") from None
     from ..cost.model import CommProfile
     from ..model.network import SparseDNN
+    from .progress import Display
 
-    model = SparseDNN.load(args.model)
-    profile = CommProfile.from_plan(model, make_plan(model, lo, args.method), args.method)
+    with Display() as display:
+        display.phase(f"loading {args.model}")
+        model = SparseDNN.load(args.model)
+        display.phase(f"partitioning: {args.method} for {lo} workers")
+        plan = make_plan(model, lo, args.method)
+        display.phase("measuring the plan")
+        profile = CommProfile.from_plan(model, plan, args.method)
     return lambda p: profile
 
 
@@ -139,6 +166,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if (args.runs is None) == (args.store is None):
         raise InputError("give a JSON file of runs or --store, not both or neither")
+    check_output_file(args.out, "--out")
     if args.store is not None:
         records = _store_records(args.store or None, args.limit, args.memory)
     else:

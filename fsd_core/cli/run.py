@@ -1,106 +1,190 @@
-"""`fsd run`: one query through the chosen variant, with a progress bar and a summary."""
+"""`fsd run`: one query through the chosen variant, with progress on stderr and a summary."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..units import si
-from .common import positive_int, print_json
+from .common import (
+    MAX_WORKERS,
+    check_output_file,
+    float_range,
+    int_range,
+    print_json,
+    say,
+)
+from .progress import Display
 
 VARIANTS = ("serial", "local", "queue", "object")
+#: Largest --timeout in seconds (Lambda itself stops a worker after 900 s).
+MAX_TIMEOUT = 3600.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run inference through the serial, local, queue or object variant")
-    p.add_argument("--model", required=True, type=Path)
-    p.add_argument("--inputs", required=True, type=Path)
-    p.add_argument("--variant", required=True, choices=VARIANTS)
-    p.add_argument("--workers", type=positive_int, default=4)
-    p.add_argument("--partition", metavar="METHOD", help="block, random, metis or hypergraph (default: the plan's)")
+    from ..plan.partition import METHODS  # light: numpy/scipy only
+
+    p = sub.add_parser("run", help="run inference through the serial, local, queue or object variant",
+                       description="Plan (partition, cached), stage the shards and inputs, launch the "
+                       "workers, follow them, gather and record one query. Progress goes to stderr.")
+    p.add_argument("--model", required=True, type=Path, metavar="MODEL",
+                   help="model directory (model.json + layer files)")
+    p.add_argument("--inputs", required=True, type=Path, metavar="FILE",
+                   help="input images: Graph Challenge sparse TSV (row, column, value; 1-based)")
+    p.add_argument("--variant", required=True, choices=VARIANTS,
+                   help="serial (the kernel in this process), local (worker processes, file channel), "
+                   "queue (SNS -> SQS) or object (S3)")
+    p.add_argument("--workers", type=int_range(1, MAX_WORKERS, " (the largest deployment)"), default=4,
+                   help=f"number of workers P, 1..min(N, {MAX_WORKERS}) (default 4; serial uses 1)")
+    p.add_argument("--partition", metavar="METHOD", choices=METHODS,
+                   help="block, random, metis or hypergraph (default hypergraph, or metis when "
+                   "mtkahypar does not import)")
     layout = p.add_mutually_exclusive_group()
     layout.add_argument("--per-layer", dest="per_layer", action="store_true", default=None,
                         help="partition every layer separately (the default)")
     layout.add_argument("--shared", dest="per_layer", action="store_false",
                         help="one partition shared by all layers")
-    p.add_argument("--branching", type=positive_int, default=2, help="launch tree branching factor")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds a worker waits for a message")
-    p.add_argument("--categories-out", metavar="F", type=Path)
+    p.add_argument("--branching", type=int_range(1, MAX_WORKERS), default=2,
+                   help="launch tree branching factor (default 2)")
+    p.add_argument("--timeout", type=float_range(0.0, MAX_TIMEOUT), default=60.0, metavar="S",
+                   help=f"seconds a worker waits for a message, 0 < S <= {MAX_TIMEOUT:g} (default 60)")
+    p.add_argument("--categories-out", metavar="F", type=Path,
+                   help="write the categories (1-based row ids) here")
     p.add_argument("--verify", action="store_true", help="check equality with the serial kernel")
-    p.add_argument("--check", metavar="TRUTH", type=Path, help="compare categories with a truth file (PASSED/FAILED)")
-    p.add_argument("--manifest", type=Path, help="deployment manifest (default: the active one, or a local emulator)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--check", metavar="TRUTH", type=Path,
+                   help="compare categories with a truth file (PASSED/FAILED; exit 1 if FAILED)")
+    p.add_argument("--manifest", type=Path, metavar="FILE",
+                   help="deployment manifest JSON (default: the active one, else the local emulator, "
+                   "started on demand)")
+    p.add_argument("--json", action="store_true",
+                   help="print the run as one JSON document (human text goes to stderr)")
     p.set_defaults(handler=cmd_run)
 
 
-def progress_printer(enabled: bool):
-    """A progress callback drawing a bar over layers on stderr (None when disabled)."""
-    if not enabled:
-        return None, lambda: None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("layers"), TimeElapsedColumn(), transient=True,
-                   console=__import__("rich.console").console.Console(stderr=True))
-    task = {}
+def run_progress(display: Display, method: str | None, workers: int):
+    """A coordinator progress callback showing the run's phases and its layer bar."""
+    seen = {"phase": None}
 
     def update(snap) -> None:
-        if not task:
-            bar.start()
-            task["id"] = bar.add_task(f"run {snap.run_id}", total=snap.layers)
-        bar.update(task["id"], completed=max(0, snap.layers_done),
-                   description=f"run {snap.run_id} {snap.phase}")
+        if snap.phase != seen["phase"]:
+            seen["phase"] = snap.phase
+            if snap.phase == "planning":
+                display.phase(f"partitioning ({method or 'default'}, {workers} workers; cached)")
+            elif snap.phase == "staging":
+                display.phase("staging the shards and inputs")
+            elif snap.phase == "running":
+                display.phase(f"run {snap.run_id}", total=snap.layers)
+            elif snap.phase == "computing":
+                display.phase(f"run {snap.run_id}: serial kernel")
+            elif snap.phase == "verifying":
+                display.phase("verifying against the serial kernel")
+        if snap.phase == "running":
+            started = sum(1 for d in snap.workers_done if d >= 0)
+            text = (f"run {snap.run_id}" if started == len(snap.workers_done)
+                    else f"run {snap.run_id}: {started}/{len(snap.workers_done)} workers started")
+            display.advance(snap.layers_done, snap.layers, "layers", text)
 
-    def stop() -> None:
-        if task:
-            bar.stop()
-
-    return update, stop
+    return update
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def read_manifest_arg(path: Path | None) -> dict | None:
+    """The --manifest file as a JSON object; InputError (one line) for anything else."""
     import json
 
     from ..errors import InputError
-    from ..model.tsv import read_categories, write_categories
-    from ..run.coordinator import RunConfig, run
 
-    manifest = None
-    if args.manifest:
-        try:
-            manifest = json.loads(args.manifest.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{args.manifest}: cannot read the manifest: {exc}") from None
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"--manifest {path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--manifest {path}: not a JSON manifest (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--manifest {path}: not a JSON manifest ({exc.msg}, line {exc.lineno})") from None
+    except RecursionError:
+        raise InputError(f"--manifest {path}: not a JSON manifest (nested too deeply)") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"--manifest {path}: a manifest is a JSON object, found {type(doc).__name__}")
+    return doc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..model.network import SparseDNN, read_inputs
+    from ..model.tsv import read_categories, write_categories
+    from ..plan.partition import check_available, default_method
+    from ..run.coordinator import RunConfig, check_config, run
+    from .progress import emulator_notice, emulator_running, local_deployment
+
+    check_output_file(args.categories_out, "--categories-out")
+    manifest = read_manifest_arg(args.manifest)
     config = RunConfig(str(args.model), str(args.inputs), args.variant, args.workers, args.partition,
                        args.per_layer, args.branching, args.timeout, verify=args.verify, manifest=manifest)
+    check_config(config)
     truth = read_categories(args.check) if args.check else None
-    update, stop = progress_printer(not args.json and sys.stderr.isatty())
-    try:
-        result = run(config, update)
-    finally:
-        stop()
+    cloud = args.variant in ("queue", "object") and manifest is None
+    was_running = emulator_running() if cloud else True
+    with Display(live=None) as display:
+        try:
+            display.phase(f"loading {args.model}")
+            config.model = SparseDNN.load(args.model)
+            display.phase(f"reading {args.inputs}")
+            config.inputs = read_inputs(args.inputs, config.model.neurons)
+            check_config(config, config.model, config.inputs)
+            if args.variant != "serial":
+                config.partition = (check_available(args.partition) if args.partition
+                                    else default_method(notice=display.say))
+            if cloud:  # the deployment first: starting the emulator takes a while and says so
+                config.manifest = local_deployment(args.workers, args.variant, display)
+            result = run(config, run_progress(display, config.partition, args.workers))
+        finally:
+            notice = emulator_notice(was_running, emulator_running()) if cloud else None
+            display.stop()
+            if notice:
+                say(notice)
     if args.categories_out and result.status == "ok":
         write_categories(args.categories_out, result.categories)
-    if args.json:
-        print_json(result.summary())
-    else:
-        print_summary(result)
-    if result.status != "ok":
-        sys.stderr.write(f"fsd: error: run {result.run_id} failed: {result.error}\n")
-        return 1
-    if truth is not None:
+    passed = None
+    if truth is not None and result.status == "ok":
         import numpy as np
 
         passed = len(truth) == len(result.categories) and bool(np.array_equal(truth, result.categories))
-        print("PASSED" if passed else f"FAILED: {len(result.categories)} categories, truth has {len(truth)}")
+    if args.json:
+        doc = result.summary()
+        if passed is not None:
+            doc["check"] = passed
+        print_json(doc)
+    else:
+        print_summary(result)
+    if result.status != "ok":
+        say(f"fsd: error: run {result.run_id} failed: {result.error}")
+        return 1
+    if passed is not None:
+        verdict = "PASSED" if passed else f"FAILED: {len(result.categories)} categories, truth has {len(truth)}"
+        if args.json:
+            say(verdict)
+        else:
+            print(verdict)
         return 0 if passed else 1
     return 0
 
 
+def timing_line(result) -> str:
+    """Total time, where it went, and the rate with the phase it covers (so the two agree)."""
+    timings = dict(result.timings or {})
+    parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in timings.items())
+    text = f"total {result.seconds:.2f} s" + (f" ({parts} s)" if parts else "")
+    if result.status != "ok" or not result.edges_per_second:
+        return text
+    if "run" in timings:
+        return text + f"; {si(result.edges_per_second, 'edges/s')} in the run phase ({timings['run']:.2f} s)"
+    return text + f"; {si(result.edges_per_second, 'edges/s')}"
+
+
 def print_summary(result) -> None:
     print(f"run {result.run_id}: {result.variant}, {result.workers} worker(s), {result.status}")
-    print(f"  time        {result.seconds:.3f} s   ({si(result.edges_per_second, 'edges/s')})")
+    print(f"  time        {timing_line(result)}")
     if result.variant != "serial":
         print(f"  sent        {si(result.bytes_sent, 'B')} in {result.messages:,} messages")
         if result.requests:
