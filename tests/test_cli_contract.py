@@ -369,3 +369,20 @@ def test_infeasible_recommendation_names_the_nearest_feasible_change(capsys):
             fixed += [flag, value]
         assert main(fixed + ["--json"]) == 0
         assert json.loads(capsys.readouterr().out)["recommended"] is not None, change
+
+
+def test_local_deployment_progress_in_a_plain_log(capsys):
+    """Without a terminal a run logs the emulator's and Terraform's milestones, not every resource."""
+    from fsd_core.cli.progress import Display, local_progress
+
+    lines = ["starting the local AWS emulator (moto's server on a loopback port)",
+             "terraform apply: 8 worker slots against http://127.0.0.1:1",
+             "module.queue_channel[0].aws_sqs_queue.this[4]: Creating...",
+             "module.queue_channel[0].aws_sqs_queue.this[4]: Still creating... [10s elapsed]",
+             "Apply complete! Resources: 35 added, 0 changed, 0 destroyed."]
+    for every, expect in ((False, [0, 1, 4]), (True, [0, 1, 2, 3, 4])):
+        show = local_progress(Display(live=False), every_resource=every)
+        for line in lines:
+            show(line)
+        err = capsys.readouterr().err
+        assert err.splitlines() == [f"  {lines[i]}" for i in expect]

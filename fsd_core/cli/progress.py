@@ -10,6 +10,7 @@ but the long ones (starting the emulator, Terraform) still print their lines, an
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,12 @@ def emulator_notice(was_running: bool, running: bool) -> str | None:
             f"(stop it with `{STOP_EMULATOR}`)")
 
 
+#: Terraform's per-resource lines: shown on a terminal's live line, left out of plain logs of a
+#: run (`fsd local up` prints them all).
+_RESOURCE_LINE = re.compile(r"^\S+: (Creating|Creation complete|Still creating|Modifying|Modifications complete|"
+                            r"Still modifying|Destroying|Destruction complete|Still destroying)")
+
+
 def local_deployment(workers: int, variant: str, display: Display) -> dict:
     """The deployment a cloud run without --manifest uses, showing what starting it takes.
 
@@ -120,18 +127,19 @@ def local_deployment(workers: int, variant: str, display: Display) -> dict:
     from ..aws.local_stack import deployment_for_run
 
     display.phase("local AWS deployment: checking")
-    manifest = deployment_for_run(workers, variant, progress=local_progress(display))
+    manifest = deployment_for_run(workers, variant, progress=local_progress(display, every_resource=False))
     return manifest.to_dict()
 
 
-def local_progress(display: Display) -> Callable[[str], None]:
+def local_progress(display: Display, every_resource: bool = True) -> Callable[[str], None]:
     """Progress lines of local_up/ensure_local_deployment onto the display."""
 
     def show(line: str) -> None:
         if line.startswith("starting the local AWS emulator"):
             display.phase("local AWS emulator: starting")
-        elif line.startswith("terraform apply"):
+        elif line.startswith("terraform apply:"):
             display.phase("local AWS deployment: terraform apply (about 90 s the first time)")
-        display.detail(line)
+        if display.live or every_resource or not _RESOURCE_LINE.match(line):
+            display.detail(line)
 
     return show
