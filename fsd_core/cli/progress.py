@@ -23,7 +23,7 @@ class Display:
     """Phases, a layer bar, details and notices of one command, on stderr."""
 
     def __init__(self, live: bool | None = None) -> None:
-        self.live = sys.stderr.isatty() if live is None else live
+        self.live = _isatty(sys.stderr) if live is None else live
         self._bar: Any = None
         self._task: Any = None
 
@@ -47,7 +47,10 @@ class Display:
             self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                                  BarColumn(bar_width=24), TextColumn("{task.fields[count]}"),
                                  TextColumn("{task.fields[detail]}", style="dim"),
-                                 console=Console(stderr=True), transient=True)
+                                 console=Console(stderr=True), transient=True,
+                                 # Printed results stay on stdout: proxied above the live line
+                                 # on a terminal, untouched when stdout is a file or a pipe.
+                                 redirect_stdout=_isatty(sys.stdout))
             self._bar.start()
         return self._bar
 
@@ -95,6 +98,13 @@ class Display:
         if self._bar is not None:
             self._bar.stop()
             self._bar, self._task = None, None
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def emulator_running() -> bool:
