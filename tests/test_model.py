@@ -83,6 +83,7 @@ def write_layer(directory: Path, k: int, text: str) -> None:
     ("1\t2\t0.0625\n0\t5\t0.0625\n", ":2: row index 0 out of range 1..1024"),
     ("1\t2\t0.0625\n1.5\t5\t0.0625\n", ":2: row index 1.5 out of range"),
     ("1\t2\t0.0625\n\n4\t5\tnan\n", ":3: value is not finite"),
+    ("1\t2\t0.0625\n4\t5\t-1e39\n", ":2: value -1e+39 does not fit float32"),
     ("1\t2\t0.0625\n1\t2\t0.0625\n", ":2: duplicate entry for row 1, column 2"),
 ])
 def test_malformed_layer_files_are_refused(tmp_path, capsys, text, expect):

@@ -115,6 +115,10 @@ def read_triples(
     cols = _indices(path, arr, 1, ncols, "column")
     if nrows is None:
         nrows = int(rows.max()) + 1
+    big = np.abs(arr[:, 2]) > np.finfo(np.float32).max  # finite here, inf as float32
+    if big.any():
+        first = int(np.flatnonzero(big)[0])
+        raise InputError(f"{path}:{_nth_data_line(path, first + 1)}: value {arr[first, 2]:g} does not fit float32")
     vals = arr[:, 2].astype(np.float32)
     mat = sp.csr_matrix((vals, (rows, cols)), shape=(nrows, ncols), dtype=np.float32)
     if mat.nnz != len(vals):
