@@ -3,7 +3,8 @@
 #
 #   queue channel   SNS topic(s) -> one SQS queue per worker slot (filter on dst)
 #   bucket          the deployment bucket (run data, force-destroyed): stage/
-#                   (every run's shards, inputs, reports, result), runs/ (object channel)
+#                   (every run's shards, inputs, reports, result), runs/ (object
+#                   channel; or an S3 Express One Zone directory bucket)
 #   package bucket  the worker function's zips (packages/), versioned, kept on destroy
 #   worker function one Lambda function, its role, log group, async config
 #                   (no retries; failures reported on the failure queue)
@@ -33,7 +34,8 @@ module "queue_channel" {
 
 # The deployment bucket exists in every deployment: every cloud run, queue or
 # object, stages its shards and inputs there (a Lambda has no other way to get
-# them). enable_object adds the object channel's runs/ prefix to the workers' grant.
+# them). enable_object adds the object channel's runs/ to the workers' grant: a
+# prefix of this bucket, or the directory bucket with object_storage = "express".
 module "object_channel" {
   source = "./modules/object_channel"
 
@@ -42,6 +44,8 @@ module "object_channel" {
   stage_expiry_days = var.stage_expiry_days
   force_destroy     = var.force_destroy
   tls_only          = !local.emulated
+  object_storage    = var.enable_object ? var.object_storage : "standard"
+  express_az_id     = var.express_az_id
 }
 
 # The bucket used to be created only with enable_object or package_file.
@@ -90,11 +94,12 @@ module "worker_function" {
   s3_bucket = var.package_file != null ? aws_s3_object.package[0].bucket : local.package_bucket
   s3_key    = var.package_file != null ? aws_s3_object.package[0].key : var.package_s3_key
 
-  topic_arns     = try(module.queue_channel[0].topic_arns, [])
-  queue_arns     = try(module.queue_channel[0].queue_arns, [])
-  bucket_arn     = module.object_channel.bucket_arn
-  stage_prefix   = "stage/"
-  object_channel = var.enable_object
-  run_prefix     = "runs/"
-  topic_kms_key  = try(module.queue_channel[0].kms_master_key_id, null)
+  topic_arns         = try(module.queue_channel[0].topic_arns, [])
+  queue_arns         = try(module.queue_channel[0].queue_arns, [])
+  bucket_arn         = module.object_channel.bucket_arn
+  stage_prefix       = "stage/"
+  object_channel     = var.enable_object && var.object_storage == "standard"
+  run_prefix         = "runs/"
+  express_bucket_arn = var.enable_object ? module.object_channel.express_bucket_arn : null
+  topic_kms_key      = try(module.queue_channel[0].kms_master_key_id, null)
 }

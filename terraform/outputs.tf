@@ -60,3 +60,13 @@ output "worker_role_arn" {
   description = "Execution role of the worker function (the identity every worker runs as); null when no function is created."
   value       = try(module.worker_function[0].role_arn, null)
 }
+
+output "object_bucket" {
+  description = "Bucket of the object channel's runs/ objects: the deployment bucket, or the S3 Express One Zone directory bucket with object_storage = \"express\"; null without the object channel (enable_object = false)."
+  value       = var.enable_object ? module.object_channel.object_bucket : null
+}
+
+output "object_storage" {
+  description = "Storage class of the object channel: \"standard\" or \"express\" (S3 Express One Zone: other request prices, see the cost model); null without the object channel."
+  value       = var.enable_object ? var.object_storage : null
+}

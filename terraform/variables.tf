@@ -148,6 +148,28 @@ variable "enable_object" {
   default     = true
 }
 
+variable "object_storage" {
+  description = "Storage of the object channel's runs/ objects: \"standard\" (the deployment bucket) or \"express\" (an S3 Express One Zone directory bucket in express_az_id: single-digit-ms requests, cheaper requests, one zone). Not supported by the local emulator: keep \"standard\" there."
+  type        = string
+  default     = "standard"
+
+  validation {
+    condition     = contains(["standard", "express"], var.object_storage)
+    error_message = "object_storage must be \"standard\" or \"express\"."
+  }
+}
+
+variable "express_az_id" {
+  description = "Availability zone id (e.g. use1-az4, not a zone name) of the directory bucket; required with object_storage = \"express\" (S3 Express One Zone is offered in some zones of some regions only). Put the workers near it: Lambda runs in every zone of the region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.express_az_id == null || can(regex("^[a-z0-9]+-az[0-9]+$", var.express_az_id))
+    error_message = "express_az_id must be an availability zone id such as use1-az4."
+  }
+}
+
 variable "topic_count" {
   description = "SNS topics of the queue channel (a sender publishes on topic src mod T); more topics raise the publish throughput limit. 1-16."
   type        = number

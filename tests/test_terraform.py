@@ -55,7 +55,8 @@ def test_init_offline_and_validate(tmp_path: Path) -> None:
 # Root outputs the Manifest does not name (yet): Manifest.from_dict ignores keys it does not
 # know, so they ride along in `terraform output -json` (the applied tests below read a
 # manifest from outputs that include them).
-EXTRA_OUTPUTS = {"package_bucket", "failure_queue_url", "failure_queue_arn", "worker_role_arn"}
+EXTRA_OUTPUTS = {"package_bucket", "failure_queue_url", "failure_queue_arn", "worker_role_arn",
+                 "object_bucket", "object_storage"}
 
 
 def test_outputs_are_the_manifest_fields_and_known_extras() -> None:
@@ -149,12 +150,12 @@ def test_worker_may_get_and_put_only_its_stage_and_run_keys(tmp_path: Path, obje
 
 
 def test_root_grants_the_stage_in_every_deployment() -> None:
-    """The worker module gets the bucket unconditionally; enable_object only adds runs/."""
+    """The worker module gets the bucket unconditionally; enable_object only adds runs/ (see
+    test_root_sends_runs_to_the_express_bucket_only_with_express)."""
     main = (TF_DIR / "main.tf").read_text()
     call = main[main.index('module "worker_function"'):]
     call = call[:call.index("\n}\n")]
     assert re.search(r"^\s*bucket_arn\s*=\s*module\.object_channel\.bucket_arn\s*$", call, re.M)
-    assert re.search(r"^\s*object_channel\s*=\s*var\.enable_object\s*$", call, re.M)
     assert 'count' not in main[main.index('module "object_channel"'):].split("\n}\n")[0]
 
 
@@ -166,6 +167,52 @@ def test_bucket_lifecycle_expires_stage_and_runs() -> None:
     assert set(by_prefix) >= {"stage/", "runs/"}
     for rule in (by_prefix["stage/"], by_prefix["runs/"]):
         assert "expiration {" in rule and "abort_incomplete_multipart_upload {" in rule
+
+
+@needs_terraform
+def test_express_object_channel_is_a_directory_bucket_with_expiry(tmp_path: Path) -> None:
+    out = _plan_module(tmp_path, "object_channel", {},
+                       {"name_prefix": "fsd-test", "object_storage": "express", "express_az_id": "use1-az4"})
+    resources = out["resources"]
+    directory = resources["aws_s3_directory_bucket.express[0]"]
+    assert directory["location"] == [{"name": "use1-az4", "type": "AvailabilityZone"}]
+    rules = {r["id"]: r for r in resources["aws_s3_bucket_lifecycle_configuration.express[0]"]["rule"]}
+    assert rules["expire-runs"]["filter"][0]["prefix"] == "runs/"
+    assert rules["expire-runs"]["expiration"][0]["days"] == 1
+    assert all(r["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 1 for r in rules.values())
+    assert "aws_s3_bucket_policy.express[0]" in resources  # lets S3 Lifecycle open its sessions
+    standard = _plan_module(tmp_path / "standard", "object_channel", {}, {"name_prefix": "fsd-test"})
+    assert not any("express" in address for address in standard["resources"])
+
+
+@needs_terraform
+def test_express_without_a_zone_id_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="needs express_az_id"):
+        _plan_module(tmp_path, "object_channel", {}, {"name_prefix": "fsd-test", "object_storage": "express"})
+
+
+@needs_terraform
+def test_worker_may_open_sessions_on_the_express_bucket_only(tmp_path: Path) -> None:
+    bucket = "arn:aws:s3:::fsd-test-bucket"
+    express = "arn:aws:s3express:us-east-1:123456789012:bucket/fsd-test-bucket--use1-az4--x-s3"
+    out = _plan_module(tmp_path, "worker_function", {"objects": "data.aws_iam_policy_document.objects.json"},
+                       {"name": "fsd-test-worker", "s3_bucket": "pkg", "s3_key": "pkg.zip",
+                        "bucket_arn": bucket, "object_channel": False, "express_bucket_arn": express})
+    statements = _statements(out["objects"])
+    assert _as_list(statements["DeploymentObjects"]["Resource"]) == [f"{bucket}/stage/*"]
+    session = statements["ObjectChannelExpress"]
+    assert session["Action"] == "s3express:CreateSession" and session["Resource"] == express
+    assert session["Condition"] == {"StringEquals": {"s3express:SessionMode": "ReadWrite"}}
+
+
+def test_root_sends_runs_to_the_express_bucket_only_with_express() -> None:
+    main = (TF_DIR / "main.tf").read_text()
+    call = main[main.index('module "worker_function"'):]
+    call = call[:call.index("\n}\n")]
+    assert re.search(r'^\s*object_channel\s*=\s*var\.enable_object && var\.object_storage == "standard"\s*$',
+                     call, re.MULTILINE)
+    assert re.search(r"^\s*express_bucket_arn\s*=\s*var\.enable_object \? "
+                     r"module\.object_channel\.express_bucket_arn : null\s*$", call, re.MULTILINE)
 
 
 @needs_terraform

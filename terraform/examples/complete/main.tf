@@ -40,6 +40,11 @@ module "fsd" {
   run_expiry_days     = 1
   stage_expiry_days   = 2
 
+  # The object channel on S3 Express One Zone instead: "express" and a zone id
+  # where the region offers it (e.g. use1-az4), see var.express_az_id.
+  object_storage = var.express_az_id != null ? "express" : "standard"
+  express_az_id  = var.express_az_id
+
   # Buckets: run data goes with the deployment, packages stay
   force_destroy         = true
   package_force_destroy = false

@@ -57,3 +57,13 @@ output "worker_role_arn" {
   description = "Execution role of the worker function; null without a function."
   value       = module.fsd.worker_role_arn
 }
+
+output "object_bucket" {
+  description = "Bucket of the object channel's runs/ objects (the directory bucket with S3 Express One Zone)."
+  value       = module.fsd.object_bucket
+}
+
+output "object_storage" {
+  description = "Storage class of the object channel: standard or express."
+  value       = module.fsd.object_storage
+}

@@ -20,6 +20,12 @@ variable "package_s3_key" {
   default     = null
 }
 
+variable "express_az_id" {
+  description = "Availability zone id for an S3 Express One Zone object channel (e.g. use1-az4); null = the standard bucket."
+  type        = string
+  default     = null
+}
+
 variable "tags" {
   description = "Extra tags for every resource."
   type        = map(string)

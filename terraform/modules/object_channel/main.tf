@@ -3,9 +3,15 @@
 #
 # One private bucket. Every cloud run stages its shards, inputs, reports and
 # result under stage/{run_id}/; with the object channel, workers exchange
-# activations as objects runs/{run_id}/l{layer}/{src}-{dst}; packages/ holds
-# Lambda deployment zips.
+# activations as objects runs/{run_id}/l{layer}/{src}-{dst}. With
+# object_storage = "express" the runs/ objects go to an S3 Express One Zone
+# directory bucket in one availability zone instead (single-digit-ms
+# requests, cheaper GETs and PUTs); the stage stays in the standard bucket.
 # ---------------------------------------------------------------------------
+
+locals {
+  express = var.object_storage == "express"
+}
 
 resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_18: access logging would need a second bucket and logs every activation object; runs/ is short-lived scratch data
@@ -130,4 +136,99 @@ resource "aws_s3_bucket_policy" "this" {
   policy = data.aws_iam_policy_document.tls_only[0].json
 
   depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+# ---------------------------------------------------------------------------
+# S3 Express One Zone (object_storage = "express")
+#
+# A directory bucket for runs/ in the availability zone express_az_id. Its name
+# is the standard bucket's (globally unique, so no account lookup is needed)
+# plus the zone suffix AWS requires. Directory buckets always block public
+# access, encrypt with SSE-S3 and have ACLs disabled; requests authenticate with
+# a session from s3express:CreateSession (the worker role's grant in iam.tf).
+# ---------------------------------------------------------------------------
+
+resource "aws_s3_directory_bucket" "express" {
+  count = local.express ? 1 : 0
+
+  bucket        = "${aws_s3_bucket.this.id}--${var.express_az_id}--x-s3"
+  force_destroy = var.force_destroy
+
+  location {
+    name = var.express_az_id
+    type = "AvailabilityZone"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.express_az_id != null
+      error_message = "object_storage = \"express\" needs express_az_id (an availability zone id such as use1-az4)."
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "express" {
+  count = local.express ? 1 : 0
+
+  bucket = aws_s3_directory_bucket.express[0].bucket
+
+  rule {
+    id     = "expire-runs"
+    status = "Enabled"
+
+    filter {
+      prefix = "runs/"
+    }
+
+    expiration {
+      days = var.run_expiry_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_policy.express]
+}
+
+# S3 Lifecycle expires objects in a directory bucket through a ReadWrite session
+# of its own service principal, which the bucket policy must allow.
+data "aws_iam_policy_document" "express" {
+  count = local.express ? 1 : 0
+
+  statement {
+    sid       = "LifecycleSessions"
+    actions   = ["s3express:CreateSession"]
+    resources = [aws_s3_directory_bucket.express[0].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lifecycle.s3.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3express:SessionMode"
+      values   = ["ReadWrite"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "express" {
+  count = local.express ? 1 : 0
+
+  bucket = aws_s3_directory_bucket.express[0].bucket
+  policy = data.aws_iam_policy_document.express[0].json
 }

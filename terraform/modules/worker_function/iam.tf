@@ -131,6 +131,24 @@ data "aws_iam_policy_document" "objects" {
       }
     }
   }
+
+  # The object channel on S3 Express One Zone: a directory bucket is reached
+  # through a session (CreateSession) that covers the whole bucket; IAM cannot
+  # narrow it to a prefix, so the bucket holds the channel's runs/ only.
+  dynamic "statement" {
+    for_each = var.express_bucket_arn != null ? [1] : []
+    content {
+      sid       = "ObjectChannelExpress"
+      actions   = ["s3express:CreateSession"]
+      resources = [var.express_bucket_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "s3express:SessionMode"
+        values   = ["ReadWrite"]
+      }
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "this" {

@@ -95,6 +95,12 @@ variable "run_prefix" {
   default     = "runs/"
 }
 
+variable "express_bucket_arn" {
+  description = "ARN of the object channel's S3 Express One Zone directory bucket (arn:aws:s3express:...); the workers may open ReadWrite sessions on it. null = none (object_channel then uses run_prefix in bucket_arn)."
+  type        = string
+  default     = null
+}
+
 variable "topic_kms_key" {
   description = "KMS key of the topics. A customer key ARN gets GenerateDataKey/Decrypt for publishing; an alias (alias/aws/sns) needs no grant."
   type        = string
