@@ -64,6 +64,11 @@ def test_manifest_bad_json_and_missing_file(tmp_path: Path) -> None:
     assert "JSON object" in _load_error(tmp_path, "[1, 2]")
     with pytest.raises(InputError, match="not found"):
         Manifest.load(tmp_path / "absent.json")
+    (tmp_path / "binary.json").write_bytes(b"\x00\xff\xfe\x80 not text")
+    with pytest.raises(InputError, match=r"binary\.json: deployment manifest is not UTF-8 text"):
+        Manifest.load(tmp_path / "binary.json")
+    with pytest.raises(InputError, match="is a directory"):
+        Manifest.load(tmp_path)
 
 
 def test_manifest_require() -> None:

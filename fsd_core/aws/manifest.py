@@ -103,7 +103,11 @@ class Manifest:
         """Read and validate a manifest file."""
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: deployment manifest is not UTF-8 text (a binary file?)") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: deployment manifest is a directory, not a file") from None
         except FileNotFoundError:
             raise InputError(f"{path}: deployment manifest not found") from None
         except OSError as exc:
