@@ -69,7 +69,8 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
         del b[rng.integers(n):]
     elif kind == "zero span":
         start = rng.integers(n)
-        b[start:start + rng.integers(1, 33)] = bytes(min(n - start, 32))[:len(b[start:start + 32])]
+        end = min(n, start + rng.integers(1, 33))
+        b[start:end] = bytes(end - start)
     elif kind == "append":
         b += rng.bytes(rng.integers(1, 65))
     else:
@@ -262,7 +263,7 @@ def test_block_decoder_refuses_damage():
         assert_well_formed_block(got, *struct.unpack_from("<II", data, 5))
 
     tally = fuzz_both(payloads, codec.decode_block, FrameError, 12_000, 11, _whole, same, well_formed)
-    assert tally["refused"] > 5_500 and tally["resealed refused"] > 4_000, tally
+    assert tally["refused"] > 5_500 and tally["resealed refused"] > 3_000, tally
 
 
 def test_dense_decoder_refuses_damage():
@@ -278,7 +279,7 @@ def test_dense_decoder_refuses_damage():
 
     tally = fuzz_both(sections, lambda d: codec.decode_dense(memoryview(d)), FrameError, 12_000, 21, _whole,
                       same, well_formed)
-    assert tally["refused"] > 4_000 and tally["resealed refused"] > 4_000, tally
+    assert tally["refused"] > 3_000 and tally["resealed refused"] > 3_000, tally
 
 
 def test_row_map_decoder_refuses_damage():
@@ -299,7 +300,7 @@ def test_row_map_decoder_refuses_damage():
 
         tally += fuzz_both([section], lambda d, n=stored: codec.decode_row_map(memoryview(d), n), FrameError,
                            12_000 // len(cases) + 1, 31 + 2 * i, _whole, same, well_formed)
-    assert sum(tally.values()) >= 12_000 and tally["resealed refused"] > 4_000, tally
+    assert sum(tally.values()) >= 12_000 and tally["resealed refused"] > 3_000, tally
 
 
 def test_message_decoder_refuses_damage():
@@ -319,7 +320,7 @@ def test_message_decoder_refuses_damage():
             assert got.present is not None or got.rows == rows
 
     tally = fuzz_both(payloads, decode_message, FrameError, 12_000, 41, _message_sections, same, well_formed)
-    assert tally["refused"] > 4_000 and tally["resealed refused"] > 4_000, tally
+    assert tally["refused"] > 3_000 and tally["resealed refused"] > 3_000, tally
 
 
 def _expected(m: Message) -> Message:
