@@ -31,12 +31,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..channels.base import Channel
 from ..channels.frames import Message
+from ..kernel.blocks import block_starts, sparse_to_blocks
 from ..kernel.rows import (
     LayerProducts,
     RowMap,
@@ -53,7 +56,6 @@ from ..kernel.rows import (
     to_layout,
     union_of,
 )
-from ..kernel.blocks import block_starts, sparse_to_blocks
 from ..plan.communication import LayerShard, LayerSplit, WorkerShard
 
 
@@ -103,6 +105,103 @@ class WorkerOutcome:
 EARLY_MERGE = 0.8
 
 
+class Activations(NamedTuple):
+    """What a worker holds between layers (its activation state), for its neurons only.
+
+    `rows` are its distinct activation rows, only those non-zero on its neurons; `present`
+    says which distinct rows those are (ascending ids; None: all of them). `rmap` is the
+    batch's row map onto the distinct rows, and `labels` says which distinct rows are equal
+    on its neurons (None: too few to merge). See `kernel/rows.py` for why each exists.
+    """
+
+    rows: Rows
+    present: np.ndarray | None
+    rmap: RowMap
+    labels: np.ndarray | None
+
+    @classmethod
+    def of_inputs(cls, inputs: sp.csr_matrix) -> Activations:
+        """The input rows (B x this worker's input features), each batch row its own."""
+        rows = Rows.of_csr(inputs)
+        labels = rows.labels()  # on the sparse input: O(nnz), 5x faster than on its dense blocks
+        return cls(to_layout(rows), None, RowMap.identity(inputs.shape[0]), labels)
+
+    @property
+    def batch(self) -> int:
+        """B, the number of batch rows."""
+        return self.rmap.map.size
+
+    @property
+    def total(self) -> int:
+        """The number of distinct rows (present or not)."""
+        return self.rmap.first.size
+
+    def message(self, pos: np.ndarray) -> Message:
+        """What a peer needs: rows `pos` of this worker's neurons, with the row map, labels and present rows."""
+        block = self.rows.select(pos).csr if self.rows.csr is not None else self.rows.select_t(pos)
+        if self.present is None:
+            return Message(block, self.rmap.map, self.labels)
+        return Message(block, self.rmap.map, self.labels, present=self.present, count=self.total)
+
+    def piece(self, src: int, positions: np.ndarray, neurons: np.ndarray | None = None) -> Piece:
+        """The worker's own rows as the first piece of a layer's inputs."""
+        return Piece(src, self.rows, self.rmap.map, self.labels, self.present, positions, neurons)
+
+
+class Piece(NamedTuple):
+    """One piece of a layer's inputs: a block received from worker `src`, or the worker's own rows.
+
+    `rows` are the sender's distinct rows it holds (`present`: which, ascending ids among its
+    distinct rows; None: all); `row_map` and `labels` are the sender's. `positions` says where
+    its neurons go among the inputs being assembled, and `neurons` which of its neurons are taken
+    (None: all).
+    """
+
+    src: int
+    rows: Rows
+    row_map: np.ndarray
+    labels: np.ndarray | None
+    present: np.ndarray | None
+    positions: np.ndarray
+    neurons: np.ndarray | None = None
+
+    @classmethod
+    def received(cls, src: int, msg: Message, batch: int, positions: np.ndarray) -> Piece | None:
+        """The piece a message from `src` carries; None for an empty one (all zeros)."""
+        block = msg.block
+        rows = Rows.of_csr(block) if sp.issparse(block) else Rows.of_dense_t(block)
+        if msg.row_map is None:
+            if rows.count != batch:
+                if rows.count == 0 or rows.nnz == 0:  # a zero-length object: nothing to add
+                    return None
+                raise ValueError(f"a block of {rows.count} rows without a row map, for a batch of {batch}")
+            return cls(src, rows, np.arange(batch), None, None, positions)
+        if msg.row_map.size != batch:
+            raise ValueError(f"a row map of {msg.row_map.size} rows, for a batch of {batch}")
+        if msg.present is not None and sp.issparse(block):
+            raise ValueError("a sparse block holds every row")
+        return cls(src, rows, msg.row_map, msg.labels, msg.present, positions)
+
+    def on_rows(self, joint: RowMap) -> Piece:
+        """The same piece on the joint rows `joint` (rows gathered, the neurons taken in the same gather)."""
+        rows, present = reindex(self.rows, self.present, self.row_map[joint.first], self.neurons)
+        return self._replace(rows=rows, present=present, row_map=joint.map, neurons=None)
+
+
+class BoundaryInputs(NamedTuple):
+    """The boundary product's input rows `x`, which distinct rows those are (`union`, of the
+    `total`; None: all), the layer's joint row map, and the rows its output keeps (`keep`:
+    ascending ids, the rows merged by labels dropped; None: all). `total` counts the joint
+    rows when the pieces were gathered into them (`joined`), else the rows before the layer."""
+
+    x: Rows
+    union: np.ndarray | None
+    total: int
+    joint: RowMap
+    keep: np.ndarray | None
+    joined: bool = False  # the pieces' rows were gathered into the joint rows (`Piece.on_rows`)
+
+
 def run_worker(
     shard: WorkerShard,
     inputs: sp.csr_matrix,
@@ -118,51 +217,54 @@ def run_worker(
     may wait `launch_grace` seconds longer: the senders may still be starting. `fault` injects a crash
     or a hang at a layer, for the failure tests: {"worker": p, "layer": l, "kind": "crash"|"hang"}.
     """
-    me = shard.worker
-    batch = inputs.shape[0]
-    rows = Rows.of_csr(inputs)
-    labels = rows.labels()  # on the sparse input: O(nnz), 5x faster than on its dense blocks
-    rows = to_layout(rows)
-    present = None  # which distinct rows `rows` holds (rows.py); None: all
-    rmap = RowMap.identity(batch)
+    act = Activations.of_inputs(inputs)
     stats: list[LayerStats] = []
     for l, ls in enumerate(shard.layers, start=1):
-        split = ls.split  # computed at staging
-        if fault and fault.get("worker") == me and fault.get("layer") == l:
+        if fault and fault.get("worker") == shard.worker and fault.get("layer") == l:
             _inject(fault)
         st, mark = LayerStats(l), _Snapshot(channel)
         t0 = time.perf_counter()
-        for dst, pos in ls.send.items():
-            channel.send(l, dst, _message(rows, present, pos, rmap, labels))
-        channel.flush()
-        interior = _Interior(rows, ls)
-        interior.ahead(lambda: channel.arrived(l, ls.recv.keys()))
-        st.compute_s += time.perf_counter() - t0
+        _send(channel, l, ls, act)
+        interior = _Interior(act.rows, ls)
+        interior.ahead(partial(channel.arrived, l, ls.recv.keys()))  # while the messages are in flight
         t1 = time.perf_counter()
-        wait_limit = timeout + (launch_grace if l == 1 else 0.0)
-        received = dict(channel.receive(l, ls.recv.keys(), wait_limit))
+        pieces = _receive(channel, l, ls, act.batch, timeout + (launch_grace if l == 1 else 0.0))
         t2 = time.perf_counter()
-        st.wait_s += t2 - t1
-        pieces = [(piece, split.x_recv[src]) for src in sorted(received)
-                  if (piece := _piece(received[src], batch)) is not None]
-        starts = block_starts(rows.blocks) if rows.dense else None  # the interior blocks', for the inputs'
-        x, union, joint, keep = _inputs(rows, present, rmap, labels, pieces, split, starts)
-        st.rows = x.count
-        total = rmap.first.size
-        if joint is not rmap and keep is None:  # rows already joined: the interior part follows the joint rows
-            interior.follow(present, rmap.map[joint.first])
-            total = joint.first.size
-        rows, present, labels = finish(interior.parts(x), len(ls.cols), union, total, ls.bias, shard.ymax, keep)
-        rmap = joint
-        st.compute_s += time.perf_counter() - t2
+        boundary = _boundary_inputs(shard.worker, act, pieces, ls.split)
+        act = _finish(act, interior, boundary, ls, shard.ymax)  # the boundary product, added block by block
+        st.compute_s, st.wait_s, st.rows = (t1 - t0) + (time.perf_counter() - t2), t2 - t1, boundary.x.count
         mark.fill(st)
         stats.append(st)
         if progress:
             progress(l)
-    result = _gather(shard, Rows.of_csr(full_csr(rows, present, rmap.first.size)), rmap, labels, channel,
-                     timeout + (launch_grace if not shard.layers else 0.0), stats)
+    result = _gather(shard, act, channel, timeout + (launch_grace if not shard.layers else 0.0), stats)
     channel.settle()  # the gather (and any late layer) delivered, or its error raised here
-    return WorkerOutcome(me, stats, result, channel.stats.duplicates, channel.stats.foreign)
+    return WorkerOutcome(shard.worker, stats, result, channel.stats.duplicates, channel.stats.foreign)
+
+
+def _send(channel: Channel, layer: int, ls: LayerShard, act: Activations) -> None:
+    """Send every peer the rows of this worker's neurons it needs (`ls.send`), and start the delivery."""
+    for dst, pos in ls.send.items():
+        channel.send(layer, dst, act.message(pos))
+    channel.flush()
+
+
+def _receive(channel: Channel, layer: int, ls: LayerShard, batch: int, timeout: float) -> list[Piece]:
+    """Every expected peer's block of the layer, in sender order, the empty ones left out."""
+    received = dict(channel.receive(layer, ls.recv.keys(), timeout))
+    x_recv = ls.split.x_recv
+    return [piece for src in sorted(received)
+            if (piece := Piece.received(src, received[src], batch, x_recv[src])) is not None]
+
+
+def _finish(act: Activations, interior: _Interior, b: BoundaryInputs, ls: LayerShard,
+            ymax: float) -> Activations:
+    """The layer's output: its interior and boundary products added into one block of all its
+    columns at a time, each activated, cut and hashed while in cache (`rows.finish`)."""
+    if b.joined:  # the inputs are on the joint rows already: the interior part follows them
+        interior.follow(act.present, act.rmap.map[b.joint.first])
+    rows, present, labels = finish(interior.parts(b.x), len(ls.cols), b.union, b.total, ls.bias, ymax, b.keep)
+    return Activations(rows, present, b.joint, labels)
 
 
 class _Interior:
@@ -250,10 +352,9 @@ def expand(result: Message) -> sp.csr_matrix:
     return out
 
 
-def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.ndarray | None, pieces: list,
-            split: LayerSplit, starts: np.ndarray | None = None):
-    """The boundary product's input rows, which distinct rows those are (None: all), the joint
-    row map, and the rows to keep after the product.
+def _boundary_inputs(me: int, act: Activations, pieces: list[Piece], split: LayerSplit) -> BoundaryInputs:
+    """The boundary product's input rows (the worker's own and the received pieces'), and the
+    rows the layer's output is on.
 
     When every piece has this worker's row map (workers in step), the inputs are assembled
     without any gather, on the union of the pieces' present rows, and rows merged by the
@@ -261,74 +362,54 @@ def _inputs(rows: Rows, present: np.ndarray | None, rmap: RowMap, labels: np.nda
     cache; a merged row stays merged, as a layer maps equal rows to equal rows. In a layer
     without interior columns, when many rows merged (`EARLY_MERGE`), they are dropped from the
     inputs instead, so that the product runs on the joint rows (as the serial kernel's would).
-    Otherwise the pieces' rows are gathered into the joint rows first (`keep` is None).
-    Dense inputs assembled without a gather start their blocks at `starts` (`assemble`), those
-    of the interior product's output, so the boundary product adds into it block by block.
+    Otherwise the pieces' rows are gathered into the joint rows first (`joined`).
+    Dense inputs assembled without a gather start their blocks where the worker's own rows'
+    blocks do (`assemble`), those of the interior product's output, so the boundary product
+    adds into it block by block.
     """
-    maps = [rmap.map] + [m for (_, m, _, _), _ in pieces]
-    all_labels = [labels] + [lab for (_, _, lab, _), _ in pieces]
-    aligned = all(m is rmap.map or np.array_equal(m, rmap.map) for m in maps[1:])
-    if aligned:
-        joint = combine_in_step(rmap, all_labels)
+    rmap, width = act.rmap, len(split.boundary_rows)
+    held = [act.piece(me, split.x_local_dst, split.x_local_src)] + pieces
+    labels = [q.labels for q in held]
+    if all(q.row_map is rmap.map or np.array_equal(q.row_map, rmap.map) for q in pieces):
+        joint = combine_in_step(rmap, labels)
         keep = None if joint is rmap else rmap.map[joint.first]
         if keep is not None and keep.size == rmap.first.size:
             keep = None  # nothing merged
-        held = [(rows, present, split.x_local_dst, split.x_local_src)]
-        held += [(r, p, pos, None) for (r, _, _, p), pos in pieces]
-        union = union_of([p for _, p, _, _ in held], rmap.first.size)
-        count = rmap.first.size if union is None else union.size
-        early = keep is not None and not len(split.interior)
-        if early:  # how many of the rows stay
-            stays = keep.size if union is None else int(np.count_nonzero(row_mask(keep, rmap.first.size)[union]))
-            early = stays <= EARLY_MERGE * count
-        if not early:
-            return _on_union(held, union, len(split.boundary_rows), rmap.first.size, starts), union, joint, keep
+        union = union_of([q.present for q in held], act.total)
+        if not _merges_early(keep, union, act.total, split):
+            starts = block_starts(act.rows.blocks) if act.rows.dense else None
+            return BoundaryInputs(_on_union(held, union, width, act.total, starts), union, act.total, joint, keep)
         # No interior product ran on the old rows, so the product can run on the joint rows
         # already, as the serial kernel would compute them.
     else:
-        joint = combine(maps, all_labels)
-    held = [reindex(rows, present, rmap.map[joint.first], split.x_local_src) + (split.x_local_dst, None)]
-    held += [reindex(r, p, m[joint.first]) + (pos, None) for (r, m, _, p), pos in pieces]
-    union = union_of([p for _, p, _, _ in held], joint.first.size)
-    return _on_union(held, union, len(split.boundary_rows), joint.first.size), union, joint, None
+        joint = combine([q.row_map for q in held], labels)
+    held = [q.on_rows(joint) for q in held]
+    total = joint.first.size
+    union = union_of([q.present for q in held], total)
+    return BoundaryInputs(_on_union(held, union, width, total), union, total, joint, None, joined=True)
 
 
-def _on_union(held: list[tuple], union: np.ndarray | None, width: int, total: int,
+def _merges_early(keep: np.ndarray | None, union: np.ndarray | None, total: int, split: LayerSplit) -> bool:
+    """Whether rows merged by the labels (`keep`: the rows that stay) go before the product,
+    from its inputs: only in a layer without interior columns, and when at most
+    `EARLY_MERGE` of the rows it would run on (`union`, of `total`) stay."""
+    if keep is None or len(split.interior):
+        return False
+    count = total if union is None else union.size
+    stays = keep.size if union is None else int(np.count_nonzero(row_mask(keep, total)[union]))
+    return stays <= EARLY_MERGE * count
+
+
+def _on_union(held: list[Piece], union: np.ndarray | None, width: int, total: int,
               starts: np.ndarray | None = None) -> Rows:
-    """Pieces (rows, present, positions, which neurons) of `total` distinct rows assembled on
-    `union`, the union of their present rows (`union_of`, the first piece's first)."""
-    parts = [(r, pos, src, sources(p, union, total)) for r, p, pos, src in held]
+    """Pieces of `total` distinct rows assembled on `union`, the union of their present rows
+    (`union_of`, the first piece's first)."""
+    parts = [(q.rows, q.positions, q.neurons, sources(q.present, union, total)) for q in held]
     return assemble(parts, width, total if union is None else union.size, starts)
 
 
-def _message(rows: Rows, present: np.ndarray | None, pos: np.ndarray, rmap: RowMap,
-             labels: np.ndarray | None) -> Message:
-    """Rows `pos` of this worker's neurons, with its row map, labels and present rows."""
-    block = rows.select(pos).csr if rows.csr is not None else rows.select_t(pos)
-    if present is None:
-        return Message(block, rmap.map, labels)
-    return Message(block, rmap.map, labels, present=present, count=rmap.first.size)
-
-
-def _piece(msg: Message, batch: int) -> tuple[Rows, np.ndarray, np.ndarray | None, np.ndarray | None] | None:
-    """(rows, row map, labels, present rows) of a received message; None for an empty one (all zeros)."""
-    block = msg.block
-    rows = Rows.of_csr(block) if sp.issparse(block) else Rows.of_dense_t(block)
-    if msg.row_map is None:
-        if rows.count != batch:
-            if rows.count == 0 or rows.nnz == 0:  # a zero-length object: nothing to add
-                return None
-            raise ValueError(f"a block of {rows.count} rows without a row map, for a batch of {batch}")
-        return rows, np.arange(batch), None, None
-    if msg.row_map.size != batch:
-        raise ValueError(f"a row map of {msg.row_map.size} rows, for a batch of {batch}")
-    if msg.present is not None and sp.issparse(block):
-        raise ValueError("a sparse block holds every row")
-    return rows, msg.row_map, msg.labels, msg.present
-
-
-def _gather(shard: WorkerShard, rows: Rows, rmap: RowMap, labels: np.ndarray | None, channel: Channel,
-            timeout: float, stats: list[LayerStats]) -> Message | None:
+def _gather(shard: WorkerShard, act: Activations, channel: Channel, timeout: float,
+            stats: list[LayerStats]) -> Message | None:
     """Every worker sends its last-layer rows to worker 0, which joins them (u x N + row map).
 
     Blocks travel in global column numbering (u x N; the sparse encoding makes the absent
@@ -337,26 +418,25 @@ def _gather(shard: WorkerShard, rows: Rows, rmap: RowMap, labels: np.ndarray | N
     """
     layer = len(shard.layers) + 1
     st, mark = LayerStats(layer), _Snapshot(channel)
-    batch = rmap.map.size
     t0 = time.perf_counter()
-    m = rows.to_csr()
-    final_cols = shard.final_cols
-    mine = sp.csr_matrix((m.data, final_cols[m.indices], m.indptr), shape=(m.shape[0], shard.neurons))
+    m = full_csr(act.rows, act.present, act.total)
+    mine = sp.csr_matrix((m.data, shard.final_cols[m.indices], m.indptr), shape=(m.shape[0], shard.neurons))
     result = None
     if shard.worker != 0:
-        channel.send(layer, 0, Message(mine, rmap.map, labels))
+        channel.send(layer, 0, Message(mine, act.rmap.map, act.labels))
         channel.flush()
         st.compute_s = time.perf_counter() - t0
     else:
         received = dict(channel.receive(layer, range(1, shard.workers), timeout))
         st.wait_s = time.perf_counter() - t0
         everything = np.arange(shard.neurons)
-        pieces = [(Rows.of_csr(mine), rmap.map, labels, None)]
-        pieces += [p for src in sorted(received) if (p := _piece(received[src], batch)) is not None]
-        joint = combine([pm for _, pm, _, _ in pieces], [lab for _, _, lab, _ in pieces])
-        held = [reindex(r, p, pm[joint.first]) for r, pm, _, p in pieces]
-        x = assemble([(Rows.of_csr(full_csr(r, p, joint.first.size)), everything) for r, p in held], shard.neurons,
-                     joint.first.size)
+        held = [Piece(0, Rows.of_csr(mine), act.rmap.map, act.labels, None, everything)]
+        held += [q for src in sorted(received)
+                 if (q := Piece.received(src, received[src], act.batch, everything)) is not None]
+        joint = combine([q.row_map for q in held], [q.labels for q in held])
+        total = joint.first.size
+        x = assemble([(Rows.of_csr(full_csr(q.rows, q.present, total)), everything)
+                      for q in (q.on_rows(joint) for q in held)], shard.neurons, total)
         result = Message(x.to_csr(), joint.map)
     mark.fill(st)
     stats.append(st)
