@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -495,85 +496,155 @@ def finish(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, 
     next to nothing. Sparse outputs hold every row (`present` None).
     """
     parts = [(r, pos, p[0] if p else None) for r, pos, *p in parts]
-    count = total if rows is None else rows.size
-    new_total = total if keep is None else keep.size
     made = next((r for r, _, _ in parts if isinstance(r, LayerProducts)), None)
     if made is None and not any(r.dense for r, _, _ in parts):
-        if rows is not None:
-            raise ValueError("sparse pieces hold every row")
-        z = assemble(parts, width, count).csr
-        y = activate(z, bias, ymax)
-        y.sort_indices()
-        if keep is not None:
-            y = y[keep]
-        out = Rows(width, csr=y)
-        if y.nnz > DENSE_THRESHOLD * y.shape[0] * y.shape[1]:
-            out = Rows(width, blocks=sparse_to_blocks(y))
-        return out, None, out.labels()
-    ids = np.arange(total) if rows is None else rows  # each target row's distinct-row id
-    kept = None if keep is None else row_mask(keep, total)[ids]
-    new_ids = ids if keep is None else np.searchsorted(keep, ids)
-    col_bias = bias[:, None]
-    mult = hash_multipliers(width)[:, None]
-    covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
-    whole = [] if made else [r for r, pos, source in parts if r.dense and source is None and _covers((r, pos), width)]
-    bounds = made.starts if made else block_starts(whole[0].blocks) if whole else range(0, count + CHUNK, CHUNK)
-    spans = [(i, lo, min(count, hi)) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])) if lo < min(count, hi)]
+        return _finish_sparse(parts, width, rows, total, bias, ymax, keep)
+    targets = _Targets.of(rows, total, keep)
+    unfinished = _Unfinished(parts, made, width, targets.ids.size)
+    output, nnz = _in_row_order(unfinished, _Activate(width, bias, ymax, targets.kept), targets)
+    return _in_layout(output, nnz, total if keep is None else keep.size)
 
-    def finished(i: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Target rows [lo, hi) built, activated and cut: (columns, their target rows, keys, nnz)."""
-        if made:
-            b = made.block(i)  # made now, finished while in cache
-        elif whole:
-            b = whole[0].blocks[i]  # a product's own output: finished in place
-        else:
-            b = (np.empty if covered else np.zeros)((width, hi - lo), dtype=np.float32)
-            for r, pos, source in parts:
-                if r.width:
-                    place(b, pos, r, None, source, lo, hi)
-        apply_bias_relu_clamp_dense(b, col_bias, ymax)
+
+def _finish_sparse(parts: list[tuple], width: int, rows: np.ndarray | None, total: int, bias: np.ndarray,
+                   ymax: float, keep: np.ndarray | None) -> tuple[Rows, None, np.ndarray | None]:
+    """`finish` of sparse pieces: the serial kernel's sparse layer on the whole CSR output (a
+    sparse layer has few non-zeros: nothing to gain block by block), dense if it filled up."""
+    if rows is not None:
+        raise ValueError("sparse pieces hold every row")
+    y = activate(assemble(parts, width, total).csr, bias, ymax)
+    y.sort_indices()
+    if keep is not None:
+        y = y[keep]
+    out = Rows(width, csr=y)
+    if y.nnz > DENSE_THRESHOLD * y.shape[0] * y.shape[1]:
+        out = Rows(width, blocks=sparse_to_blocks(y))
+    return out, None, out.labels()
+
+
+class _Targets(NamedTuple):
+    """`finish`'s target rows: each one's distinct-row id (`ids`, as `union_of` orders them),
+    whether the output keeps it (`kept`; None: all), its id among the output's rows
+    (`new_ids`), and where their ascending head ends (`tail`: the rows from there on are the
+    ascending tail of rows only other pieces had)."""
+
+    ids: np.ndarray
+    kept: np.ndarray | None
+    new_ids: np.ndarray
+    tail: int
+
+    @classmethod
+    def of(cls, rows: np.ndarray | None, total: int, keep: np.ndarray | None) -> _Targets:
+        ids = np.arange(total) if rows is None else rows
+        kept = None if keep is None else row_mask(keep, total)[ids]
+        new_ids = ids if keep is None else np.searchsorted(keep, ids)
+        descents = np.flatnonzero(ids[1:] < ids[:-1]) if rows is not None else ()
+        return cls(ids, kept, new_ids, int(descents[0]) + 1 if len(descents) else ids.size)
+
+
+class _Unfinished:
+    """A layer's dense output before activation, one block of target rows at a time (`spans`:
+    block number, first and end row). A block comes from one of three places: made now, the
+    products of both parts into one block (`LayerProducts`, so it is in cache when finished);
+    a dense product's own output block, when one piece covers every column (finished in
+    place); else placed from the pieces (`place`)."""
+
+    def __init__(self, parts: list[tuple], made: LayerProducts | None, width: int, count: int) -> None:
+        self.parts, self.made, self.width = parts, made, width
+        self.covered = sum(len(pos) for r, pos, _ in parts if r.width) == width
+        self.whole = None if made is not None else next(
+            (r for r, pos, source in parts if r.dense and source is None and _covers((r, pos), width)), None)
+        bounds = (made.starts if made is not None else block_starts(self.whole.blocks) if self.whole is not None
+                  else range(0, count + CHUNK, CHUNK))
+        self.spans = [(i, lo, min(count, hi)) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))
+                      if lo < min(count, hi)]
+
+    def block(self, i: int, lo: int, hi: int) -> np.ndarray:
+        """Block `i`, target rows [lo, hi), before activation (the caller's to change in place)."""
+        if self.made is not None:
+            return self.made.block(i)  # made now, finished while in cache
+        if self.whole is not None:
+            return self.whole.blocks[i]  # a product's own output: finished in place
+        b = (np.empty if self.covered else np.zeros)((self.width, hi - lo), dtype=np.float32)
+        for r, pos, source in self.parts:
+            if r.width:
+                place(b, pos, r, None, source, lo, hi)
+        return b
+
+
+class _Finished(NamedTuple):
+    """One finished block: its columns, which target rows they are, their hash keys, its non-zeros."""
+
+    block: np.ndarray
+    rows: np.ndarray
+    keys: np.ndarray
+    nnz: int
+
+
+class _Activate:
+    """Activate a block of target rows in place (bias on non-zeros, ReLU, clamp: the serial
+    kernel's dense step) and cut it to its live rows: those with a non-zero that the output
+    keeps. A dead row goes here, while the block is in cache, for next to nothing."""
+
+    def __init__(self, width: int, bias: np.ndarray, ymax: float, kept: np.ndarray | None) -> None:
+        self.col_bias, self.ymax, self.kept = bias[:, None], ymax, kept
+        self.mult = hash_multipliers(width)[:, None]
+
+    def __call__(self, b: np.ndarray, lo: int, hi: int) -> _Finished:
+        apply_bias_relu_clamp_dense(b, self.col_bias, self.ymax)
         live = b.any(axis=0)
-        if kept is not None:
-            live &= kept[lo:hi]
+        if self.kept is not None:
+            live &= self.kept[lo:hi]
         at = np.arange(lo, hi)
         if not live.all():
             sel = np.flatnonzero(live)
             b = np.take(b, sel, axis=1)  # C order, unlike b[:, idx]
             at = at[sel]
-        return b, at, column_keys(b, mult), int(np.count_nonzero(b))
+        return _Finished(b, at, column_keys(b, self.mult), int(np.count_nonzero(b)))
 
-    # The target rows are ascending up to `tail`, then come rows only other pieces had
-    # (`union_of`), ascending too: those are finished first and merged in as the rest streams
-    # by, so the output stays in ascending row order, with the copy `_Aligned` makes anyway.
-    descents = np.flatnonzero(ids[1:] < ids[:-1]) if rows is not None else ()
-    tail = int(descents[0]) + 1 if len(descents) else count
+
+def _in_row_order(unfinished: _Unfinished, activate: _Activate, targets: _Targets) -> tuple[_Output, int]:
+    """Every block finished, packed in ascending output row order; and the non-zeros.
+
+    The target rows are ascending up to `tail`, then come rows only other pieces had
+    (`union_of`), ascending too: the blocks that hold those are finished first and their tail
+    rows merged in as the rest streams by, so the output stays in ascending row order, with
+    the copy `_Aligned` makes anyway.
+    """
+    spans, new_ids, tail = unfinished.spans, targets.new_ids, targets.tail
     first_tail = next((j for j, (_, lo, hi) in enumerate(spans) if hi > tail), len(spans))
-    output, nnz, main_bits = _Output(width), 0, []
+    output, nnz, head = _Output(unfinished.width), 0, []
     for i, lo, hi in spans[first_tail:]:
-        b, at, k, c = finished(i, lo, hi)
-        nnz += c
-        m = int(np.searchsorted(at, tail))
+        f = activate(unfinished.block(i, lo, hi), lo, hi)
+        nnz += f.nnz
+        m = int(np.searchsorted(f.rows, tail))
         if m:
-            main_bits.append((b[:, :m], new_ids[at[:m]], k[:m]))
-        if m < at.size:
-            output.hold(b[:, m:], new_ids[at[m:]], k[m:])
+            head.append((f.block[:, :m], new_ids[f.rows[:m]], f.keys[:m]))
+        if m < f.rows.size:
+            output.hold(f.block[:, m:], new_ids[f.rows[m:]], f.keys[m:])
     for i, lo, hi in spans[:first_tail]:
-        b, at, k, c = finished(i, lo, hi)
-        nnz += c
-        output.add(b, new_ids[at], k)
-    for b, at_ids, k in main_bits:
-        output.add(b, at_ids, k)
+        f = activate(unfinished.block(i, lo, hi), lo, hi)
+        nnz += f.nnz
+        output.add(f.block, new_ids[f.rows], f.keys)
+    for b, ids, keys in head:
+        output.add(b, ids, keys)
+    return output, nnz
+
+
+def _in_layout(output: _Output, nnz: int, total: int) -> tuple[Rows, np.ndarray | None, np.ndarray | None]:
+    """`finish`'s result from its packed output (`nnz` non-zeros; rows among `total`): dense
+    blocks of the rows it holds, with `present` and the labels; or, when few enough entries
+    are non-zero, CSR of every row."""
     blocks, keys, present = output.close()
-    out = Rows(width, blocks=blocks)
+    out = Rows(output.width, blocks=blocks)
     held = np.concatenate(present) if present else np.zeros(0, dtype=np.int64)
-    if held.size == new_total:
+    if held.size == total:
         held = None
     stored = out.count
-    if stored and nnz < DENSE_THRESHOLD * 0.5 * width * stored:
-        sparse = Rows.of_csr(full_csr(out, held, new_total))
+    if stored and nnz < DENSE_THRESHOLD * 0.5 * output.width * stored:
+        sparse = Rows.of_csr(full_csr(out, held, total))
         return sparse, None, sparse.labels()
     labels = block_labels(blocks, np.concatenate(keys), np.ones(stored, dtype=bool)) if stored > 1 else None
-    return out, held, _with_absent(labels, held, new_total)
+    return out, held, _with_absent(labels, held, total)
 
 
 class _Output:
