@@ -31,10 +31,12 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `target` atomically."""
+def atomic_write_text(target: str | os.PathLike[str], text: str, mode: int | None = None) -> None:
+    """Write `text` to `target` atomically (with permission bits `mode`, set before the rename)."""
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

@@ -91,6 +91,8 @@ module "worker_function" {
   log_retention_days   = var.log_retention_days
   max_event_age_s      = var.max_event_age_s
 
+  trusted_principal_arns = var.local_role_trustees
+
   s3_bucket = var.package_file != null ? aws_s3_object.package[0].bucket : local.package_bucket
   s3_key    = var.package_file != null ? aws_s3_object.package[0].key : var.package_s3_key
 

@@ -215,3 +215,9 @@ variable "package_force_destroy" {
   type        = bool
   default     = false
 }
+
+variable "local_role_trustees" {
+  description = "Local stack only (set by `fsd local up`): the emulator's operator, which starts the worker processes under the worker role as Lambda does on AWS. Leave empty on AWS."
+  type        = list(string)
+  default     = []
+}

@@ -7,13 +7,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .credentials import for_emulator
 from .manifest import Manifest
 
-__all__ = ["BotoCoreError", "ClientError", "EMULATOR_CREDENTIALS", "botocore_config", "client"]
-
-#: Credentials the emulator accepts (any value works; real ones must never be sent there).
-EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
+__all__ = ["BotoCoreError", "ClientError", "botocore_config", "client"]
 
 def botocore_config(pool: int) -> Any:
     """Client settings the channels share: `pool` connections, standard retries, timeouts."""
@@ -26,14 +23,16 @@ def botocore_config(pool: int) -> Any:
 def client(manifest: Manifest, service: str, config: Any = None) -> Any:
     """A boto3 client for `service` in the manifest's region, at its endpoint if any.
 
-    Against an emulator the client uses dummy credentials, so real ones never leave the
-    machine; on AWS the default credential chain applies. `config` is a botocore Config.
+    Against the emulator the client signs as the local operator, or as the worker role when
+    this process is a worker (`credentials.for_emulator`), so real credentials never leave the
+    machine and the emulator's IAM decides as AWS would; on AWS the default credential chain
+    applies. `config` is a botocore Config.
     """
     import boto3  # imported here: worker processes that never touch AWS need no boto3
 
     kwargs: dict[str, Any] = {"region_name": manifest.region}
     if manifest.endpoint:
-        kwargs.update(endpoint_url=manifest.endpoint, **EMULATOR_CREDENTIALS)
+        kwargs.update(endpoint_url=manifest.endpoint, **for_emulator(manifest.endpoint))
     if config is not None:
         kwargs["config"] = config
     return boto3.session.Session().client(service, **kwargs)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import RunError
 from ..fileio import atomic_write_text
+from .credentials import ANONYMOUS, forget_operator, save_operator
 from .manifest import local_dir, local_manifest_path
 
 _START_TIMEOUT_S = 30.0
@@ -38,6 +39,7 @@ class EmulatorState:
     endpoint: str
     started: float
     log: str
+    iam_enforced: bool = False
 
 
 _children: dict[int, subprocess.Popen[bytes]] = {}  # emulators this process started: reaped on stop
@@ -55,7 +57,7 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X") and b"moto.server" in cmdline
+    return state not in ("Z", "X") and (b"strict_moto" in cmdline or b"moto.server" in cmdline)
 
 
 def _answers(endpoint: str, timeout: float = 2.0) -> bool:
@@ -103,7 +105,7 @@ def start_emulator(port: int | None = None) -> EmulatorState:
         chosen = port or _free_port()
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+                [sys.executable, "-m", "fsd_core.aws.strict_moto", "-H", "127.0.0.1", "-p", str(chosen)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         endpoint = f"http://127.0.0.1:{chosen}"
@@ -111,7 +113,12 @@ def start_emulator(port: int | None = None) -> EmulatorState:
         while proc.poll() is None and time.monotonic() < deadline:
             if _answers(endpoint, timeout=0.5):
                 _children[proc.pid] = proc
-                state = EmulatorState(proc.pid, chosen, endpoint, time.time(), str(log))
+                try:
+                    enforce_iam(endpoint)
+                except Exception as exc:
+                    _terminate(proc.pid, proc)
+                    raise RunError(f"local emulator on {endpoint}: could not enforce IAM ({exc}; log: {log})") from exc
+                state = EmulatorState(proc.pid, chosen, endpoint, time.time(), str(log), iam_enforced=True)
                 atomic_write_text(_state_path(), json.dumps(asdict(state), indent=1) + "\n")
                 return state
             time.sleep(0.1)
@@ -122,6 +129,35 @@ def start_emulator(port: int | None = None) -> EmulatorState:
         if port is not None or attempt == 2:
             break  # a fixed port that failed, or repeated failures: give up
     raise RunError(f"local emulator exited at start (exit {proc.returncode}; log: {log})")
+
+
+OPERATOR_USER = "fsd-local-operator"
+#: The operator may do anything in its own emulator (it runs Terraform there, as an
+#: administrator does on AWS); the workers get only the deployment's worker role.
+_OPERATOR_POLICY = {"Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def enforce_iam(endpoint: str) -> dict[str, str]:
+    """Create the local operator (an IAM user with keys), keep its keys, then switch moto's
+    access control on: from then on every request must be signed by a known identity and be
+    allowed by its policies (moto's `/moto-api/reset-auth` with a count of 0)."""
+    import boto3
+
+    iam = boto3.session.Session().client("iam", region_name="us-east-1", endpoint_url=endpoint,
+                                         **ANONYMOUS)
+    arn = iam.create_user(UserName=OPERATOR_USER)["User"]["Arn"]
+    iam.put_user_policy(UserName=OPERATOR_USER, PolicyName="local-operator",
+                        PolicyDocument=json.dumps(_OPERATOR_POLICY))
+    key = iam.create_access_key(UserName=OPERATOR_USER)["AccessKey"]
+    creds = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    save_operator(endpoint, creds, arn)
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        if json.loads(answer.read()).get("status") != "ok":
+            raise RunError("moto refused to enable IAM")
+    return creds
 
 
 def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -156,6 +192,8 @@ def stop_emulator() -> bool:
     if state is not None and _pid_alive(state.pid):
         _terminate(state.pid, _children.pop(state.pid, None))
         stopped = True
+    if state is not None:
+        forget_operator(state.endpoint)
     _forget_local_deployment()
     _state_path().unlink(missing_ok=True)
     return stopped

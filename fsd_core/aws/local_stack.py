@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import InputError, RunError
 from ..fileio import atomic_path
-from .clients import EMULATOR_CREDENTIALS
+from .credentials import ANONYMOUS, operator, operator_arn
 from .emulator import EmulatorState, _forget_local_deployment, emulator_state, start_emulator, stop_emulator
 from .manifest import Manifest, configured_manifest_path, local_dir, local_manifest_path
 
@@ -47,7 +47,10 @@ def local_status() -> dict[str, Any]:
     status: dict[str, Any] = {"running": state is not None, "state_dir": str(local_dir())}
     if state is not None:
         status.update(pid=state.pid, port=state.port, endpoint=state.endpoint,
-                      uptime_s=round(time.time() - state.started, 1))
+                      uptime_s=round(time.time() - state.started, 1), iam_enforced=state.iam_enforced,
+                      credentials=operator(state.endpoint))
+    else:
+        status.update(iam_enforced=False, credentials=None)
     manifest = _local_manifest(state)
     status["manifest"] = str(local_manifest_path()) if manifest else None
     status["deployment"] = manifest.to_dict() if manifest else None
@@ -97,7 +100,7 @@ def provision_local(workers: int, progress: Callable[[str], None] | None = None)
     state = emulator_state()
     if state is None:
         raise RunError("the local emulator is not running (fsd local up)")
-    project = TerraformProject(local_dir() / "terraform", env=_emulator_env(), progress=progress,
+    project = TerraformProject(local_dir() / "terraform", env=_emulator_env(state.endpoint), progress=progress,
                                verbose=False)
     variables = {
         "name_prefix": LOCAL_NAME_PREFIX,
@@ -105,16 +108,34 @@ def provision_local(workers: int, progress: Callable[[str], None] | None = None)
         "endpoint": state.endpoint,
         "max_workers": workers,
         "package_file": str(_placeholder_package(local_dir())),
+        # The local stack plays the Lambda service: its operator starts the workers with the
+        # worker role's credentials, so the role must trust it (on AWS only Lambda may).
+        "local_role_trustees": [operator_arn(state.endpoint)] if operator_arn(state.endpoint) else [],
     }
     manifest = project.apply(variables=variables, parallelism=max(10, 3 * workers + 10))
     manifest.save(local_manifest_path())
     return Manifest.load(local_manifest_path())  # its `source` names the manifest file
 
 
-def _emulator_env() -> dict[str, str]:
-    return {"AWS_ACCESS_KEY_ID": EMULATOR_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": EMULATOR_CREDENTIALS["aws_secret_access_key"],
+def _emulator_env(endpoint: str) -> dict[str, str]:
+    """Terraform's environment: the local operator's keys (the emulator refuses anyone else)."""
+    creds = operator(endpoint) or ANONYMOUS
+    return {"AWS_ACCESS_KEY_ID": creds["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": creds["aws_secret_access_key"],
             "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_DEFAULT_REGION": LOCAL_REGION}
+
+
+def worker_credentials(manifest: Manifest, run_id: str) -> dict[str, str]:
+    """Temporary credentials of the deployment's worker role (STS AssumeRole as the local
+    operator), for the local processes that play a run's Lambda workers."""
+    from .clients import client
+
+    if not manifest.worker_role_arn:
+        raise RunError(f"{manifest.source}: the deployment names no worker_role_arn (re-apply: fsd local up)")
+    answer = client(manifest, "sts").assume_role(RoleArn=manifest.worker_role_arn,
+                                                 RoleSessionName=f"fsd-run-{run_id}", DurationSeconds=3600)
+    c = answer["Credentials"]
+    return {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+            "aws_session_token": c["SessionToken"]}
 
 
 def local_up(workers: int = DEFAULT_LOCAL_WORKERS,

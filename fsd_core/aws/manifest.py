@@ -24,6 +24,10 @@ from ..fileio import atomic_write_text
 from ..paths import data_dir
 
 
+#: Manifest fields a deployment may lack (strings or null).
+OPTIONAL_FIELDS = ("worker_role_arn", "package_bucket", "failure_queue_url", "object_bucket", "object_storage")
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The deployment manifest: exactly the root module's Terraform outputs."""
@@ -35,6 +39,17 @@ class Manifest:
     bucket: str | None
     function_name: str | None
     max_workers: int
+    # Optional outputs (older deployments lack them; None is left out of the JSON):
+    #: the role the workers run under (Lambda's execution role; locally the operator assumes
+    #: it for the worker processes);
+    worker_role_arn: str | None = None
+    #: where `fsd deploy` uploads the Lambda package (kept out of the run data's bucket);
+    package_bucket: str | None = None
+    #: the queue Lambda reports failed worker invocations on (on-failure destination);
+    failure_queue_url: str | None = None
+    #: the object channel's bucket ("standard": the deployment bucket; "express": a directory bucket).
+    object_bucket: str | None = None
+    object_storage: str | None = None
     source: str = field(default="<manifest>", compare=False, repr=False)
 
     @property
@@ -46,6 +61,9 @@ class Manifest:
         """The JSON object (without `source`)."""
         data = asdict(self)
         del data["source"]
+        for name in OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
         return data
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -90,7 +108,8 @@ class Manifest:
                    topic_arns=strings("topic_arns"), queue_urls=queue_urls,
                    bucket=string("bucket", optional=True),
                    function_name=string("function_name", optional=True),
-                   max_workers=max_workers, source=source)
+                   max_workers=max_workers, source=source,
+                   **{name: string(name, optional=True) for name in OPTIONAL_FIELDS if name in data})
 
     @classmethod
     def from_terraform_outputs(cls, outputs: dict[str, Any], source: str = "terraform output") -> Manifest:

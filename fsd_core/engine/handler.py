@@ -59,6 +59,17 @@ def _progress_writer(directory: str | None, worker: int, layers: int):
     return write
 
 
+def _announce_pid(directory: str | None, worker: int) -> None:
+    """Tell a local coordinator which process plays `worker` (`pid-<worker>` in the progress
+    directory): it notices at once when that process dies without a report, instead of when a
+    peer's message timeout expires."""
+    if directory:
+        target = Path(directory) / f"pid-{worker}"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(str(os.getpid()))
+        os.replace(tmp, target)
+
+
 def _ring_coordinator(directory: str | None) -> None:
     fd = open_bell(Path(directory) / REPORT_BELL) if directory else None
     if fd is not None:
@@ -108,6 +119,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     started_at = time.time()
     at_start = _resources()
     me = int(event["worker"])
+    _announce_pid(event.get("progress_dir"), me)
     report: dict[str, Any] = {"worker": me, "pid": os.getpid(), "requested_at": event.get("requested_at"),
                               "started_at": started_at}
     launcher = open_launcher(event["launcher"], event.get("manifest"))

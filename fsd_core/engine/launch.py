@@ -120,12 +120,13 @@ class LocalLauncher(Launcher):
 
     kind = "local"
 
-    def __init__(self, new_session: bool = False) -> None:
+    def __init__(self, new_session: bool = False, env: Mapping[str, str] | None = None) -> None:
         self.new_session = new_session
+        self.env = dict(env or {})  # e.g. the worker role's credentials (children inherit them)
 
     def start(self, event: dict[str, Any]) -> subprocess.Popen:
         event = dict(event, requested_at=time.time())
-        env = worker_environment(os.environ)
+        env = worker_environment({**os.environ, **self.env})
         return subprocess.Popen(
             [sys.executable, "-m", "fsd_core.engine.handler"],
             env=dict(env, FSD_EVENT=json.dumps(event)),

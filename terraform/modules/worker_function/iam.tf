@@ -20,6 +20,22 @@ data "aws_iam_policy_document" "assume" {
       identifiers = ["lambda.amazonaws.com"]
     }
   }
+
+  # The local stack only: its operator plays the Lambda service and starts the worker
+  # processes with this role's credentials. Empty (the default) on AWS.
+  dynamic "statement" {
+    for_each = length(var.trusted_principal_arns) > 0 ? [1] : []
+    content {
+      sid     = "LocalStackOperator"
+      effect  = "Allow"
+      actions = ["sts:AssumeRole"]
+
+      principals {
+        type        = "AWS"
+        identifiers = var.trusted_principal_arns
+      }
+    }
+  }
 }
 
 resource "aws_iam_role" "this" {

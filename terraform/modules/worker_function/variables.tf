@@ -123,3 +123,9 @@ variable "failure_retention_s" {
   type        = number
   default     = 1209600
 }
+
+variable "trusted_principal_arns" {
+  description = "IAM principals besides Lambda that may assume the worker role. Only the local stack sets it (its operator starts the worker processes under the role); leave empty on AWS."
+  type        = list(string)
+  default     = []
+}

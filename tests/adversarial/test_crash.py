@@ -1,0 +1,42 @@
+"""A worker process killed mid-run fails the run within seconds, naming it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from fsd_core.model.radixnet import radixnet, synthetic_inputs
+from fsd_core.run.coordinator import RunConfig, run
+
+
+def test_a_sigkilled_local_worker_fails_the_run_in_under_5_s(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSD_SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.setenv("FSD_RUNS_DB", str(tmp_path / "runs.sqlite"))
+    model = radixnet(1024, 120, seed=0)
+    inputs = synthetic_inputs(1024, 3000, seed=0)
+    killed: dict[str, float] = {}
+
+    def kill_worker_1() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for pid_file in (tmp_path / "scratch" / "fsd-runs").glob("*/progress/pid-1"):
+                progress = pid_file.parent / "w1"
+                if progress.exists() and int(progress.read_text() or 0) >= 2:  # mid-run, not at start
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                    killed["at"] = time.monotonic()
+                    return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_worker_1, daemon=True)
+    killer.start()
+    result = run(RunConfig("m", None, "local", 2, partition="block", model=model, inputs=inputs, timeout=60))
+    ended = time.monotonic()
+    killer.join(5)
+    assert "at" in killed, "the run ended before worker 1 could be killed"
+    assert result.status == "failed"
+    assert "worker 1" in result.error and "exited without a report" in result.error, result.error
+    assert ended - killed["at"] < 5.0, f"noticed {ended - killed['at']:.1f} s after the kill"
+    assert not list((tmp_path / "scratch" / "fsd-runs").glob("*"))  # nothing left behind
