@@ -10,14 +10,39 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .credentials import for_emulator
 from .manifest import Manifest
 
-__all__ = ["BotoCoreError", "ClientError", "botocore_config", "client"]
+__all__ = ["BotoCoreError", "ClientError", "CALL_DEADLINE_S", "aws_failure", "botocore_config", "client"]
 
-def botocore_config(pool: int) -> Any:
-    """Client settings the channels share: `pool` connections, standard retries, timeouts."""
+#: Every AWS call is bounded: a connection within CONNECT_TIMEOUT_S, an answer within
+#: READ_TIMEOUT_S (above SQS's longest long poll, 20 s), at most ATTEMPTS tries (standard
+#: retry mode, with its back-off). A frozen endpoint therefore costs one call at most
+#: CALL_DEADLINE_S, and the error names the service.
+CONNECT_TIMEOUT_S = 3
+READ_TIMEOUT_S = 25
+ATTEMPTS = 2
+CALL_DEADLINE_S = ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + 5
+
+
+def botocore_config(pool: int = 10) -> Any:
+    """Client settings every client shares: `pool` connections, bounded retries and timeouts."""
     from botocore.config import Config
 
-    return Config(max_pool_connections=pool, retries={"max_attempts": 6, "mode": "standard"},
-                  connect_timeout=10, read_timeout=60)
+    return Config(max_pool_connections=pool, retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
+                  connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
+
+
+def aws_failure(service: str, action: str, exc: Exception) -> str:
+    """One line for a failed AWS call: the service, the call and why (a timeout says so)."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
+        why = f"the endpoint did not answer within {READ_TIMEOUT_S} s ({ATTEMPTS} tries)"
+    elif isinstance(exc, EndpointConnectionError):
+        why = "cannot connect to the endpoint"
+    elif isinstance(exc, ClientError):
+        why = exc.response.get("Error", {}).get("Code", "error")
+    else:
+        why = type(exc).__name__
+    return f"{service} {action} failed: {why}"
 
 
 def client(manifest: Manifest, service: str, config: Any = None) -> Any:
@@ -26,13 +51,12 @@ def client(manifest: Manifest, service: str, config: Any = None) -> Any:
     Against the emulator the client signs as the local operator, or as the worker role when
     this process is a worker (`credentials.for_emulator`), so real credentials never leave the
     machine and the emulator's IAM decides as AWS would; on AWS the default credential chain
-    applies. `config` is a botocore Config.
+    applies. `config` is a botocore Config (default: `botocore_config()`, bounded).
     """
     import boto3  # imported here: worker processes that never touch AWS need no boto3
 
     kwargs: dict[str, Any] = {"region_name": manifest.region}
     if manifest.endpoint:
         kwargs.update(endpoint_url=manifest.endpoint, **for_emulator(manifest.endpoint))
-    if config is not None:
-        kwargs["config"] = config
+    kwargs["config"] = config if config is not None else botocore_config()
     return boto3.session.Session().client(service, **kwargs)

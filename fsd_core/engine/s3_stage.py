@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..aws.clients import client
+from ..aws.clients import BotoCoreError, ClientError, aws_failure, client
 from ..aws.manifest import Manifest
 from ..errors import RunError
 from .stage import Stage
@@ -37,7 +37,10 @@ class S3Stage(Stage):
 
     def put(self, key: str, data: bytes) -> None:
         self._count("s3:PutObject")
-        self.s3.put_object(Bucket=self.manifest.bucket, Key=self.prefix + key, Body=data)
+        try:
+            self.s3.put_object(Bucket=self.manifest.bucket, Key=self.prefix + key, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise RunError(f"stage: {aws_failure('S3', 'PutObject', exc)} ({self.prefix}{key})") from exc
 
     def get(self, key: str) -> bytes | None:
         self._count("s3:GetObject")
@@ -45,6 +48,8 @@ class S3Stage(Stage):
             return self.s3.get_object(Bucket=self.manifest.bucket, Key=self.prefix + key)["Body"].read()
         except self.s3.exceptions.NoSuchKey:
             return None
+        except (BotoCoreError, ClientError) as exc:
+            raise RunError(f"stage: {aws_failure('S3', 'GetObject', exc)} ({self.prefix}{key})") from exc
 
     def delete_all(self) -> None:
         from ..channels.object import delete_run_objects_under
