@@ -1,15 +1,22 @@
 """The price table the cost model uses: every price with its region, date and source.
 
-Defaults are AWS us-east-1 on-demand list prices (no free tier, no savings plans). A JSON file
-overrides them (`fsd recommend --prices FILE`)::
+Defaults are AWS us-east-1 on-demand list prices (no free tier, no savings plans), each with
+the date it took effect (or, for prices unchanged for years, the date it was last checked)
+and the page that states it. A JSON file overrides them (`fsd recommend --prices FILE`)::
 
     {"region": "us-east-1", "date": "2025-01-01",
      "prices": {"lambda_gb_second_x86": {"usd": 1.66667e-05, "source": "...", "date": "..."}},
+     "rules": {"lambda_init_billed": false},
      "ec2": {"r6i.2xlarge": {"vcpu": 8, "memory_gib": 64, "usd_per_hour": 0.504}}}
 
 A file for us-east-1 may list only the prices it changes; a file for any other region must
-list every price (we never price eu-west-1 with us-east-1 numbers). An unknown region without a
-file, or a malformed file, is an `InputError` naming the file and the field.
+list every required price (we never price eu-west-1 with us-east-1 numbers); the S3 Express
+One Zone prices are optional there (without them `--storage express` is refused). An unknown
+region without a file, or a malformed file, is an `InputError` naming the file and the field.
+
+Billing rules are dated too: since 2025-08-01 Lambda bills the INIT phase of a cold start
+(on-demand ZIP functions on managed runtimes) as duration at the function's GB-second price
+(`lambda_init_billed`); a price file can turn it off to price runs from before that date.
 """
 
 from __future__ import annotations
@@ -26,20 +33,42 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_DATE = "2024-03-22"  # the paper's submission date; these list prices held then and since
 
 _LAMBDA = "https://aws.amazon.com/lambda/pricing/"
+_ARM = ("https://aws.amazon.com/blogs/aws/aws-lambda-functions-powered-by-aws-graviton2-processor-"
+        "run-your-functions-on-arm-and-get-up-to-34-better-price-performance/")
+_INIT = "https://aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase/"
 _SNS = "https://aws.amazon.com/sns/pricing/"
 _SQS = "https://aws.amazon.com/sqs/pricing/"
 _S3 = "https://aws.amazon.com/s3/pricing/"
+_S3_FAQ = "https://aws.amazon.com/s3/faqs/ (S3 Express One Zone pricing examples)"
 _EC2 = "https://aws.amazon.com/ec2/pricing/on-demand/"
+#: S3 Express One Zone's prices since its 2025-04-10 reduction (PUT -55 %, GET -85 %, per-GB
+#: charges -60 % and now on every byte, not only the part of a request above 512 KB).
+EXPRESS_DATE = "2025-04-10"
 
-#: name -> (USD per unit, unit, source). Units are single requests / GB-seconds.
-_DEFAULT_PRICES: dict[str, tuple[float, str, str]] = {
-    "lambda_gb_second_x86": (0.0000166667, "GB-second", _LAMBDA),
-    "lambda_gb_second_arm64": (0.0000133334, "GB-second", _LAMBDA),
-    "lambda_request": (0.20 / 1e6, "request", _LAMBDA),
-    "sns_publish": (0.50 / 1e6, "64 KiB publish chunk", _SNS),
-    "sqs_request": (0.40 / 1e6, "64 KiB request chunk (standard queue)", _SQS),
-    "s3_put": (0.005 / 1000, "PUT, COPY, POST or LIST request (S3 Standard)", _S3),
-    "s3_get": (0.0004 / 1000, "GET or SELECT request (S3 Standard)", _S3),
+#: name -> (USD per unit, unit, source, date). Units are single requests, GB-seconds or GB.
+_DEFAULT_PRICES: dict[str, tuple[float, str, str, str]] = {
+    "lambda_gb_second_x86": (0.0000166667, "GB-second (x86_64)", _LAMBDA, DEFAULT_DATE),
+    "lambda_gb_second_arm64": (0.0000133334, "GB-second (arm64, Graviton2)", f"{_LAMBDA}; {_ARM}", "2021-09-29"),
+    "lambda_request": (0.20 / 1e6, "request", _LAMBDA, DEFAULT_DATE),
+    "sns_publish": (0.50 / 1e6, "64 KiB publish chunk", _SNS, DEFAULT_DATE),
+    "sqs_request": (0.40 / 1e6, "64 KiB request chunk (standard queue)", _SQS, DEFAULT_DATE),
+    "s3_put": (0.005 / 1000, "PUT, COPY, POST or LIST request (S3 Standard)", _S3, DEFAULT_DATE),
+    "s3_get": (0.0004 / 1000, "GET or SELECT request (S3 Standard)", _S3, DEFAULT_DATE),
+    "s3express_put": (0.00113 / 1000, "PUT, COPY, POST or LIST request (S3 Express One Zone)", f"{_S3}; {_S3_FAQ}",
+                      EXPRESS_DATE),
+    "s3express_get": (0.00003 / 1000, "GET or HEAD request (S3 Express One Zone)", f"{_S3}; {_S3_FAQ}", EXPRESS_DATE),
+    "s3express_upload_gb": (0.0032, "GB uploaded (every byte of a PUT, S3 Express One Zone)", f"{_S3}; {_S3_FAQ}",
+                            EXPRESS_DATE),
+    "s3express_retrieve_gb": (0.0006, "GB retrieved (every byte of a GET, S3 Express One Zone)", f"{_S3}; {_S3_FAQ}",
+                              EXPRESS_DATE),
+}
+#: Prices a file for another region may leave out (the features they price are then unavailable).
+OPTIONAL_KEYS = ("s3express_put", "s3express_get", "s3express_upload_gb", "s3express_retrieve_gb")
+
+#: name -> (value, what it means, source, date): billing rules that are not prices.
+_DEFAULT_RULES: dict[str, tuple[bool, str, str, str]] = {
+    "lambda_init_billed": (True, ("the INIT phase of a cold start is billed as duration at the function's "
+                           "GB-second price (on-demand ZIP functions, managed runtimes)"), _INIT, "2025-08-01"),
 }
 
 #: Linux on-demand instances for the server baselines: (vCPU, GiB, USD per hour).
@@ -54,6 +83,9 @@ _DEFAULT_EC2: dict[str, tuple[int, float, float]] = {
 }
 
 PRICE_KEYS = tuple(_DEFAULT_PRICES)
+RULE_KEYS = tuple(_DEFAULT_RULES)
+ARCHS = ("x86_64", "arm64")
+STORAGES = ("standard", "express")
 
 
 @dataclass(frozen=True)
@@ -63,6 +95,14 @@ class Price:
     source: str
     date: str
     region: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    value: bool
+    meaning: str
+    source: str
+    date: str
 
 
 @dataclass(frozen=True)
@@ -78,28 +118,43 @@ class Instance:
 
 @dataclass(frozen=True)
 class PriceTable:
-    """Prices by key (see `PRICE_KEYS`) and EC2 instances by name, for one region."""
+    """Prices by key (see `PRICE_KEYS`), billing rules and EC2 instances by name, for one region."""
 
     region: str
     prices: dict[str, Price]
     instances: dict[str, Instance] = field(default_factory=dict)
     origin: str = "built-in defaults"
+    rules: dict[str, Rule] = field(default_factory=lambda: {k: Rule(*v) for k, v in _DEFAULT_RULES.items()})
 
     def __getitem__(self, key: str) -> float:
-        return self.prices[key].usd
+        try:
+            return self.prices[key].usd
+        except KeyError:
+            raise InputError(f"the price table ({self.origin}) has no price {key!r} for region {self.region}") from None
+
+    def has(self, key: str) -> bool:
+        return key in self.prices
 
     def lambda_gb_second(self, arch: str = "x86_64") -> float:
+        if arch not in ARCHS:
+            raise InputError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
         return self["lambda_gb_second_arm64" if arch == "arm64" else "lambda_gb_second_x86"]
+
+    @property
+    def init_billed(self) -> bool:
+        """Whether a cold start's INIT phase is billed (Lambda, since 2025-08-01)."""
+        rule = self.rules.get("lambda_init_billed")
+        return bool(rule.value) if rule else False
 
     def as_dict(self) -> dict:
         return {"region": self.region, "origin": self.origin,
                 "prices": {k: vars(p) for k, p in self.prices.items()},
+                "rules": {k: vars(r) for k, r in self.rules.items()},
                 "ec2": {k: vars(i) for k, i in self.instances.items()}}
 
 
 def default_table() -> PriceTable:
-    prices = {k: Price(usd, unit, src, DEFAULT_DATE, DEFAULT_REGION)
-              for k, (usd, unit, src) in _DEFAULT_PRICES.items()}
+    prices = {k: Price(usd, unit, src, date, DEFAULT_REGION) for k, (usd, unit, src, date) in _DEFAULT_PRICES.items()}
     inst = {k: Instance(k, v, m, h, _EC2, DEFAULT_DATE, DEFAULT_REGION) for k, (v, m, h) in _DEFAULT_EC2.items()}
     return PriceTable(DEFAULT_REGION, prices, inst)
 
@@ -144,10 +199,20 @@ def load_prices(path: str | os.PathLike[str] | None = None, region: str | None =
         usd = _nonneg(entry.get("usd"), f"{where}.usd")
         prices[key] = Price(usd, _DEFAULT_PRICES[key][1], str(entry.get("source", str(path))),
                             str(entry.get("date", date)), file_region)
-    missing = [k for k in PRICE_KEYS if k not in prices]
+    missing = [k for k in PRICE_KEYS if k not in prices and k not in OPTIONAL_KEYS]
     if missing:
         raise InputError(f"{path}: region {file_region!r} has no built-in prices, so the file must give "
                          f"'prices.{missing[0]}' (missing: {', '.join(missing)})")
+    rules = dict(base.rules)
+    raw_rules = doc.get("rules", {})
+    if not isinstance(raw_rules, dict):
+        raise InputError(f"{path}: field 'rules' must be an object")
+    for key, value in raw_rules.items():
+        if key not in _DEFAULT_RULES:
+            raise InputError(f"{path}: field rules.{key} is not a known rule (known: {', '.join(RULE_KEYS)})")
+        if not isinstance(value, bool):
+            raise InputError(f"{path}: field rules.{key} must be true or false")
+        rules[key] = Rule(value, _DEFAULT_RULES[key][1], str(path), date)
     instances = dict(base.instances)
     raw_ec2 = doc.get("ec2", {})
     if not isinstance(raw_ec2, dict):
@@ -163,7 +228,7 @@ def load_prices(path: str | os.PathLike[str] | None = None, region: str | None =
             raise InputError(f"{where} needs vcpu >= 1 and memory_gib > 0")
         instances[name] = Instance(name, int(vcpu), float(mem), usd, str(entry.get("source", str(path))),
                                    str(entry.get("date", date)), file_region)
-    return PriceTable(file_region, prices, instances, origin=str(path))
+    return PriceTable(file_region, prices, instances, origin=str(path), rules=rules)
 
 
 def _nonneg(value: object, where: str) -> float:
