@@ -1,2 +1,3 @@
-"""Prices (prices: dated, sourced) and the cost and latency model with its recommendation and
-calibration (model). Imports no channel: service limits come from `fsd_core.aws.limits`."""
+"""The cost and latency model: prices (dated, sourced), pricing, exact counts, parameters (each
+with its source), workloads, latency, the recommendation and calibration; `model` gathers the
+public names. Imports no channel: service limits come from `fsd_core.aws.limits`."""
