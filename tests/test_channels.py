@@ -1,5 +1,6 @@
-"""One contract suite over every channel: local (files), queue (SNS->SQS) and object (S3), the
-cloud ones against the real emulator over HTTP on loopback. Then end-to-end reliability runs.
+"""One contract suite over every channel: local (files), queue (SNS->SQS), object (S3), the
+cloud ones against the real emulator over HTTP on loopback, and the prediction recorder
+(in-process). Then end-to-end reliability runs.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from fsd_core.aws.clients import client
 from fsd_core.aws.manifest import Manifest
 from fsd_core.channels import open_channel
 from fsd_core.channels.frames import Message
+from fsd_core.channels.recorder import Hub
 from fsd_core.errors import WorkerTimeout
 from fsd_core.kernel.serial import infer
 from fsd_core.model.radixnet import radixnet, synthetic_inputs
 from fsd_core.run.coordinator import RunConfig, activations_equal, run
 
-BACKENDS = ["local", "queue", "object"]
+# The recorder is in-process: every check of the contract below applies to it, its ends
+# sharing one hub per test. What does not apply is outside this suite: a recorder never
+# carries a run (no end-to-end run, no clean-up: nothing outlives its hub), and the local
+# channel's file checks are the local channel's. In the suite it frames as the queue channel
+# does (chunked at a small limit), and `test_the_recorder_frames_as_the_transport_it_stands_for`
+# holds it to the real queue and object channels frame by frame.
+BACKENDS = ["local", "queue", "object", "recorder"]
+RECORDER_MAX_FRAME = 200_000
 
 
 def block(rows: int, cols: int, density: float, seed: int) -> sp.csr_matrix:
@@ -42,7 +51,9 @@ def make_channel(request, tmp_path):
     """Factory: make_channel(run_id, worker) -> an open channel end of the parametrised kind."""
     kind = request.param
     config = {"root": str(tmp_path / "channel")}
-    if kind != "local":
+    if kind == "recorder":
+        config = {"hub": Hub(), "variant": "queue", "max_frame_bytes": RECORDER_MAX_FRAME}
+    elif kind != "local":
         manifest = request.getfixturevalue("local_deployment")
         config = {"manifest": manifest.to_dict(), "poll_wait": 1}
     opened = []
@@ -173,7 +184,7 @@ def test_large_block_is_chunked_and_reassembled(make_channel):
     big = sp.csr_matrix(rng.random((400, 500), dtype=np.float32))  # ~800 KB of incompressible floats
     sender.send(1, 0, big)
     sender.flush()
-    if make_channel.kind == "queue":
+    if make_channel.kind in ("queue", "recorder"):
         assert sender.stats.messages_sent >= 4  # over 256 KiB: several SNS messages
     (src, blk), = list(receiver.receive(1, [1], timeout=60))
     assert same(blk, big)
@@ -280,8 +291,8 @@ def test_local_channel_says_when_a_layers_messages_are_all_here(tmp_path):
 
 def test_arrived_tells_without_losing_a_message(make_channel):
     """`arrived` never waits and never takes a message from `receive`; transports whose poll
-    is free (local, queue) say True once the layer's messages are in, the object channel
-    always says False (a check would be a request)."""
+    is free (local, queue, recorder) say True once the layer's messages are in, the object
+    channel always says False (a check would be a request)."""
     run_id = uuid.uuid4().hex[:12]
     receiver, sender = make_channel(run_id, 0), make_channel(run_id, 1)
     b = block(12, 5, 0.5, 7)
@@ -290,11 +301,58 @@ def test_arrived_tells_without_losing_a_message(make_channel):
     sender.flush()
     sender.settle()
     deadline = time.monotonic() + 15
-    while receiver.poll_is_free and not receiver.arrived(1, [1]) and time.monotonic() < deadline:
+    while receiver.capabilities.poll_is_free and not receiver.arrived(1, [1]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert receiver.arrived(1, [1]) == (make_channel.kind != "object")
     (src, msg), = list(receiver.receive(1, [1], timeout=30))
     assert src == 1 and same(msg, b) and receiver.stats.duplicates == 0
+
+
+@pytest.mark.parametrize("variant", ["queue", "object"])
+def test_the_recorder_frames_as_the_transport_it_stands_for(local_deployment, variant):
+    """What `run.predict` relies on: for the same messages (rows, a row map sent once, then
+    repeated, an empty block, a block over the queue's frame limit) the recorder records the
+    frames, and their sizes, that the real channel sends; and both deliver the same messages."""
+    from fsd_core.channels.object import delete_run_objects
+    from fsd_core.channels.queue import frame_limit
+
+    run_id, manifest = uuid.uuid4().hex[:12], {"manifest": local_deployment.to_dict(), "poll_wait": 1}
+    hub = Hub()
+    limit = frame_limit(local_deployment.max_workers) if variant == "queue" else None
+    recorded = {"hub": hub, "variant": variant, "max_frame_bytes": limit}
+    real, real_rx = open_channel(variant, run_id, 1, manifest), open_channel(variant, run_id, 0, manifest)
+    recorder, recorder_rx = open_channel("recorder", run_id, 1, recorded), open_channel("recorder", run_id, 0, recorded)
+    rng = np.random.default_rng(8)
+    rows = rng.random((30, 4), dtype=np.float32) + 1
+    row_map = rng.integers(0, 4, 500)
+    script = [Message(rows, row_map, None), Message(rows, row_map.copy(), None),
+              Message(np.zeros((30, 4), np.float32), row_map, None), Message(rows, row_map, None),
+              Message(sp.csr_matrix(rng.random((400, 500), dtype=np.float32)))]
+    try:
+        for layer, msg in enumerate(script, start=1):
+            before = (real.stats.messages_sent, real.stats.bytes_sent)
+            real.send(layer, 0, msg)
+            recorder.send(layer, 0, msg)
+            sent = (real.stats.messages_sent - before[0], real.stats.bytes_sent - before[1])
+            assert (len(hub.sizes[layer][1]), sum(n for _, n in hub.sizes[layer][1])) == sent, layer
+            real.flush()
+            (_, a), = list(real_rx.receive(layer, [1], timeout=30))
+            (_, b), = list(recorder_rx.receive(layer, [1], timeout=30))
+            assert type(a.block) is type(b.block) and a.empty == b.empty, layer
+            assert (a.row_map is None) == (b.row_map is None), layer
+            if a.row_map is not None:
+                assert np.array_equal(a.row_map, b.row_map), layer
+            if sp.issparse(a.block):
+                assert same(a.block, sp.csr_matrix(b.block)), layer
+            else:
+                assert np.array_equal(a.block, b.block), layer
+    finally:
+        for ch in (real, real_rx, recorder, recorder_rx):
+            ch.close()
+        if variant == "object":
+            delete_run_objects(local_deployment, run_id)
+    if variant == "object":  # the empty block: a zero-length object, recorded as 0 bytes
+        assert hub.sizes[3][1] == [(0, 0)]
 
 
 def test_silent_sender_times_out_naming_worker_and_layer(make_channel):

@@ -1,5 +1,6 @@
-"""Channel registry: `open_channel("local"|"queue"|"object", ...)` imports the backend lazily,
-so `worker.py` (and anything else that only sees a Channel) never imports boto3."""
+"""Channel registry: `open_channel("local"|"queue"|"object"|"recorder", ...)` imports the
+backend lazily, so `worker.py` (and anything else that only sees a Channel) never imports
+boto3. `recorder` is the in-process channel request predictions run over (`recorder.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ _BACKENDS = {
     "local": "fsd_core.channels.local:LocalChannel",
     "queue": "fsd_core.channels.queue:QueueChannel",
     "object": "fsd_core.channels.object:ObjectChannel",
+    "recorder": "fsd_core.channels.recorder:RecorderChannel",
 }
 
 

@@ -1,17 +1,26 @@
 """The Channel contract every transport implements, and the logic they all share.
 
 A channel moves sparse activation blocks between the workers of one run. A transport
-fills two hooks:
+declares what it is (`Capabilities`: its frame limit, whether it compresses, takes scattered
+buffers, polls for free) and fills a few hooks; it overrides no public method. Two hooks are
+required:
 
 - `_send_frames(layer, dst, frames)`: deliver the frames (header + payload bytes) of one block
-  to worker `dst`. May buffer; `flush()` must push everything out.
+  to worker `dst`. May buffer; `_start_delivery` then starts pushing them out at `flush()`.
 - `_poll(layer, pending, timeout)`: return raw frames that have arrived for this worker, waiting
   at most `timeout` seconds. It may return frames of other layers or runs, duplicates and
   partial chunk sets: the base class sorts that out once, here.
 
+and the rest are there for the transports that need them: `_start_delivery()` (a buffering
+transport starts its deliveries in threads; `settle` waits for the futures it returns),
+`_frames(layer, dst, msg)` (the frames that carry a message, for a transport with a cheaper
+form for some: the object channel's zero-length empty blocks), `_spent(layer)` (the buffers of
+earlier layers are no longer read), `_close()` and `_cleanup()` (what `close` releases and
+`cleanup` deletes).
+
 Delivery semantics the base class provides on top of the hooks:
 
-- `send()` encodes the message (`encoding.Message`: a block of rows, optionally with the
+- `send()` encodes the message (`frames.Message`: a block of rows, optionally with the
   sender's row map), splits it into frames no larger than `max_frame_bytes`, and
   hands them to the transport. An empty block is still sent (receivers never wait on silence).
 - `receive()` yields `(src, block)` for every expected sender of a layer, in arrival order;
@@ -19,14 +28,15 @@ Delivery semantics the base class provides on top of the hooks:
   kept for later, damaged frames are counted and dropped. If a sender is still missing after
   `timeout` seconds it raises `WorkerTimeout` naming the worker, the layer and the senders.
 - `arrived()` says, without waiting, whether every expected message of a layer is here; a
-  transport that cannot tell cheaply keeps the default answer, False (the worker then makes
-  all the work it can ahead of the messages; see `worker.py`).
+  transport that cannot tell cheaply (`poll_is_free` False) keeps the default answer, False
+  (the worker then makes all the work it can ahead of the messages; see `worker.py`).
 - A message's row map travels only when it differs from the one of the previous message
   this channel sent to the same worker (`Message.repeat_map`); `receive()` puts it back from
   the last one that arrived from that sender. A row map changes only when rows merge, and it
   is B entries a layer. Sound because a worker receives every message sent to it, layer by
   layer in order; a transport that drops a message's map (the object channel's zero-length
-  empty blocks) does so before `send` here, so neither side remembers that map.
+  empty blocks, in its `_frames`) does so before the map is remembered, so neither side
+  remembers it.
 - `stats` counts messages, bytes and API requests (by API, and billed in 64 KiB chunks where
   the service bills that way) for the run record and the cost model.
 """
@@ -38,6 +48,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -50,6 +61,28 @@ from .frames import FrameError, Header, Message, decode_message, frame_size, fra
 def as_message(message: Message | sp.spmatrix) -> Message:
     """A bare sparse block is a message without a row map."""
     return message if isinstance(message, Message) else Message(message)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a transport declares about itself; the shared logic below reads each in one place.
+
+    Declared, not hooks: these are facts about a transport (or about how one end was opened:
+    the queue channel's frame limit depends on the deployment, its free poll on its receiver
+    thread), not behaviour, and read together they say at a glance how a transport differs
+    from the default (a cloud service: frames of any size, compressed, joined, a request per
+    poll).
+    """
+
+    #: Largest frame (header included) the transport carries; None = unlimited.
+    max_frame_bytes: int | None = None
+    #: Compress dense blocks (`message_parts`); an in-memory transport sends them verbatim.
+    compress: bool = True
+    #: `_send_frames` also takes a frame as a list of buffers (written without joining them).
+    scatter: bool = False
+    #: `_poll(..., timeout=0)` makes no request (a local listing, an in-process queue), so
+    #: `arrived` may look.
+    poll_is_free: bool = False
 
 
 @dataclass
@@ -83,17 +116,10 @@ class ChannelStats:
 class Channel(ABC):
     """One worker's end of a run's transport. Not thread-safe: one worker, one channel."""
 
-    #: Largest frame (header included) the transport carries; None = unlimited.
-    max_frame_bytes: int | None = None
     #: Short name used in registries, records and errors.
     name: str = "channel"
-    #: Compress dense blocks (see `encode_message`); an in-memory transport sends them verbatim.
-    compress: bool = True
-    #: `_send_frames` also takes a frame as a list of buffers (written without joining them).
-    scatter: bool = False
-    #: `_poll(..., timeout=0)` makes no request (a local listing, an in-process queue), so
-    #: `arrived` may look.
-    poll_is_free: bool = False
+    #: What the transport is (a class attribute, or set per instance in `__init__`).
+    capabilities: Capabilities = Capabilities()
 
     def __init__(self, run_id: str, worker: int) -> None:
         self.run_id = run_id
@@ -106,6 +132,7 @@ class Channel(ABC):
         self._ready: dict[int, list[tuple[int, Message]]] = defaultdict(list)
         self._maps_sent: dict[int, np.ndarray] = {}  # dst -> row map of the last message sent to it
         self._maps_seen: dict[int, np.ndarray] = {}  # src -> row map of the last message from it
+        self._inflight: list[Future] = []  # deliveries started by earlier flushes
 
     # ------------------------------------------------------------------ public API
     def send(self, layer: int, dst: int, message: Message | sp.spmatrix) -> None:
@@ -113,28 +140,24 @@ class Channel(ABC):
 
         May be buffered until `flush()`.
         """
-        msg = as_message(message)
-        if msg.row_map is not None:
-            last = self._maps_sent.get(dst)
-            self._maps_sent[dst] = msg.row_map
-            if last is not None and (last is msg.row_map or np.array_equal(last, msg.row_map)):
-                msg = replace(msg, repeat_map=True)
-        payload = message_parts(msg, self.compress)
-        frames = frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, self.max_frame_bytes,
-                            join=not self.scatter)
+        frames = self._frames(layer, dst, as_message(message))
         self.stats.messages_sent += len(frames)
         self.stats.bytes_sent += sum(frame_size(f) for f in frames)
         self._send_frames(layer, dst, frames)
 
     def flush(self) -> None:
-        """Start pushing out anything `send` buffered; may return before it is delivered.
-
-        Transports that do not buffer need not override. Errors of an earlier flush surface
-        here or in `settle()`.
+        """Start pushing out anything `send` buffered (`_start_delivery`); may return before it
+        is delivered. Waits for the previous flush first: its errors surface here or in
+        `settle()`.
         """
+        self.settle()
+        self._inflight = self._start_delivery()
 
     def settle(self) -> None:
         """Wait until everything flushed so far is delivered; raise the first delivery error."""
+        inflight, self._inflight = self._inflight, []
+        for future in inflight:
+            future.result()
 
     def receive(self, layer: int, senders: Iterable[int], timeout: float) -> Iterator[tuple[int, Message]]:
         """Yield `(src, message)` once per expected sender of `layer`, in arrival order.
@@ -164,7 +187,7 @@ class Channel(ABC):
         interior products ahead only while this is False; a transport that cannot tell
         cheaply (`poll_is_free` False: a request per call) says False, so its workers
         overlap all they can."""
-        if not self.poll_is_free:
+        if not self.capabilities.poll_is_free:
             return False
         expected = set(senders)
         if {src for src, _ in self._ready.get(layer, [])} >= expected:
@@ -174,10 +197,14 @@ class Channel(ABC):
         return {src for src, _ in self._ready.get(layer, [])} >= expected
 
     def close(self) -> None:
-        """Release connections and threads; the run's data stays for `cleanup`."""
+        """Release connections and threads; the run's data stays for `cleanup`. Deliveries not
+        yet settled are waited for (a buffering transport's `_close`), their errors dropped."""
+        self._close()
+        self._inflight = []
 
     def cleanup(self) -> None:
         """Delete what this run left in the transport (queues drained, objects deleted)."""
+        self._cleanup()
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -188,10 +215,42 @@ class Channel(ABC):
     def _poll(self, layer: int, pending: set[int], timeout: float) -> list[bytes]:
         """Return frames that arrived for this worker, waiting at most `timeout` seconds."""
 
+    def _start_delivery(self) -> list[Future]:
+        """Start delivering what `_send_frames` buffered, in the background; the futures
+        `settle` waits for (a transport that does not buffer delivers in `_send_frames`)."""
+        return []
+
+    def _close(self) -> None:
+        """Release what this end holds (connections, threads, file descriptors)."""
+
+    def _cleanup(self) -> None:
+        """Delete what this end left in the transport (its inbox, its spare files)."""
+
+    def _frames(self, layer: int, dst: int, msg: Message) -> list:
+        """The frames that carry `msg` to `dst`: the header, then the payload (its row map only
+        when it changed since the last message to `dst`: `_repeat_map`), cut at
+        `max_frame_bytes`. A transport with a cheaper form for some messages returns that
+        instead and leaves the rest to this (the object channel: an empty block is a
+        zero-length object, without its row map, which is then not remembered either)."""
+        caps = self.capabilities
+        payload = message_parts(self._repeat_map(dst, msg), caps.compress)
+        return frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, caps.max_frame_bytes,
+                          join=not caps.scatter)
+
     def _spent(self, layer: int) -> None:
         """The messages of layers before `layer` are no longer read: their buffers may go."""
 
     # ------------------------------------------------------------------ shared logic
+    def _repeat_map(self, dst: int, msg: Message) -> Message:
+        """`msg`, marked `repeat_map` when its row map is the last one sent to `dst` (remembered here)."""
+        if msg.row_map is None:
+            return msg
+        last = self._maps_sent.get(dst)
+        self._maps_sent[dst] = msg.row_map
+        if last is not None and (last is msg.row_map or np.array_equal(last, msg.row_map)):
+            return replace(msg, repeat_map=True)
+        return msg
+
     def _with_row_map(self, src: int, msg: Message) -> Message:
         """Put a repeated row map back (messages reach here layer by layer, in order)."""
         if msg.repeat_map:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..doorbell import Doorbell, open_bell, ring
-from .base import Channel
+from .base import Capabilities, Channel
 from .frames import frame_size
 
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
@@ -56,9 +56,10 @@ class LocalChannel(Channel):
     """Inbox-per-worker file channel between local processes."""
 
     name = "local"
-    compress = False  # frames live in memory: copying beats compressing
-    scatter = True  # a frame's buffers go straight into its file, and come back mapped, not copied
-    poll_is_free = True  # a poll lists the inbox: microseconds on a memory file system
+    # Frames live in memory: copying beats compressing. A frame's buffers go straight into its
+    # file, and come back mapped, not copied. A poll lists the inbox: microseconds on a memory
+    # file system.
+    capabilities = Capabilities(compress=False, scatter=True, poll_is_free=True)
 
     def __init__(self, run_id: str, worker: int, root: str | os.PathLike[str],
                  spares: str | os.PathLike[str] | None = None) -> None:
@@ -172,7 +173,7 @@ class LocalChannel(Channel):
                 return []
             self._bell.wait(min(POLL_MAX, remaining))
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._bell.close()
         for fd in self._rings.values():
             try:
@@ -181,7 +182,7 @@ class LocalChannel(Channel):
                 pass
         self._rings.clear()
 
-    def cleanup(self) -> None:
+    def _cleanup(self) -> None:
         shutil.rmtree(self.inbox, ignore_errors=True)
         if self._spare_root == self.root:  # (spares kept for later runs belong to their owner)
             shutil.rmtree(self._spares, ignore_errors=True)

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import RunError
-from .base import Channel, as_message
+from .base import Channel
 from .frames import Header, Message, encode_message, frames_for
 
 GET_THREADS = 8
@@ -36,20 +36,20 @@ RETRY_FIRST = 0.01   # seconds before the first retry of a missing key
 RETRY_CAP = 0.25     # longest pause between two GETs of one missing key
 
 
-def is_empty_block(message: Message | sp.spmatrix) -> bool:
-    """A message with no non-zero: written as a zero-length object (its row map is moot)."""
-    return as_message(message).empty
-
-
 def object_key(run_id: str, layer: int, src: int, dst: int) -> str:
     return f"runs/{run_id}/l{layer}/{src}-{dst}"
+
+
+def empty_block_frame(run_id: str, layer: int, src: int, dst: int) -> bytes:
+    """The frame a zero-length object stands for (an empty block), for the shared decoder."""
+    empty = encode_message(Message(sp.csr_matrix((0, 0), dtype=np.float32)))
+    return frames_for(Header(run_id, layer, src, dst, 0, 1), empty, None)[0]
 
 
 class ObjectChannel(Channel):
     """One worker's end of the S3 channel."""
 
-    name = "object"
-    max_frame_bytes = None
+    name = "object"  # capabilities: the default (frames of any size, compressed; a poll is a request)
 
     def __init__(self, run_id: str, worker: int, manifest: Any) -> None:
         from ..aws.clients import botocore_config, client
@@ -60,7 +60,6 @@ class ObjectChannel(Channel):
         self.bucket = manifest.bucket
         self.s3 = client(manifest, "s3", botocore_config(GET_THREADS + PUT_THREADS))
         self._puts: list[tuple[str, bytes]] = []
-        self._inflight: list[Future] = []  # PutObject futures of earlier flushes
         self._put_pool = ThreadPoolExecutor(PUT_THREADS, thread_name_prefix=f"put-w{worker}")
         self._get_pool = ThreadPoolExecutor(GET_THREADS, thread_name_prefix=f"get-w{worker}")
         self._fetching: dict[tuple[int, int], Future] = {}
@@ -72,27 +71,18 @@ class ObjectChannel(Channel):
         return cls(run_id, worker, Manifest.from_dict(config["manifest"]))
 
     # ---------------------------------------------------------------- sending
-    def send(self, layer: int, dst: int, message: Message | sp.spmatrix) -> None:
-        if is_empty_block(message):
-            self.stats.messages_sent += 1
-            self._send_frames(layer, dst, [b""])
-            return
-        super().send(layer, dst, message)
+    def _frames(self, layer: int, dst: int, msg: Message) -> list:
+        """An empty block is a zero-length object (its row map is moot, and not remembered)."""
+        return [b""] if msg.empty else super()._frames(layer, dst, msg)
 
     def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
         (frame,) = frames  # never chunked: max_frame_bytes is None
         self._puts.append((object_key(self.run_id, layer, self.worker, dst), frame))
 
-    def flush(self) -> None:
-        """Start the layer's puts in parallel threads and return (they overlap computation)."""
-        self.settle()
+    def _start_delivery(self) -> list[Future]:
+        """The layer's puts, in parallel threads (they overlap computation)."""
         puts, self._puts = self._puts, []
-        self._inflight = [self._put_pool.submit(self._put, key, body) for key, body in puts]
-
-    def settle(self) -> None:
-        inflight, self._inflight = self._inflight, []
-        for future in inflight:
-            future.result()
+        return [self._put_pool.submit(self._put, key, body) for key, body in puts]
 
     def _put(self, key: str, body: bytes) -> None:
         from ..aws.clients import BotoCoreError, ClientError
@@ -142,15 +132,10 @@ class ObjectChannel(Channel):
                 return None
             time.sleep(pause)
             pause = min(pause * 2, RETRY_CAP)
-        if body:
-            return body
-        # A zero-length object is an empty block: rebuild its frame for the shared decoder.
-        empty = encode_message(Message(sp.csr_matrix((0, 0), dtype=np.float32)))
-        return frames_for(Header(self.run_id, layer, src, self.worker, 0, 1), empty, None)[0]
+        return body or empty_block_frame(self.run_id, layer, src, self.worker)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._put_pool.shutdown(wait=True)
-        self._inflight = []
         self._get_pool.shutdown(wait=False, cancel_futures=True)
 
 

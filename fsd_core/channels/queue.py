@@ -25,7 +25,7 @@ import base64
 import queue as queue_mod
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..aws.limits import (
@@ -37,7 +37,7 @@ from ..aws.limits import (
     wire_size,
 )
 from ..errors import RunError
-from .base import Channel
+from .base import Capabilities, Channel
 
 SQS_MAX_MESSAGES = 10  # ReceiveMessage returns at most 10 messages per call
 DEFAULT_POLL_WAIT = 1  # seconds of long polling per ReceiveMessage (0..20)
@@ -84,12 +84,12 @@ class QueueChannel(Channel):
         self.queue_url = manifest.queue_urls[worker]
         self.sns = client(manifest, "sns", botocore_config(PUBLISH_THREADS * 2))
         self.sqs = client(manifest, "sqs", botocore_config(4))
-        # The largest destination id has the longest attribute: size frames for it.
-        self.max_frame_bytes = frame_limit(manifest.max_workers)
+        # The largest destination id has the longest attribute: size frames for it. A poll is
+        # free with the receiver thread: it polls SQS, `_poll` reads its in-process inbox.
+        self.capabilities = Capabilities(max_frame_bytes=frame_limit(manifest.max_workers), poll_is_free=receive)
         self.poll_wait = int(poll_wait)
         self.duplicate = duplicate  # publish everything twice: at-least-once delivery, for tests
         self._outbox: list[tuple[int, bytes]] = []
-        self._inflight: list[Any] = []  # publish futures of earlier flushes
         self._pool = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix=f"publish-w{worker}")
         self._inbox: queue_mod.Queue[bytes] = queue_mod.Queue()
         self._stop = threading.Event()
@@ -98,10 +98,6 @@ class QueueChannel(Channel):
         if receive:
             self._receiver = threading.Thread(target=self._receive_loop, name=f"receive-w{worker}", daemon=True)
             self._receiver.start()
-
-    @property
-    def poll_is_free(self) -> bool:  # the receiver thread polls SQS; `_poll` reads its in-process inbox
-        return self._receiver is not None
 
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "QueueChannel":
@@ -114,16 +110,12 @@ class QueueChannel(Channel):
     def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
         self._outbox.extend((dst, f) for f in frames)
 
-    def flush(self) -> None:
-        """Start publishing everything sent since the last flush, packed into PublishBatch calls.
-
-        Returns at once: the publishing threads overlap the worker's computation. The next
-        flush (or `settle`) first waits for this one and raises its errors.
-        """
-        self.settle()
+    def _start_delivery(self) -> list[Future]:
+        """Publish everything sent since the last flush, packed into PublishBatch calls, in
+        threads that overlap the worker's computation."""
         outbox, self._outbox = self._outbox, []
         if not outbox:
-            return
+            return []
         entries = [{"Id": str(i), "Message": base64.b64encode(frame).decode("ascii"),
                     "MessageAttributes": dst_attributes(dst)} for i, (dst, frame) in enumerate(outbox)]
         sizes = [wire_size(len(frame), attr_bytes_for(dst)) for dst, frame in outbox]
@@ -131,12 +123,7 @@ class QueueChannel(Channel):
         wires = [sum(sizes[i] for i in batch) for batch in pack_batches(sizes)]
         if self.duplicate:
             batches, wires = batches * 2, wires * 2
-        self._inflight = [self._pool.submit(self._publish, b, w) for b, w in zip(batches, wires)]
-
-    def settle(self) -> None:
-        inflight, self._inflight = self._inflight, []
-        for future in inflight:
-            future.result()
+        return [self._pool.submit(self._publish, b, w) for b, w in zip(batches, wires)]
 
     def _publish(self, entries: list[dict], wire_bytes: int) -> None:
         from ..aws.clients import ClientError
@@ -224,11 +211,10 @@ class QueueChannel(Channel):
             raise RunError(str(self._receiver_error)) from self._receiver_error
         return [f for f in frames if f]
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Stop the receiver (it ends after its current long poll) and the publishers."""
         self._stop.set()
         self._pool.shutdown(wait=True)
-        self._inflight = []
 
 
 def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, int]:
