@@ -295,20 +295,20 @@ def test_the_papers_cheaper_variant_at_1024_and_at_62_workers():
 
 
 def test_fed_the_papers_counters_the_model_lands_near_its_times():
-    """docs/cost-model.md: with the overheads measured here, within +65 % of the two runs that have
-    counters (95 % of it communication); with the codec speed fitted on the queue run, the object
-    run within 15 %. The 16384 runs have no counters (docs explains their gap)."""
+    """docs/cost-model.md: with the overheads measured here, within +60 % of the two runs that have
+    counters (over 90 % of it communication); with the codec speed fitted on the queue run, the
+    object run within 10 %. The 16384 runs have no counters (docs explains their gap)."""
     rows = {(r["variant"], r["neurons"]): r for r in paper.comparison()}
     for key in (("queue", 1024), ("object", 1024)):
         r = rows[key]
-        assert r["counters"] and 0 < r["relative_error"] < 0.65, r
+        assert r["counters"] and 0 < r["relative_error"] < 0.6, r
         assert (r["terms"]["communication"] + r["terms"]["gather"]) / r["model_s"] > 0.9
     assert rows["queue", 1024]["paper_s"] == pytest.approx(63.4, abs=0.1)  # issue 26's 63.5 s
     factor, fitted = paper.fitted_codec()
-    assert 1.0 < factor < 4.0
+    assert 1.0 < factor < 3.0
     rows = {(r["variant"], r["neurons"]): r for r in paper.comparison(params=fitted)}
     assert abs(rows["queue", 1024]["relative_error"]) < 1e-6
-    assert abs(rows["object", 1024]["relative_error"]) < 0.15
+    assert abs(rows["object", 1024]["relative_error"]) < 0.1
 
 
 def test_calibrating_on_the_paper_runs_keeps_the_62_worker_order():
@@ -317,7 +317,7 @@ def test_calibrating_on_the_paper_runs_keeps_the_62_worker_order():
     fitted, report = cost.fit_totals(records, Params.paper(), ["codec_bytes_per_s", "sqs_request_s"])
     assert set(report["fitted"]) >= {"decode_bytes_per_s", "sqs_request_s"}
     errors = dict(zip(PAPER_SECONDS, report["relative_residuals"]))
-    assert abs(errors["queue", 1024]) < 0.1 and abs(errors["object", 1024]) < 0.1
+    assert abs(errors["queue", 1024]) < 0.15 and abs(errors["object", 1024]) < 0.15
     for n in (1024, 4096, 16384):
         assert _paper_predict("queue", n, 62, fitted).cost_usd < _paper_predict("object", n, 62, fitted).cost_usd
     with pytest.raises(InputError, match="nonsense"):

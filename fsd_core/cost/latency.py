@@ -6,13 +6,16 @@ Per layer, each worker (the layer loop of `engine/worker.py`):
    publishes `PublishBatch` calls from `publish_threads` threads, the object channel PUTs one
    object per message from `object_threads` threads;
 2. computes its *interior* columns (those fed only by rows it holds) while the messages travel;
-3. receives: SNS -> SQS delivery (`queue_hop_s`), then the receiver thread's ReceiveMessage +
+3. receives: SNS -> SQS delivery (the slowest of its messages: `queue_hop_s` for one, towards
+   `queue_hop_p99_s` for many), then the receiver thread's ReceiveMessage +
    DeleteMessageBatch cycles; or GETs of the expected keys, retried while missing
    (`object_poll_s`); plus the bytes at the function's bandwidth; and decodes;
 4. computes its *boundary* columns and finishes the layer.
 
-So a layer takes encode + max(interior compute, messages in flight) + boundary compute +
-decode, with compute = `layer_overhead_s` + the layer's multiply-adds over the worker's
+So a layer takes encode + max(interior compute, receiving) + boundary compute, where
+receiving ends when the last block is decoded (blocks are decoded as they arrive: after the
+last arrival plus one block's decoding, or after the first arrival plus all the decoding,
+whichever is later), with compute = `layer_overhead_s` + the layer's multiply-adds over the worker's
 vCPUs at the measured sparse/dense kernel rates (`workload.Workload.work`). Before the
 first layer: the launch tree (worker i starts workers i*b+1..i*b+b; each round is b Invoke
 calls, a cold start and the INIT phase: runtime start and imports) and the shard download.
@@ -282,19 +285,25 @@ def evaluate(variant: str, w: Workload, comm: CommProfile | None, params: Params
         bytes_sent = r.weight @ byts.T + g_bytes
         f_int = np.zeros_like(vol) if comm.interior is None else np.clip(comm.interior, 0.0, 1.0)
         per_worker = byts / ps[:, None]
-        codec = per_worker / params.encode_bytes_per_s + per_worker / params.decode_bytes_per_s
+        encode = per_worker / params.encode_bytes_per_s
+        decode = per_worker / params.decode_bytes_per_s
         if variant == "queue":
-            arrive, arrive_p99, gather, msgs = _queue(params, w, ps, pairs, byts, g_bytes, add, exact)
+            first, last, last_p99, gather, msgs = _queue(params, w, ps, pairs, byts, g_bytes, add, exact)
         else:
-            arrive, arrive_p99, gather, msgs = _object(params, w, ps, pairs, byts, g_bytes, storage, add, exact)
+            first, last, last_p99, gather, msgs = _object(params, w, ps, pairs, byts, g_bytes, storage, add, exact)
             up = bytes_sent
         messages = msgs
         gather = gather + g_bytes / params.encode_bytes_per_s / np.maximum(ps - 1.0, 1.0) \
             + g_bytes / params.decode_bytes_per_s
+        # a worker decodes each block as it arrives: its receiving ends when the last block is
+        # decoded, or when decoding them all from the first arrival on ends, whichever is later
+        received = np.maximum(pairs / ps[:, None], 1.0)
+        done = np.where(pairs > 0, np.maximum(first + decode, last + decode / received), 0.0)
+        done_p99 = np.where(pairs > 0, np.maximum(first + decode, last_p99 + decode / received), 0.0)
         overlap = f_int * compute
-        rest = (1.0 - f_int) * compute + codec
-        layer = np.maximum(overlap, arrive) + rest
-        layer_p99 = np.maximum(overlap, arrive_p99) + rest
+        rest = (1.0 - f_int) * compute + encode
+        layer = np.maximum(overlap, done) + rest
+        layer_p99 = np.maximum(overlap, done_p99) + rest
     # launch tree, shard load, layers, gather
     rounds, depth_sum = _tree(ps, params.branching)
     init = params.runtime_init_s + params.import_s
@@ -336,6 +345,17 @@ def evaluate(variant: str, w: Workload, comm: CommProfile | None, params: Params
                       messages, breakdown, cost, terms, latency_target)
 
 
+def slowest_of(m: np.ndarray, p50: float, p99: float) -> np.ndarray:
+    """The wait for the slowest of `m` messages whose delivery times are lognormal through the
+    published p50 and p99: its quantile m/(m+1) (p50 for one message, near p99 for a hundred).
+    Abramowitz & Stegun 26.2.23 for the normal quantile (error < 4.5e-4)."""
+    if p99 <= p50 or p50 <= 0:
+        return np.full(np.shape(m), p50)
+    t = np.sqrt(2.0 * np.log(np.asarray(m, dtype=float) + 1.0))
+    z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t**3)
+    return p50 * np.exp(np.maximum(z, 0.0) * np.log(p99 / p50) / 2.326348)
+
+
 def wire_bytes(params: Params, messages, cells, density, changed, batch: float):
     """Bytes of a round's messages: a fixed part per message; per sent cell (row x neuron) of a
     non-saturated row, `dense_bytes_per_cell` when the rows travel as dense blocks (density above
@@ -359,9 +379,10 @@ def _chunk(k: np.ndarray, wsize: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, np.ceil(k * wsize / BILLING_CHUNK))
 
 
-def _queue(params: Params, w: Workload, ps: np.ndarray, pairs: np.ndarray, byts: np.ndarray,
-           g_bytes: np.ndarray, add, exact: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """SNS -> SQS: counts (via `add`), per-layer arrival times (p50, p99), the gather's time, messages."""
+def _queue(params: Params, w: Workload, ps: np.ndarray, pairs: np.ndarray, byts: np.ndarray, g_bytes: np.ndarray,
+           add, exact: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """SNS -> SQS: counts (via `add`); per layer when a worker's first and last blocks arrive
+    (the last also with p99 hops); the gather's time; messages."""
     p = ps[:, None]
     senders = np.minimum(pairs, p)
     if exact is not None:
@@ -409,19 +430,22 @@ def _queue(params: Params, w: Workload, ps: np.ndarray, pairs: np.ndarray, byts:
     cycle = 2.0 * params.sqs_request_s
     cycles = np.maximum(np.ceil(frames / p / mpr), 1.0)
     receive = cycle + np.maximum(0.0, (cycles - 1.0) * cycle - publish) + wire / bw
-    some = pairs > 0
-    arrive = np.where(some, publish + params.queue_hop_s + receive, 0.0)
-    arrive_p99 = np.where(some, publish + params.queue_hop_p99_s + receive, 0.0)
+    hop = slowest_of(np.maximum(frames / p, 1.0), params.queue_hop_s, params.queue_hop_p99_s)
+    first = params.sns_publish_s + params.queue_hop_s + cycle + wire / np.maximum(frames, 1.0) / bw
+    last = publish + hop + receive
+    last_p99 = publish + params.queue_hop_p99_s + receive
     g_wire = g_bytes * 4.0 / 3.0
-    gather = np.where(ps > 1, params.sns_publish_s + g_wire / np.maximum(ps - 1.0, 1.0) / bw + params.queue_hop_s
+    g_hop = slowest_of(np.maximum(ps - 1.0, 1.0), params.queue_hop_s, params.queue_hop_p99_s)
+    gather = np.where(ps > 1, params.sns_publish_s + g_wire / np.maximum(ps - 1.0, 1.0) / bw + g_hop
                       + g_receives * 2.0 * params.sqs_request_s + g_wire / bw, 0.0)
-    return arrive, arrive_p99, gather, frames @ weight + g_frames
+    return first, last, last_p99, gather, frames @ weight + g_frames
 
 
 def _object(params: Params, w: Workload, ps: np.ndarray, pairs: np.ndarray, byts: np.ndarray,
             g_bytes: np.ndarray, storage: str, add, exact: dict | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """S3 (Standard or Express): counts (via `add`), arrival times, the gather's time, messages."""
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """S3 (Standard or Express): counts (via `add`), first and last arrivals (twice: no p99
+    published), the gather's time, messages."""
     p = ps[:, None]
     weight = w.rows.weight
     if exact is not None:
@@ -440,10 +464,11 @@ def _object(params: Params, w: Workload, ps: np.ndarray, pairs: np.ndarray, byts
     m = pairs / p
     put = np.ceil(m / threads) * req + per_worker / bw
     get = params.object_poll_s + np.ceil(m / threads) * req + per_worker / bw
-    arrive = np.where(pairs > 0, put + get, 0.0)
+    first = 2.0 * req + params.object_poll_s + 2.0 * per_worker / np.maximum(m, 1.0) / bw
+    last = put + get
     gather = np.where(ps > 1, req + g_bytes / np.maximum(ps - 1.0, 1.0) / bw + params.object_poll_s
                       + np.ceil((ps - 1.0) / threads) * req + g_bytes / bw, 0.0)
-    return arrive, arrive, gather, keys
+    return first, last, last, gather, keys
 
 
 # ----------------------------------------------------------------------------- one configuration
