@@ -522,3 +522,20 @@ def test_the_cost_model_mirrors_the_code_it_models():
     assert prm.publish_threads == queue.PUBLISH_THREADS and prm.poll_wait_s == queue.DEFAULT_POLL_WAIT
     assert prm.idle_polls_per_s == pytest.approx(1 / prm.poll_wait_s)
     assert prm.branching == RunConfig(None, None).branching
+
+
+def test_fit_totals_recovers_service_parameters_from_aws_like_runs():
+    """`fsd calibrate --aws`: run totals generated with other service figures give them back."""
+    truth = dataclasses.replace(Params(), sqs_request_s=0.05, s3_request_s=0.012, bandwidth_bytes_per_s=30e6)
+    records = []
+    for variant in ("queue", "object"):
+        for n, p, b in ((4096, 8, 2000), (16384, 16, 1000), (4096, 32, 500), (16384, 4, 4000)):
+            w = cost.Workload.build(n, 120, b, density=0.1)
+            secs = cost.estimate(variant, w, cost.radixnet_comm(w, [p]), truth, memory_mb=2048).seconds
+            records.append({"variant": variant, "neurons": n, "layers": 120, "batch": b, "workers": p,
+                            "memory_mb": 2048, "seconds": secs, "density": 0.1})
+    fitted, report = cost.fit_totals(records, Params(), ["sqs_request_s", "s3_request_s", "bandwidth_bytes_per_s"])
+    assert report["worst_relative_error"] < 0.02
+    assert fitted.sqs_request_s == pytest.approx(0.05, rel=0.1)
+    assert fitted.s3_request_s == pytest.approx(0.012, rel=0.1)
+    assert fitted.bandwidth_bytes_per_s == pytest.approx(30e6, rel=0.1)
