@@ -151,7 +151,7 @@ def _print_text(out: dict, with_table: bool) -> None:
     rows = []
     for r in out["rows"]:
         note = r["why_not"] or ("" if r["within_rule"] else "outside the rule's latency limit")
-        rows.append([r["variant"], r["workers"], r["memory_mb"], r["arch"], f"${r['cost_usd']:.5f}",
+        rows.append([r["variant"], r["workers"], r["memory_mb"], r["arch"], f"${r['cost_usd']:.4g}",
                      f"{r['latency_s']:.2f}", f"{r['latency_p99_s']:.2f}", f"{r['memory_needed_mb']:,.0f}",
                      "yes" if r["feasible"] else "no", note])
     print(table(["variant", "workers", "memory MB", "arch", "$/query", "latency s", "p99 s", "MB needed", "feasible",
@@ -167,7 +167,7 @@ def _print_text(out: dict, with_table: bool) -> None:
     if front:
         print(f"frontier ({len(front)} choices no other beats on both cost and latency):")
         print(table(["latency s", "$/query", "variant", "workers", "memory MB", "arch"],
-                    [[f"{f['latency_s']:.2f}", f"${f['cost_usd']:.5f}", f["variant"], f["workers"], f["memory_mb"],
+                    [[f"{f['latency_s']:.2f}", f"${f['cost_usd']:.4g}", f["variant"], f["workers"], f["memory_mb"],
                       f["arch"]] for f in front]))
     x = out["crossover"]
     if x["workers"]:
@@ -192,7 +192,7 @@ def _print_text(out: dict, with_table: bool) -> None:
             cells = [p]
             for v in ("queue", "object"):
                 c = t.get(v)
-                cells += ([f"${c['cost_usd'][i]:.5f}", f"{c['latency_s'][i]:.2f}",
+                cells += ([f"${c['cost_usd'][i]:.4g}", f"{c['latency_s'][i]:.2f}",
                            f"{c['memory_mb'][i]}/{c['arch'][i]}" + ("" if c["feasible"][i] else " (infeasible)")]
                           if c else ["-", "-", "-"])
             rows.append(cells)
