@@ -350,7 +350,8 @@ def test_run_and_demo_fall_back_to_metis(no_mtkahypar, files, capsys, monkeypatc
 
 # --------------------------------------------------------------------------- infeasible hint
 def test_infeasible_recommendation_names_the_nearest_feasible_change(capsys):
-    argv = ["recommend", "--neurons", "65536", "--layers", "1920", "--batch", "10000", "--workers", "8-64"]
+    argv = ["recommend", "--neurons", "65536", "--layers", "1920", "--batch", "10000", "--workers", "4-6",
+            "--memory", "6144"]
     started = time.monotonic()
     assert main(argv + ["--json"]) == 0
     elapsed = time.monotonic() - started
