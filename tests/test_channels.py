@@ -20,7 +20,7 @@ from fsd_core.channels.recorder import Hub
 from fsd_core.errors import WorkerTimeout
 from fsd_core.kernel.serial import infer
 from fsd_core.model.radixnet import radixnet, synthetic_inputs
-from fsd_core.run.coordinator import RunConfig, activations_equal, run
+from fsd_core.run.coordinator import RunConfig, TestHooks, activations_equal, run
 
 # The recorder is in-process: every check of the contract below applies to it, its ends
 # sharing one hub per test. What does not apply is outside this suite: a recorder never
@@ -30,6 +30,7 @@ from fsd_core.run.coordinator import RunConfig, activations_equal, run
 # holds it to the real queue and object channels frame by frame.
 BACKENDS = ["local", "queue", "object", "recorder"]
 RECORDER_MAX_FRAME = 200_000
+RUN_KEY = "5e" * 32
 
 
 def block(rows: int, cols: int, density: float, seed: int) -> sp.csr_matrix:
@@ -55,7 +56,7 @@ def make_channel(request, tmp_path):
         config = {"hub": Hub(), "variant": "queue", "max_frame_bytes": RECORDER_MAX_FRAME}
     elif kind != "local":
         manifest = request.getfixturevalue("local_deployment")
-        config = {"manifest": manifest.to_dict(), "poll_wait": 1}
+        config = {"manifest": manifest.to_dict(), "poll_wait": 1, "key": RUN_KEY}  # keyed, as a run opens them
     opened = []
 
     def make(run_id: str, worker: int):
@@ -420,7 +421,8 @@ def test_cloud_variants_equal_serial_imported(local_deployment, gc_model, gc_inp
 def test_duplicated_sqs_deliveries_give_the_same_result(local_deployment, rx_small):
     model, inputs = rx_small
     r = run(RunConfig(None, None, "queue", 3, "block", record=False, model=model, inputs=inputs, predict=False,
-                      manifest=local_deployment.to_dict(), channel_options={"duplicate": True}, timeout=30))
+                      manifest=local_deployment.to_dict(), timeout=30),
+            hooks=TestHooks(channel_options={"duplicate": True}))
     assert r.status == "ok", r.error
     assert activations_equal(infer(model, inputs).activations, r.activations)
     assert sum(w.get("duplicates", 0) for w in r.worker_reports) > 0
@@ -466,8 +468,8 @@ def test_the_drain_waits_for_messages_a_dead_receiver_left_in_flight(local_deplo
 def test_failed_cloud_run_is_cleaned_up(local_deployment, rx_small, variant):
     model, inputs = rx_small
     r = run(RunConfig(None, None, variant, 3, "block", record=False, model=model, inputs=inputs, predict=False,
-                      manifest=local_deployment.to_dict(), timeout=3,
-                      fault={"worker": 2, "layer": 4, "kind": "crash"}))
+                      manifest=local_deployment.to_dict(), timeout=3),
+            hooks=TestHooks(fault={"worker": 2, "layer": 4, "kind": "crash"}))
     assert r.status == "failed" and "worker 2" in r.error and "layer 4" in r.error, r.error
     assert run_objects(local_deployment, r.run_id) == []
     if variant == "queue":

@@ -303,7 +303,7 @@ def test_handler_imports_and_runs_from_the_zip_alone(real_package, tmp_path, rx)
 
 def _event(run_id: str, workers: int, variant: str, stage: S3Stage, manifest: Manifest) -> dict:
     return {"run_id": run_id, "worker": 0, "workers": workers, "branching": 2, "variant": variant,
-            "channel": {"manifest": manifest.to_dict()}, "stage": stage.config(),
+            "channel": {"manifest": manifest.to_dict(), "key": "c0" * 32}, "stage": stage.config(),
             "launcher": {"kind": "local"}, "manifest": manifest.to_dict(), "timeout": 30,
             "launch_grace": 30, "requested_at": time.time()}
 

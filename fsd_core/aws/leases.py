@@ -115,7 +115,7 @@ def lease_slots(deployment: str, total: int, wanted: int, wait_s: float = 0.0,
         if time.monotonic() >= deadline:
             busy = in_use(deployment, total)
             raise InputError(f"{busy} of the deployment's {total} worker slots are leased by other runs, "
-                             f"{total - busy} free, the run needs {wanted}: wait for them (--wait) or use fewer workers")
+                             f"{total - busy} free, the run needs {wanted}: run it when they finish, or with fewer workers")
         if notice is not None and not told:
             notice(f"waiting up to {wait_s:.0f} s for {wanted} free worker slots (other runs hold some)")
             told = True

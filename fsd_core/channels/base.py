@@ -120,6 +120,9 @@ class Channel(ABC):
     name: str = "channel"
     #: What the transport is (a class attribute, or set per instance in `__init__`).
     capabilities: Capabilities = Capabilities()
+    #: The run's secret key (`frames.py`): every frame sent carries its MAC and every frame
+    #: received must, or it is dropped. None: unkeyed (the local channel).
+    key: bytes | None = None
 
     def __init__(self, run_id: str, worker: int) -> None:
         self.run_id = run_id
@@ -235,7 +238,13 @@ class Channel(ABC):
         caps = self.capabilities
         payload = message_parts(self._repeat_map(dst, msg), caps.compress)
         return frames_for(Header(self.run_id, layer, self.worker, dst, 0, 1), payload, caps.max_frame_bytes,
-                          join=not caps.scatter)
+                          join=not caps.scatter, key=self.key)
+
+    def keyed(self, config: dict) -> Channel:
+        """This end with the run's secret key from its config (`"key"`, hex), if it has one."""
+        if config.get("key"):
+            self.key = bytes.fromhex(config["key"])
+        return self
 
     def _spent(self, layer: int) -> None:
         """The messages of layers before `layer` are no longer read: their buffers may go."""
@@ -264,9 +273,9 @@ class Channel(ABC):
     def _accept(self, frame: bytes) -> None:
         """Sort one raw frame: drop foreign, damaged and duplicate ones; reassemble chunks."""
         try:
-            header, payload = unpack_header(frame)
+            header, payload = unpack_header(frame, self.key)
         except FrameError:
-            self.stats.malformed += 1
+            self.stats.malformed += 1  # damaged, forged, of another run (another key), truncated
             return
         if header.run_id != self.run_id or header.dst != self.worker:
             self.stats.foreign += 1

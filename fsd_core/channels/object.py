@@ -40,10 +40,12 @@ def object_key(run_id: str, layer: int, src: int, dst: int) -> str:
     return f"runs/{run_id}/l{layer}/{src}-{dst}"
 
 
-def empty_block_frame(run_id: str, layer: int, src: int, dst: int) -> bytes:
-    """The frame a zero-length object stands for (an empty block), for the shared decoder."""
+def empty_block_frame(run_id: str, layer: int, src: int, dst: int, key: bytes | None = None) -> bytes:
+    """The frame of an empty block. Unkeyed, a zero-length object stands for it (the receiver
+    rebuilds this frame); keyed, it is sent as it is: a zero-length object carries no MAC, so
+    anyone who can write to the bucket could forge one."""
     empty = encode_message(Message(sp.csr_matrix((0, 0), dtype=np.float32)))
-    return frames_for(Header(run_id, layer, src, dst, 0, 1), empty, None)[0]
+    return frames_for(Header(run_id, layer, src, dst, 0, 1), empty, None, key=key)[0]
 
 
 class ObjectChannel(Channel):
@@ -68,12 +70,15 @@ class ObjectChannel(Channel):
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "ObjectChannel":
         from ..aws.manifest import Manifest
 
-        return cls(run_id, worker, Manifest.from_dict(config["manifest"]))
+        return cls(run_id, worker, Manifest.from_dict(config["manifest"])).keyed(config)
 
     # ---------------------------------------------------------------- sending
     def _frames(self, layer: int, dst: int, msg: Message) -> list:
-        """An empty block is a zero-length object (its row map is moot, and not remembered)."""
-        return [b""] if msg.empty else super()._frames(layer, dst, msg)
+        """An empty block is a zero-length object, or, keyed, its small MAC'd frame (its row map
+        is moot, and not remembered)."""
+        if msg.empty:
+            return [empty_block_frame(self.run_id, layer, self.worker, dst, self.key) if self.key else b""]
+        return super()._frames(layer, dst, msg)
 
     def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
         (frame,) = frames  # never chunked: max_frame_bytes is None
@@ -132,7 +137,9 @@ class ObjectChannel(Channel):
                 return None
             time.sleep(pause)
             pause = min(pause * 2, RETRY_CAP)
-        return body or empty_block_frame(self.run_id, layer, src, self.worker)
+        if body or self.key:
+            return body  # keyed: a zero-length object is no frame (`_accept` drops it, the GET is retried)
+        return empty_block_frame(self.run_id, layer, src, self.worker)
 
     def _close(self) -> None:
         self._put_pool.shutdown(wait=True)

@@ -73,15 +73,19 @@ class QueueChannel(Channel):
     name = "queue"
 
     def __init__(self, run_id: str, worker: int, manifest: Any, poll_wait: int = DEFAULT_POLL_WAIT,
-                 receive: bool = True, duplicate: bool = False) -> None:
+                 receive: bool = True, duplicate: bool = False, slots: list[int] | None = None) -> None:
         from ..aws.clients import botocore_config, client
 
         super().__init__(run_id, worker)
-        if worker >= len(manifest.queue_urls):
-            raise RunError(f"worker {worker}: the deployment has only {len(manifest.queue_urls)} queues")
+        # Worker p of the run receives on the queue of its leased slot slots[p] and is addressed
+        # by that slot (the subscriptions filter on it); without a lease, slot p.
+        self.slots = list(slots) if slots is not None else None
+        me = self._slot(worker)
+        if not 0 <= me < len(manifest.queue_urls):
+            raise RunError(f"worker {worker}: slot {me} is not one of the deployment's {len(manifest.queue_urls)} queues")
         self.manifest = manifest
-        self.topic_arn = manifest.topic_arns[worker % len(manifest.topic_arns)]
-        self.queue_url = manifest.queue_urls[worker]
+        self.topic_arn = manifest.topic_arns[me % len(manifest.topic_arns)]
+        self.queue_url = manifest.queue_urls[me]
         self.sns = client(manifest, "sns", botocore_config(PUBLISH_THREADS * 2))
         self.sqs = client(manifest, "sqs", botocore_config(4))
         # The largest destination id has the longest attribute: size frames for it. A poll is
@@ -104,7 +108,11 @@ class QueueChannel(Channel):
         from ..aws.manifest import Manifest
 
         return cls(run_id, worker, Manifest.from_dict(config["manifest"]), config.get("poll_wait", DEFAULT_POLL_WAIT),
-                   duplicate=bool(config.get("duplicate")))
+                   duplicate=bool(config.get("duplicate")), slots=config.get("slots")).keyed(config)
+
+    def _slot(self, worker: int) -> int:
+        """The deployment slot (queue, filter value) of the run's worker `worker`."""
+        return self.slots[worker] if self.slots is not None else worker
 
     # ---------------------------------------------------------------- sending
     def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
@@ -117,8 +125,8 @@ class QueueChannel(Channel):
         if not outbox:
             return []
         entries = [{"Id": str(i), "Message": base64.b64encode(frame).decode("ascii"),
-                    "MessageAttributes": dst_attributes(dst)} for i, (dst, frame) in enumerate(outbox)]
-        sizes = [wire_size(len(frame), attr_bytes_for(dst)) for dst, frame in outbox]
+                    "MessageAttributes": dst_attributes(self._slot(dst))} for i, (dst, frame) in enumerate(outbox)]
+        sizes = [wire_size(len(frame), attr_bytes_for(self._slot(dst))) for dst, frame in outbox]
         batches = [[entries[i] for i in batch] for batch in pack_batches(sizes)]
         wires = [sum(sizes[i] for i in batch) for batch in pack_batches(sizes)]
         if self.duplicate:
@@ -217,8 +225,9 @@ class QueueChannel(Channel):
         self._pool.shutdown(wait=True)
 
 
-def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, int]:
-    """Delete every message waiting in the first `workers` queues; returns requests made.
+def drain_queues(manifest: Any, workers: int, purge: bool = False, slots: list[int] | None = None) -> dict[str, int]:
+    """Delete every message waiting in the run's queues (its `slots`, else the first `workers`);
+    returns requests made.
 
     After a failed run a crashed worker may have left messages in flight (received, not
     deleted: invisible for the visibility timeout), which no receive can reach; `purge=True`
@@ -233,7 +242,8 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False) -> dict[str, 
 
     sqs = client(manifest, "sqs", botocore_config(4))
     counts = {"sqs:ReceiveMessage": 0, "sqs:DeleteMessageBatch": 0, "sqs:GetQueueAttributes": 0}
-    for url in manifest.queue_urls[:workers]:
+    urls = [manifest.queue_urls[s] for s in slots] if slots is not None else manifest.queue_urls[:workers]
+    for url in urls:
         if purge:
             try:
                 sqs.purge_queue(QueueUrl=url)

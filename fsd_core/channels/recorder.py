@@ -60,16 +60,16 @@ class RecorderChannel(Channel):
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> RecorderChannel:
         """`config`: {"hub": Hub, "variant": the transport imitated, "max_frame_bytes": its limit or None}."""
-        return cls(run_id, worker, config["hub"], config["variant"], config.get("max_frame_bytes"))
+        return cls(run_id, worker, config["hub"], config["variant"], config.get("max_frame_bytes")).keyed(config)
 
     def _frames(self, layer: int, dst: int, msg: Message) -> list:
-        if self.variant == "object" and msg.empty:
-            return [b""]  # as the object channel: a zero-length object, its row map not sent
+        if self.variant == "object" and msg.empty:  # as the object channel: its row map not sent
+            return [empty_block_frame(self.run_id, layer, self.worker, dst, self.key) if self.key else b""]
         return super()._frames(layer, dst, msg)
 
     def _send_frames(self, layer: int, dst: int, frames: list[bytes]) -> None:
         # A zero-length object reaches the receiver as the frame its reader rebuilds from it.
-        delivered = [f or empty_block_frame(self.run_id, layer, self.worker, dst) for f in frames]
+        delivered = [f or empty_block_frame(self.run_id, layer, self.worker, dst, self.key) for f in frames]
         with self.hub.cond:
             self.hub.sizes[layer][self.worker] += [(dst, len(f)) for f in frames]
             self.hub.inbox[dst] += delivered

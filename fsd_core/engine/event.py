@@ -31,7 +31,9 @@ MAX_WORKERS = 1024
 SLOTS_ENV = "FSD_MAX_WORKERS"
 LAUNCHERS = ("local", "pool", "lambda")
 #: Keys a channel config may carry: its location, and the queue channel's poll wait and test option.
-CHANNEL_OPTIONS = frozenset({"root", "spares", "manifest", "poll_wait", "duplicate"})
+CHANNEL_OPTIONS = frozenset({"root", "spares", "manifest", "poll_wait", "duplicate", "key", "slots"})
+#: The run's secret key: hex of 32 bytes (channels/frames.py KEY_SIZE).
+RUN_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
 class EventError(InputError):
@@ -134,6 +136,16 @@ def _check_channel(channel: Mapping[str, Any], run_id: str, variant: str) -> Non
     unknown = set(channel) - CHANNEL_OPTIONS
     if unknown:
         raise EventError(f"event: unknown channel option {sorted(unknown)[0][:40]!r}")
+    key = channel.get("key")
+    if key is not None and (not isinstance(key, str) or not RUN_KEY.match(key)):
+        raise EventError("event: the channel key is not a run key (64 hex digits)")
+    if variant != "local" and key is None:
+        raise EventError(f"event: a {variant} run's channel needs the run's key")
+    slots = channel.get("slots")
+    if slots is not None and (not isinstance(slots, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < MAX_WORKERS for s in slots)
+            or len(set(slots)) != len(slots)):
+        raise EventError("event: the channel's slots are not distinct slot numbers")
     if variant == "local":
         if not _run_path(channel.get("root"), run_id):
             raise EventError("event: the local channel is not the run's own directory")

@@ -19,13 +19,13 @@ def resolve_manifest(manifest: dict[str, Any] | None, workers: int, variant: str
 
 
 def cleanup_channel(variant: str, manifest: dict[str, Any], run_id: str, workers: int,
-                    failed: bool = False) -> dict[str, int]:
-    """Drain the run's queues (purged first after a failure) or delete its objects."""
+                    failed: bool = False, slots: list[int] | None = None) -> dict[str, int]:
+    """Drain the run's queues (its leased `slots`; purged first after a failure) or delete its objects."""
     m = Manifest.from_dict(manifest)
     if variant == "queue":
         from ..channels.queue import drain_queues
 
-        return drain_queues(m, workers, purge=failed)
+        return drain_queues(m, workers, purge=failed, slots=slots)
     from ..channels.object import delete_run_objects
 
     return delete_run_objects(m, run_id)

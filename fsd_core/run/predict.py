@@ -16,12 +16,14 @@ from __future__ import annotations
 import scipy.sparse as sp
 
 from ..channels import Channel, open_channel
-from ..channels.frames import HEADER
+from ..channels.frames import HEADER, KEY_SIZE
 from ..channels.recorder import Hub
 from ..engine.worker import run_in_threads
 from ..model.network import SparseDNN
 from ..plan.communication import WorkerShard
 
+#: Variants whose frames are authenticated with the run's key (their transports are shared).
+KEYED_VARIANTS = ("queue", "object")
 #: Seconds a simulated worker waits for a message before the prediction gives up (a bug).
 TIMEOUT = 600.0
 
@@ -34,7 +36,9 @@ def run_frames(model: SparseDNN, shards: list[WorkerShard], inputs: sp.csr_matri
     coordinator's).
     """
     hub = Hub()
-    config = {"hub": hub, "variant": variant, "max_frame_bytes": max_frame}
+    # The cloud channels' frames carry a MAC (any key of the run key's size gives their sizes).
+    config = {"hub": hub, "variant": variant, "max_frame_bytes": max_frame,
+              "key": "00" * KEY_SIZE if variant in KEYED_VARIANTS else None}
 
     def channel_for(worker: int) -> Channel:
         return open_channel("recorder", "x" * run_id_length, worker, config)

@@ -29,7 +29,7 @@ def local_event(tmp: Path) -> dict:
 
 def queue_event() -> dict:
     return {"run_id": RUN, "worker": 0, "workers": 8, "branching": 2, "variant": "queue",
-            "channel": {"manifest": MANIFEST, "poll_wait": 1}, "manifest": MANIFEST,
+            "channel": {"manifest": MANIFEST, "poll_wait": 1, "key": "ab" * 32}, "manifest": MANIFEST,
             "stage": {"kind": "s3", "manifest": MANIFEST, "prefix": f"stage/{RUN}/"},
             "launcher": {"kind": "local"}, "timeout": 60, "progress_dir": None}
 
@@ -91,6 +91,9 @@ FORGED_QUEUE = {
     "an https endpoint elsewhere": ("manifest.endpoint", "https://evil.example"),
     "no manifest": ("manifest", None),
     "a local root on a cloud channel": ("channel.root", f"/tmp/{RUN}"),
+    "no run key": ("channel.key", KeyError),
+    "a short run key": ("channel.key", "ab" * 8),
+    "a run key that is not hex": ("channel.key", "zz" * 32),
 }
 
 
