@@ -17,7 +17,7 @@ from fsd_core.kernel.serial import infer
 from fsd_core.model.network import SparseDNN
 from fsd_core.model.radixnet import radixnet, synthetic_inputs
 from fsd_core.plan.communication import make_plan
-from fsd_core.run.coordinator import RunConfig, activations_equal, run
+from fsd_core.run.coordinator import RunConfig, TestHooks, activations_equal, run
 from fsd_core.run.records import RunStore
 
 from .conftest import random_inputs, random_model
@@ -153,7 +153,7 @@ def test_failed_worker_fails_the_run_and_leaves_no_process(small_generated, kind
     model, inputs = small_generated
     db = tmp_path / "runs.sqlite"
     r = run(RunConfig(None, None, "local", 6, "block", branching=2, timeout=3, runs_db=str(db),
-                      model=model, inputs=inputs, fault={"worker": 4, "layer": 5, "kind": kind}))
+                      model=model, inputs=inputs), hooks=TestHooks(fault={"worker": 4, "layer": 5, "kind": kind}))
     assert r.status == "failed"
     assert "worker 4" in r.error and "layer 5" in r.error, r.error
     assert _handler_processes(r.run_id) == []

@@ -12,7 +12,7 @@ import pytest
 from fsd_core.engine.pool import PoolLauncher, WorkerPool
 from fsd_core.kernel.serial import infer
 from fsd_core.model.radixnet import radixnet, synthetic_inputs
-from fsd_core.run.coordinator import RunConfig, activations_equal, run
+from fsd_core.run.coordinator import RunConfig, TestHooks, activations_equal, run
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _run(model, inputs, pool, workers, **kw):
+def _run(model, inputs, pool, workers, timeout=30, fault=None):
     return run(RunConfig(None, None, "local", workers, "block", record=False, model=model, inputs=inputs,
-                         timeout=kw.pop("timeout", 30), pool=pool, **kw))
+                         timeout=timeout, pool=pool), hooks=TestHooks(fault=fault))
 
 
 def test_warm_runs_equal_serial_reuse_the_processes_and_the_shards(small):

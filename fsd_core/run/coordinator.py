@@ -16,7 +16,8 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,26 @@ class RunConfig:
     record: bool = True
     runs_db: str | None = None
     manifest: dict[str, Any] | None = None
-    fault: dict[str, Any] | None = None
-    debug: bool = False
-    channel_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"duplicate": True} (tests)
     memory_mb: int = 2048  # Lambda memory the run's dollars are computed for
     pool: Any = None  # a pool.WorkerPool: `local` workers run in its warm processes
     predict: bool = True   # predict the deterministic requests (cloud variants) before running
     model: SparseDNN | None = field(default=None, repr=False)
     inputs: sp.csr_matrix | None = field(default=None, repr=False)
+
+
+@dataclass
+class TestHooks:
+    """Knobs for the test suite only (not part of the run API): what `run` passes on to the
+    workers' event to make a run fail or misbehave on purpose."""
+
+    __test__ = False  # (not a pytest test class)
+
+    #: A worker crashes or hangs at a layer: {"worker": p, "layer": l, "kind": "crash"|"hang"}.
+    fault: dict[str, Any] | None = None
+    #: Workers' stderr goes to this terminal instead of nowhere.
+    debug: bool = False
+    #: Merged into the workers' channel config, e.g. {"duplicate": True} (every frame twice).
+    channel_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,10 +141,12 @@ def _set_subreaper() -> None:
         pass
 
 
-def run(config: RunConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
+def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *,
+        hooks: TestHooks | None = None) -> RunResult:
     """Execute one run end to end and record it; raises InputError for bad input.
 
     A failed run is returned (status "failed", `error` says why) and recorded, not raised.
+    `hooks` are the test suite's (`TestHooks`).
     """
     check_config(config)
     model = config.model if config.model is not None else SparseDNN.load(config.model_path)
@@ -145,7 +160,7 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None) -
 
         result.cost_usd = dollars(result.billed_requests, [result.seconds], config.memory_mb)
     else:
-        result = _run_distributed(run_id, config, model, inputs, progress)
+        result = _DistributedRun(run_id, config, model, inputs, progress, hooks or TestHooks()).run()
     if config.verify and result.status == "ok":
         _notify(progress, Progress(run_id, "verifying", model.layers, [model.layers] * result.workers))
         result.verified = _verify(model, inputs, result)
@@ -268,97 +283,161 @@ class _Backend:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def _run_distributed(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix,
-                     progress: Callable[[Progress], None] | None) -> RunResult:
-    P = config.workers
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    _notify(progress, Progress(run_id, "planning", model.layers, [-1] * P))
-    plan = cached_plan(model, P, config.partition, config.per_layer, config.seed)
-    timings["plan"] = time.perf_counter() - t_start
-    backend = _Backend(config.variant, run_id, P, config.manifest)
-    pool = config.pool if config.variant == "local" else None
-    holds_pool = False
-    snap = Progress(run_id, "staging", model.layers, [-1] * P)
-    _notify(progress, snap)
-    root = None
-    reports: dict[int, dict] = {}
-    final: sp.csr_matrix | None = None
-    error: str | None = "the run did not start"
-    predicted = None
-    cleanup_requests: dict[str, int] = {}
-    try:
-        if pool is not None:
-            pool.lock.acquire()  # one run at a time; released below
-            holds_pool = True
-            backend.launcher = pool.launcher()
-            backend.channel_config["spares"] = str(pool.spares)
-            pool.ensure(P)
-        t = time.perf_counter()
-        y0 = sp.csc_matrix(inputs, dtype=np.float32)
-        shards = plan.shards(model)
-        digest = hashlib.blake2b(digest_size=16)
-        for p, shard in enumerate(shards):
-            data = shard.to_bytes()
-            digest.update(hashlib.blake2b(data, digest_size=16).digest())
-            backend.stage.put(shard_key(p), data)
-            backend.stage.put(inputs_key(p), matrix_to_bytes(y0[:, shard.input_cols]))
-        timings["stage"] = time.perf_counter() - t
-        if config.predict and config.variant in ("queue", "object"):
-            t = time.perf_counter()
-            predicted = _predict(config.variant, model, shards, inputs, backend.manifest)
-            timings["predict"] = time.perf_counter() - t
-        event = {
-            "run_id": run_id, "worker": 0, "workers": P, "branching": config.branching,
-            "variant": config.variant, "channel": dict(backend.channel_config, **config.channel_options),
-            "stage": backend.stage.config(), "launcher": backend.launcher.config(), "manifest": backend.manifest,
-            "timeout": config.timeout, "launch_grace": config.launch_grace, "plan_digest": digest.hexdigest(),
-            # Progress files are a local side channel; Lambda workers report only at the end.
-            "progress_dir": str(backend.progress_dir) if backend.launcher.kind in ("local", "pool") else None,
-            "fault": config.fault, "debug": config.debug,
-        }
-        _set_subreaper()
-        t = time.perf_counter()
-        root = backend.launcher.start(event)
-        snap.phase = "running"
-        _notify(progress, snap)  # workers are starting (each reports its first layer)
-        reports, final, error = _watch(backend, P, model.layers, config.timeout, config.launch_grace, root,
-                                        snap, progress)
-        timings["run"] = time.perf_counter() - t
-    finally:  # whatever happened: no process, message, object or staged file is left behind
-        if root is not None:
-            _kill_tree(root)
-        if holds_pool:
-            if error is not None:
-                pool.recycle()  # a crashed or hung worker leaves its slot unusable
-            pool.lock.release()
-        t = time.perf_counter()
+class _DistributedRun:
+    """A run on P workers, in named steps: `plan`; then, holding the warm pool if one is
+    given, `stage`, `predict`, `launch` and `watch`; whatever happened, `clean_up`; then
+    `gather` what the workers reported and `price` it. Each step records its time in
+    `timings` (the run's phases, as the summary shows them)."""
+
+    def __init__(self, run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix,
+                 progress: Callable[[Progress], None] | None, hooks: TestHooks) -> None:
+        self.run_id, self.config, self.model, self.inputs, self.hooks = run_id, config, model, inputs, hooks
+        self.progress, self.P = progress, config.workers
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self.snap = Progress(run_id, "staging", model.layers, [-1] * self.P)
+        self.pool: Any = None  # the warm pool this run holds (locked), if any
+        self.root: Any = None  # the launch tree's first process, once launched
+        self.reports: dict[int, dict] = {}
+        self.final: sp.csr_matrix | None = None
+        self.error: str | None = "the run did not start"
+        self.predicted: dict[str, Any] | None = None
+        self.cleanup_requests: dict[str, int] = {}
+
+    def run(self) -> RunResult:
+        self.plan()
+        self.backend = _Backend(self.config.variant, self.run_id, self.P, self.config.manifest)
+        _notify(self.progress, self.snap)
         try:
-            cleanup_requests = backend.cleanup_channel(run_id, P, failed=error is not None)
-            backend.stage.delete_all()
-        finally:
-            backend.close()
-        timings["cleanup"] = time.perf_counter() - t
-    seconds = time.perf_counter() - t_start
-    ordered = [reports.get(p, {"worker": p, "status": "missing"}) for p in range(P)]
-    requests, billed = _sum_requests(ordered)
-    requests["lambda:Invoke"] = billed["lambda:Invoke"] = sum(1 for r in ordered if r.get("started_at"))
-    for api, n in cleanup_requests.items():
-        requests[api] = requests.get(api, 0) + n
-        billed[api] = billed.get(api, 0) + n
-    status = "ok" if error is None else "failed"
-    categories = categories_of(final) if final is not None else np.zeros(0, np.int64)
-    rate = inputs.shape[0] * model.nnz / timings.get("run", seconds) if status == "ok" else 0.0
-    result = RunResult(
-        run_id, status, config.variant, P, seconds, rate, categories, final,
-        bytes_sent=sum(r.get("channel", {}).get("bytes_sent", 0) for r in ordered),
-        messages=sum(r.get("channel", {}).get("messages_sent", 0) for r in ordered),
-        requests=requests, billed_requests=billed, error=error, partition=plan.method,
-        worker_reports=ordered, timings=timings)
-    _price(result, config.memory_mb, predicted)
-    snap.phase = status
-    _notify(progress, snap)
-    return result
+            self.hold_pool()
+            self.stage()
+            self.predict()
+            self.launch()
+            self.watch()
+        finally:  # whatever happened: no process, message, object or staged file is left behind
+            self.clean_up()
+        result = self.gather()
+        self.price(result)
+        self.snap.phase = result.status
+        _notify(self.progress, self.snap)
+        return result
+
+    def plan(self) -> None:
+        """The communication plan (`cached_plan`: partitioning a large model takes minutes)."""
+        _notify(self.progress, Progress(self.run_id, "planning", self.model.layers, [-1] * self.P))
+        c = self.config
+        self.planned = cached_plan(self.model, self.P, c.partition, c.per_layer, c.seed)
+        self.timings["plan"] = time.perf_counter() - self.started
+
+    def hold_pool(self) -> None:
+        """A local run on a warm pool holds it (one run at a time; released by `clean_up`) and
+        runs its workers in the pool's processes, over its spare frame files."""
+        pool = self.config.pool if self.config.variant == "local" else None
+        if pool is None:
+            return
+        pool.lock.acquire()
+        self.pool = pool
+        self.backend.launcher = pool.launcher()
+        self.backend.channel_config["spares"] = str(pool.spares)
+        pool.ensure(self.P)
+
+    def stage(self) -> None:
+        """Every worker's shard and inputs into the stage; the shards' digest names them (a
+        warm worker keeps the shards it parsed under that name)."""
+        with _timed(self.timings, "stage"):
+            y0 = sp.csc_matrix(self.inputs, dtype=np.float32)
+            self.shards = self.planned.shards(self.model)
+            digest = hashlib.blake2b(digest_size=16)
+            for p, shard in enumerate(self.shards):
+                data = shard.to_bytes()
+                digest.update(hashlib.blake2b(data, digest_size=16).digest())
+                self.backend.stage.put(shard_key(p), data)
+                self.backend.stage.put(inputs_key(p), matrix_to_bytes(y0[:, shard.input_cols]))
+            self.digest = digest.hexdigest()
+
+    def predict(self) -> None:
+        """The deterministic requests of a cloud run, before it runs (`run.predict`)."""
+        if self.config.predict and self.config.variant in ("queue", "object"):
+            with _timed(self.timings, "predict"):
+                self.predicted = _predict(self.config.variant, self.model, self.shards, self.inputs,
+                                          self.backend.manifest)
+
+    def launch(self) -> None:
+        """Start worker 0 on its event; it starts the rest of the launch tree."""
+        event = self.event()
+        _set_subreaper()
+        self.launched = time.perf_counter()
+        self.root = self.backend.launcher.start(event)
+        self.snap.phase = "running"
+        _notify(self.progress, self.snap)  # workers are starting (each reports its first layer)
+
+    def event(self) -> dict[str, Any]:
+        """Worker 0's event: everything a worker needs, as a Lambda gets it (`engine.handler`)."""
+        c, b, h = self.config, self.backend, self.hooks
+        return {
+            "run_id": self.run_id, "worker": 0, "workers": self.P, "branching": c.branching,
+            "variant": c.variant, "channel": dict(b.channel_config, **h.channel_options),
+            "stage": b.stage.config(), "launcher": b.launcher.config(), "manifest": b.manifest,
+            "timeout": c.timeout, "launch_grace": c.launch_grace, "plan_digest": self.digest,
+            # Progress files are a local side channel; Lambda workers report only at the end.
+            "progress_dir": str(b.progress_dir) if b.launcher.kind in ("local", "pool") else None,
+            "fault": h.fault, "debug": h.debug,
+        }
+
+    def watch(self) -> None:
+        """Follow the workers until worker 0's result, a failure or a stall (`_watch`)."""
+        c = self.config
+        self.reports, self.final, self.error = _watch(self.backend, self.P, self.model.layers, c.timeout,
+                                                      c.launch_grace, self.root, self.snap, self.progress)
+        self.timings["run"] = time.perf_counter() - self.launched
+
+    def clean_up(self) -> None:
+        """Kill the launch tree, hand the pool back (restarted after a failure: a crashed or
+        hung worker leaves its slot unusable), delete the run's channel data and stage."""
+        if self.root is not None:
+            _kill_tree(self.root)
+        if self.pool is not None:
+            if self.error is not None:
+                self.pool.recycle()
+            self.pool.lock.release()
+        with _timed(self.timings, "cleanup"):
+            try:
+                self.cleanup_requests = self.backend.cleanup_channel(self.run_id, self.P, failed=self.error is not None)
+                self.backend.stage.delete_all()
+            finally:
+                self.backend.close()
+
+    def gather(self) -> RunResult:
+        """The run's result: worker 0's final activations, the workers' reports (one per worker,
+        "missing" for a silent one) and the requests they and the clean-up made."""
+        seconds = time.perf_counter() - self.started
+        ordered = [self.reports.get(p, {"worker": p, "status": "missing"}) for p in range(self.P)]
+        requests, billed = _sum_requests(ordered)
+        requests["lambda:Invoke"] = billed["lambda:Invoke"] = sum(1 for r in ordered if r.get("started_at"))
+        for api, n in self.cleanup_requests.items():
+            requests[api] = requests.get(api, 0) + n
+            billed[api] = billed.get(api, 0) + n
+        status = "ok" if self.error is None else "failed"
+        categories = categories_of(self.final) if self.final is not None else np.zeros(0, np.int64)
+        rate = self.inputs.shape[0] * self.model.nnz / self.timings.get("run", seconds) if status == "ok" else 0.0
+        return RunResult(
+            self.run_id, status, self.config.variant, self.P, seconds, rate, categories, self.final,
+            bytes_sent=sum(r.get("channel", {}).get("bytes_sent", 0) for r in ordered),
+            messages=sum(r.get("channel", {}).get("messages_sent", 0) for r in ordered),
+            requests=requests, billed_requests=billed, error=self.error, partition=self.planned.method,
+            worker_reports=ordered, timings=self.timings)
+
+    def price(self, result: RunResult) -> None:
+        """The result's dollars, and the prediction's (`_price`)."""
+        _price(result, self.config.memory_mb, self.predicted)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    """Record the seconds the block took as `timings[phase]` (when it does not raise)."""
+    t = time.perf_counter()
+    yield
+    timings[phase] = time.perf_counter() - t
 
 
 def _price(result: RunResult, memory_mb: int, predicted: dict | None) -> None:
