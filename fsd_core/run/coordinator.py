@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -25,10 +26,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..channels.frames import KEY_SIZE
 from ..doorbell import Doorbell
 from ..engine.handler import REPORT_BELL
 from ..engine.launch import Launcher, LocalLauncher, open_launcher
-from ..engine.payloads import RESULT_KEY, inputs_key, matrix_to_bytes, result_from_bytes, shard_key
+from ..engine.payloads import (
+    RESULT_KEY,
+    inputs_key,
+    matrix_to_bytes,
+    result_from_bytes,
+    shard_key,
+)
 from ..engine.stage import DirectoryStage, Stage
 from ..errors import InputError
 from ..kernel.serial import categories_of, infer
@@ -241,6 +249,14 @@ class _Backend:
             from .cleanup import resolve_manifest
 
             self.manifest = resolve_manifest(manifest, workers, variant)
+        # A queue run leases worker slots of the deployment (one queue each): concurrent runs
+        # never read each other's queues. The lease ends with this process, however it ends.
+        self.lease = None
+        if variant == "queue":
+            from ..aws.leases import lease_slots
+
+            queues = self.manifest["queue_urls"]
+            self.lease = lease_slots(queues[0], len(queues), workers, wait_s=LEASE_WAIT_S, notice=_say)
         # The run's stage and progress files live in memory (/dev/shm) when the machine has
         # it: workers rewrite their progress files as they run, and a write and rename took
         # 0.29 ms on this machine's disk-backed /tmp against 0.05 ms on /dev/shm (cProfile put
@@ -263,11 +279,24 @@ class _Backend:
             from ..engine.s3_stage import S3Stage
 
             self.stage = S3Stage(self.manifest, f"stage/{run_id}/")
-            self.channel_config = {"manifest": self.manifest}
+            # The run's secret key: in the workers' events only (never staged or sent on the
+            # channel); every frame carries a MAC with it (channels/frames.py).
+            self.channel_config = {"manifest": self.manifest, "key": secrets.token_hex(KEY_SIZE)}
+            if self.lease is not None:
+                self.channel_config["slots"] = self.lease.slots
             if not self.manifest.get("endpoint") and self.manifest.get("function_name"):
                 # A real AWS deployment: workers are Lambda invocations of the worker function.
                 self.launcher = open_launcher({"kind": "lambda", "function_name": self.manifest["function_name"]},
                                               self.manifest)
+            elif self.manifest.get("endpoint"):
+                # The local emulator enforces IAM: the worker processes play Lambda workers and
+                # run with the deployment's worker role, as a Lambda does, never as the operator.
+                from ..aws.credentials import as_environment
+                from ..aws.local_stack import worker_credentials
+                from ..aws.manifest import Manifest
+
+                role = worker_credentials(Manifest.from_dict(self.manifest), run_id)
+                self.launcher = LocalLauncher(new_session=True, env=as_environment(role))
 
     def cleanup_channel(self, run_id: str, workers: int, failed: bool) -> dict[str, int]:
         """Remove what the run left in the channel; returns the requests that took."""
@@ -276,11 +305,18 @@ class _Backend:
             return {}
         from .cleanup import cleanup_channel
 
-        return cleanup_channel(self.variant, self.manifest, run_id, workers, failed)
+        return cleanup_channel(self.variant, self.manifest, run_id, workers, failed, self.slots)
+
+    @property
+    def slots(self) -> list[int] | None:
+        """The deployment's worker slots this run holds (queue runs), worker p on slots[p]."""
+        return self.lease.slots if self.lease is not None else None
 
     def close(self) -> None:
         self.bell.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.lease is not None:
+            self.lease.release()
 
 
 class _DistributedRun:
@@ -360,7 +396,7 @@ class _DistributedRun:
         if self.config.predict and self.config.variant in ("queue", "object"):
             with _timed(self.timings, "predict"):
                 self.predicted = _predict(self.config.variant, self.model, self.shards, self.inputs,
-                                          self.backend.manifest)
+                                          self.backend.manifest, self.backend.slots)
 
     def launch(self) -> None:
         """Start worker 0 on its event; it starts the rest of the launch tree."""
@@ -395,7 +431,7 @@ class _DistributedRun:
         """Kill the launch tree, hand the pool back (restarted after a failure: a crashed or
         hung worker leaves its slot unusable), delete the run's channel data and stage."""
         if self.root is not None:
-            _kill_tree(self.root)
+            _kill_tree(self.root, graceful=self.error is None)
         if self.pool is not None:
             if self.error is not None:
                 self.pool.recycle()
@@ -470,7 +506,7 @@ def worker_durations(reports: list[dict]) -> list[float]:
 
 
 def _predict(variant: str, model: SparseDNN, shards: list, inputs: sp.csr_matrix,
-             manifest: dict | None) -> dict[str, Any]:
+             manifest: dict | None, slots: list[int] | None = None) -> dict[str, Any]:
     from ..cost.model import predict_requests
     from .predict import run_frames
 
@@ -480,7 +516,7 @@ def _predict(variant: str, model: SparseDNN, shards: list, inputs: sp.csr_matrix
         from ..channels.queue import attr_bytes_for, frame_limit
 
         max_frame = frame_limit(int((manifest or {}).get("max_workers", len(shards))))
-        attr = attr_bytes_for
+        attr = attr_bytes_for if slots is None else (lambda dst: attr_bytes_for(slots[dst]))
     counts = predict_requests(variant, run_frames(model, shards, inputs, variant, max_frame), len(shards), attr)
     return counts.as_dict()
 
@@ -531,6 +567,7 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
     """Follow progress and reports until success, a failure, or a stall longer than `timeout`."""
     reports: dict[int, dict] = {}
     last_change = time.monotonic()
+    next_liveness = last_change + LIVENESS_INTERVAL
     stall_limit = timeout + launch_grace + 15.0
     while True:
         changed = False
@@ -562,6 +599,12 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
             silent = [p for p in range(P) if p not in reports]
             return reports, None, (f"run stalled: no progress for {stall_limit:.0f}s; no report from "
                                    f"worker(s) {', '.join(map(str, silent))}")
+        dead = _dead_without_report(backend, P, reports) if time.monotonic() >= next_liveness else []
+        if time.monotonic() >= next_liveness:
+            next_liveness = time.monotonic() + LIVENESS_INTERVAL
+        if dead:
+            return reports, None, "; ".join(f"worker {p} (pid {pid}) exited without a report (killed or crashed)"
+                                            for p, pid in dead)
         if root is not None and root.poll() is not None and root.returncode not in (0, None) and 0 not in reports:
             if time.monotonic() - last_change > timeout + 5:
                 return reports, None, f"worker 0 exited with code {root.returncode} without a report"
@@ -569,6 +612,52 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
         # again soon once every layer is done (the gather takes milliseconds).
         finishing = all(d >= layers for d in snap.workers_done) and time.monotonic() - last_change < 1.0
         backend.bell.wait(0.002 if finishing else 0.02 if P <= 8 else 0.05)
+
+
+#: Seconds a queue run waits for free worker slots while other runs hold them.
+LEASE_WAIT_S = 120.0
+
+
+def _say(line: str) -> None:
+    import sys
+
+    sys.stderr.write(f"fsd: {line}\n")
+    sys.stderr.flush()
+
+
+#: Seconds between checks that the local processes playing workers are alive.
+LIVENESS_INTERVAL = 0.5
+
+
+def _dead_without_report(backend: _Backend, P: int, reports: dict[int, dict]) -> list[tuple[int, int]]:
+    """(worker, pid) of the local worker processes that ended without staging a report.
+
+    Each local worker names its process in the progress directory when it starts (Lambda
+    workers do not: their failures come from the function's on-failure destination). A process
+    that is gone, or a zombie, and whose report is still missing after one more look crashed
+    or was killed."""
+    dead = []
+    for p in range(P):
+        if p in reports:
+            continue
+        try:
+            pid = int((backend.progress_dir / f"pid-{p}").read_text())
+        except (FileNotFoundError, ValueError):
+            continue
+        if not _process_gone(pid):
+            continue
+        if backend.stage.get(f"report-{p}.json") is not None:
+            continue  # it reported just before it ended: the next look takes the report
+        dead.append((p, pid))
+    return dead
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
 
 
 def _explain_failure(failed: list[dict], reports: dict[int, dict], P: int, snap: Progress) -> str:
@@ -583,11 +672,14 @@ def _explain_failure(failed: list[dict], reports: dict[int, dict], P: int, snap:
     return f"{where}; {msg}"
 
 
-def _kill_tree(root: Any) -> None:
-    """Kill every process of the run's launch tree (one process group) and reap them all."""
+def _kill_tree(root: Any, graceful: bool = True) -> None:
+    """Kill every process of the run's launch tree (one process group) and reap them all.
+
+    After a success worker 0 gets a moment to end by itself; after a failure its peers may be
+    waiting for messages that never come, so the tree is killed at once."""
     pgid = root.pid
     try:
-        root.wait(timeout=5 if root.poll() is None else 0)
+        root.wait(timeout=5 if graceful and root.poll() is None else 0)
     except Exception:
         pass
     try:
