@@ -1,10 +1,9 @@
 """The dashboard, driven by Textual's Pilot: a real local run launched from the Launch screen,
-the recommendation following its inputs, history drill-down and comparison, and one snapshot
-per screen (baselines in tests/__snapshots__/; regenerate with --snapshot-update)."""
+the recommendation following its inputs, history drill-down and comparison, keys, help and the
+palette (the snapshot tests move to tests/test_tui_snapshots.py)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from tui.widgets.worker_grid import WorkerGrid
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (100, 32)
-SNAPSHOT_HOME = Path("/tmp/fsd-tui-snapshot-home")  # fixed: the Deployment screen shows the data dir
 
 
 async def wait_for(pilot: Pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:
@@ -236,66 +234,3 @@ async def test_screen_keys_help_and_palette(monkeypatch):
         dark = app.current_theme.dark
         await pilot.press("t")
         assert app.current_theme.dark is not dark
-
-
-# ------------------------------------------------------------------------------ snapshots
-@pytest.fixture
-def fixed_home(monkeypatch):
-    """A fixed FSD_HOME (its path is on the Deployment screen), empty, cwd at the repo root."""
-    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
-    SNAPSHOT_HOME.mkdir(parents=True)
-    monkeypatch.setenv("FSD_HOME", str(SNAPSHOT_HOME))
-    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")  # a tab underline caught mid-slide made snapshots flaky
-    monkeypatch.delenv("FSD_MANIFEST", raising=False)
-    monkeypatch.chdir(ROOT)
-    yield SNAPSHOT_HOME
-    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
-
-
-async def settle(pilot: Pilot) -> None:
-    """Wait for every worker (recommendation, store reads) and the form's debounce."""
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.4)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-@pytest.mark.parametrize("screen, size", [
-    pytest.param(screen, size, id=f"{screen}-{size[0]}x{size[1]}")
-    for screen, size in (("deployment", (80, 24)), ("recommend", (100, 32)), ("recommend", (80, 24)),
-                         ("launch", (80, 24)), ("runs", (80, 24)))])
-def test_snapshot_screen(snap_compare, fixed_home, screen, size):
-    seed_runs(fixed_home / "runs.sqlite")
-    assert snap_compare(FsdApp(initial=screen), terminal_size=size, run_before=settle)
-
-
-def test_snapshot_runs_detail(snap_compare, fixed_home):
-    seed_runs(fixed_home / "runs.sqlite")
-
-    async def open_oldest(pilot: Pilot) -> None:
-        await settle(pilot)
-        await pilot.press("down", "enter")
-        await settle(pilot)
-
-    assert snap_compare(FsdApp(initial="runs"), terminal_size=(100, 32), run_before=open_oldest)
-
-
-def test_snapshot_runs_compare_light(snap_compare, fixed_home):
-    seed_runs(fixed_home / "runs.sqlite")
-
-    async def compare(pilot: Pilot) -> None:
-        await settle(pilot)
-        await pilot.press("t", "m", "down", "m", "c")
-        await settle(pilot)
-
-    assert snap_compare(FsdApp(initial="runs"), terminal_size=(80, 24), run_before=compare)
-
-
-def test_snapshot_help(snap_compare, fixed_home):
-    async def help_(pilot: Pilot) -> None:
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause()
-
-    assert snap_compare(FsdApp(initial="runs"), terminal_size=(100, 32), run_before=help_)
