@@ -120,19 +120,22 @@ def deployment_status() -> DeploymentStatus:
     """Read the emulator state and the active manifest (never starts anything)."""
     try:
         from fsd_core.aws import local_stack as cloud
+        from fsd_core.aws import manifest as manifests
     except ImportError:
         return DeploymentStatus(available=False)
     from fsd_core.errors import FsdError
+    from fsd_core.paths import data_dir
 
-    status = DeploymentStatus(available=True, data_dir=str(cloud.data_dir()))
+    status = DeploymentStatus(available=True, data_dir=str(data_dir()))
     try:
         local = cloud.local_status()
         status.running = bool(local.get("running"))
         status.endpoint, status.pid = local.get("endpoint"), local.get("pid")
-        configured = cloud.configured_manifest_path()
+        configured = manifests.configured_manifest_path()
         if configured is not None:
-            status.manifest = cloud.Manifest.load(configured).to_dict()
-            status.manifest_source = "$FSD_MANIFEST" if configured != cloud.deploy_manifest_path() else "fsd deploy"
+            status.manifest = manifests.Manifest.load(configured).to_dict()
+            status.manifest_source = ("$FSD_MANIFEST" if configured != manifests.deploy_manifest_path()
+                                      else "fsd deploy")
         elif local.get("deployment"):
             status.manifest, status.manifest_source = local["deployment"], "local emulator"
     except FsdError as exc:
