@@ -4,11 +4,15 @@ palette (the snapshot tests move to tests/test_tui_snapshots.py)."""
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Select, Static
 
 from fsd_core.engine.pool import WorkerPool
@@ -40,6 +44,29 @@ async def wait_for(pilot: Pilot, condition, timeout: float = 10.0, what: str = "
 
 def text_of(widget: Static) -> str:
     return str(widget.render())
+
+
+def screen_lines(app) -> list[str]:
+    """What the terminal shows, one string per row (as Textual's own screenshot renders it)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
+                      legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text().splitlines()
+
+
+def region_text(app, widget) -> str:
+    """The part of the screen a widget covers and its containers show, row by row."""
+    r = widget.region
+    for ancestor in widget.ancestors:
+        if isinstance(ancestor, Widget):
+            r = r.intersection(ancestor.region)
+    return "\n".join(line[r.x:r.right] for line in screen_lines(app)[r.y:r.bottom])
+
+
+def words(text: str) -> str:
+    """Text with its line breaks and runs of spaces as single spaces (for wrapped text)."""
+    return " ".join(text.split())
 
 
 # ------------------------------------------------------------------------------ a real run
@@ -234,3 +261,38 @@ async def test_screen_keys_help_and_palette(monkeypatch):
         dark = app.current_theme.dark
         await pilot.press("t")
         assert app.current_theme.dark is not dark
+
+
+async def test_help_fits_at_120x35_and_says_how_to_close_it():
+    app = FsdApp(initial="runs")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        body = app.screen.query_one(VerticalScroll)
+        assert body.max_scroll_y == 0, f"help scrolls by {body.max_scroll_y} rows at 120x35"
+        assert "esc, q or ? closes" in words("\n".join(screen_lines(app)))
+        await pilot.press("q")
+        assert isinstance(app.screen, RunsScreen) and app.is_running
+
+
+async def test_the_palette_lists_each_command_once():
+    app = FsdApp(initial="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles)), titles
+        assert "Keys" in titles and "Screenshot" in titles
+
+
+async def test_a_screenshot_is_saved_without_a_downloads_directory(tmp_path, monkeypatch, isolated_home):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/Downloads
+    app = FsdApp(initial="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Screenshot")
+        command.callback()
+        await wait_for(pilot, lambda: list(isolated_home.glob("screenshots/*.svg")), what="the screenshot file")
+        await pilot.pause(0.2)
+        saved = list(isolated_home.glob("screenshots/*.svg"))
+        assert any(str(saved[0]) in n.message for n in app._notifications), [n.message for n in app._notifications]

@@ -81,7 +81,7 @@ def test_fsd_tui_in_tmux(isolated_home):
         assert "recommended: serial with 1 worker(s)" in launch
 
         pane.send("Escape", "?")
-        pane.wait_for("fsd tui — keys", "command palette")
+        pane.wait_for("fsd tui — keys", "palette: screens", "esc, q or ? closes")
         pane.send("Escape")
         pane.wait_for("Launch run")
 

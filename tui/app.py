@@ -115,13 +115,18 @@ class FsdApp(App[None]):
         self.request_recommendation(RecommendInputs())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Textual's commands, but our Keys (the help screen) and a Screenshot that always saves."""
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Keys", "Screenshot"):
+                yield command
         for key, mode, title in SCREENS_BY_KEY:
             yield SystemCommand(f"Go to {title}", f"Show the {title} screen (key {key})",
                                 lambda mode=mode: self.action_mode(mode))
-        yield SystemCommand("Keys", "Show every key binding (?)", self.action_help)
+        yield SystemCommand("Keys", "Every key of every screen (?)", self.action_help)
         yield SystemCommand("Toggle light/dark", "Switch between the light and dark theme (t)",
                             self.action_toggle_theme)
+        yield SystemCommand("Screenshot", "Save an SVG of the screen (~/Downloads, else the data directory)",
+                            lambda: self.set_timer(0.1, self.action_screenshot))
 
     # ------------------------------------------------------------------ actions
     def action_mode(self, mode: str) -> None:
@@ -136,6 +141,15 @@ class FsdApp(App[None]):
 
     def action_leave_field(self) -> None:
         self.screen.set_focus(None)
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save an SVG of the screen where a directory exists, and say where."""
+        try:
+            saved = self.save_screenshot(filename, path or str(services.screenshot_dir()))
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {exc}", severity="error")
+            return
+        self.notify(f"screenshot saved: {saved}", title="Screenshot")
 
     # ------------------------------------------------------------------ recommendation
     def request_recommendation(self, inputs: RecommendInputs) -> None:

@@ -78,6 +78,18 @@ def recommend(inputs: RecommendInputs) -> Recommendation:
     return Recommendation(inputs, doc, curve)
 
 
+def screenshot_dir() -> Path:
+    """Where screenshots go: ~/Downloads when it exists, else `<data dir>/screenshots` (created)."""
+    downloads = Path.home() / "Downloads"
+    if downloads.is_dir():
+        return downloads
+    from fsd_core.paths import data_dir
+
+    target = data_dir() / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def snapshot(progress: Progress) -> Progress:
     """A private copy of a coordinator Progress (the coordinator keeps mutating its own)."""
     return Progress(progress.run_id, progress.phase, progress.layers, list(progress.workers_done),
