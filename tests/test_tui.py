@@ -98,14 +98,14 @@ async def test_launch_local_run_watch_it_and_find_it_in_history(monkeypatch, iso
         assert result.variant == "local" and result.workers == 3
         runs = app.screen
         title = text_of(runs.query_one("#monitor-title", Static))
-        assert f"run {result.run_id}" in title and title.rstrip().endswith("ok")
+        assert f"run {result.run_id}" in title and "  ok  " in title
         grid = text_of(runs.query_one(WorkerGrid))
         assert grid.count("✔ done") == 3 and "done 3" in grid
         assert any(f"run {result.run_id} ok" in line for line in app.live.log)
 
         # the progress snapshots the live view was built from
         phases = [m.snap.phase for m in snapshots]
-        assert phases[0] == "staging" and phases[-1] == "ok" and "running" in phases
+        assert phases[0] == "planning" and phases[-1] == "ok" and "running" in phases
         assert worker_states(snapshots[0].snap) == ["launching"] * 3
         assert worker_states(snapshots[-1].snap) == ["done"] * 3
 

@@ -9,7 +9,8 @@ messages up.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual import on, work
@@ -77,18 +78,18 @@ class FsdApp(App[None]):
             self.inputs, self.reason = inputs, reason
 
     class RunProgress(Message):
-        """A private copy of a coordinator Progress snapshot."""
+        """A private copy of a coordinator Progress snapshot, and the app clock's time it was taken."""
 
-        def __init__(self, snap: Progress) -> None:
+        def __init__(self, snap: Progress, at: float | None = None) -> None:
             super().__init__()
-            self.snap = snap
+            self.snap, self.at = snap, at
 
     class RunFinished(Message):
-        """coordinator.run returned (ok or failed)."""
+        """coordinator.run returned (ok or failed); `truth` is the truth check's (passed, what)."""
 
-        def __init__(self, result: RunResult) -> None:
+        def __init__(self, result: RunResult, truth: tuple[bool, str] | None = None) -> None:
             super().__init__()
-            self.result = result
+            self.result, self.truth = result, truth
 
     class RunFailed(Message):
         """coordinator.run refused the run (bad input) or crashed."""
@@ -96,6 +97,9 @@ class FsdApp(App[None]):
         def __init__(self, reason: str) -> None:
             super().__init__()
             self.reason = reason
+
+    #: The clock of the live view (progress trace, elapsed time); tests set a fixed one.
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     # ------------------------------------------------------------------ setup
     def __init__(self, runs_db: str | None = None, initial: str = "runs", pool: Any = None) -> None:
@@ -189,47 +193,55 @@ class FsdApp(App[None]):
     def _launch_requested(self, event: LaunchForm.Submitted) -> None:
         self.launch(event.config)
 
-    def launch(self, config: RunConfig) -> bool:
-        """Start a run in a thread worker and show the Runs screen; False if one is running."""
+    def launch(self, config: RunConfig, truth: str | None = None) -> bool:
+        """Start a run in a thread worker and show the Runs screen; False if one is running.
+
+        `truth`: a categories file the result is checked against (`fsd run --check`).
+        """
         if self.live is not None and not self.live.finished:
             self.notify("a run is already in progress", severity="warning")
             return False
-        self.live = LiveRun(config)
+        self.live = LiveRun(config, clock=self.clock, truth_path=truth)
         workers = 1 if config.variant == "serial" else config.workers
         self.live.log.append(f"launching {config.variant} on {workers} worker(s): {config.model_path}")
         self.switch_mode("runs")
         self.live_version += 1
-        self.run_query(config)
+        self.run_query(config, truth)
         return True
 
     @work(thread=True, group="run", exit_on_error=False)
-    def run_query(self, config: RunConfig) -> None:
-        """coordinator.run with a progress callback posting RunProgress; then RunFinished."""
+    def run_query(self, config: RunConfig, truth_path: str | None = None) -> None:
+        """coordinator.run with a progress callback posting RunProgress; then RunFinished.
+
+        The truth file is read first, as `fsd run --check` does: a bad one refuses the run.
+        """
         from fsd_core.errors import FsdError
-        from fsd_core.run.coordinator import run
 
         def progress(snap: Progress) -> None:
-            self.post_message(self.RunProgress(services.snapshot(snap)))
+            self.post_message(self.RunProgress(services.snapshot(snap), self.clock()))
 
         if self.pool is not None and config.variant == "local":
             config = dataclasses.replace(config, pool=self.pool)
         try:
-            result = run(config, progress)
+            truth = services.read_truth(truth_path) if truth_path else None
+            result = services.run(config, progress)
         except FsdError as exc:
             self.post_message(self.RunFailed(str(exc)))
             return
-        self.post_message(self.RunFinished(result))
+        checked = services.truth_check(truth, result.categories) if truth is not None and result.status == "ok" \
+            else None
+        self.post_message(self.RunFinished(result, checked))
 
     @on(RunProgress)
     def _progress(self, event: RunProgress) -> None:
         if self.live is not None:
-            self.live.update(event.snap)
+            self.live.update(event.snap, event.at)
             self.live_version += 1
 
     @on(RunFinished)
     def _finished(self, event: RunFinished) -> None:
         if self.live is not None:
-            self.live.finish(event.result)
+            self.live.finish(event.result, event.truth)
             self.live_version += 1
             ok = event.result.status == "ok"
             self.notify(f"run {event.result.run_id} {event.result.status}", severity="information" if ok else "error")

@@ -78,6 +78,33 @@ def recommend(inputs: RecommendInputs) -> Recommendation:
     return Recommendation(inputs, doc, curve)
 
 
+# ------------------------------------------------------------------------------ runs
+def run(config: Any, progress: Any) -> Any:
+    """`coordinator.run` (as `fsd run`): returns its RunResult; raises InputError on bad input."""
+    from fsd_core.run import coordinator
+
+    return coordinator.run(config, progress)
+
+
+def read_truth(path: str) -> Any:
+    """A truth file's categories (as `fsd run --check` reads them); InputError names a bad line."""
+    from fsd_core.model.tsv import read_categories
+
+    return read_categories(path)
+
+
+def truth_check(truth: Any, categories: Any) -> tuple[bool, str]:
+    """(passed, what): the run's categories against the truth file's, as `fsd run --check` compares."""
+    import numpy as np
+
+    truth, categories = np.asarray(truth), np.asarray(categories)
+    if len(truth) == len(categories) and bool(np.array_equal(truth, categories)):
+        return True, f"{len(categories)} categories equal"
+    missing = np.setdiff1d(truth, categories).size
+    extra = np.setdiff1d(categories, truth).size
+    return False, f"{len(categories)} categories, truth has {len(truth)} ({missing} missing, {extra} extra)"
+
+
 def screenshot_dir() -> Path:
     """Where screenshots go: ~/Downloads when it exists, else `<data dir>/screenshots` (created)."""
     downloads = Path.home() / "Downloads"

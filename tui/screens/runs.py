@@ -31,12 +31,22 @@ class RunsScreen(Screen):
         Binding("d", "tab('detail')", "Detail", group=TABS_GROUP),
         Binding("c", "compare", "Compare"),
         Binding("r", "reload", "Reload"),
+        Binding("w", "chart_worker", "Chart worker", show=False),
     ]
 
     class HistoryLoaded(Message):
-        def __init__(self, runs: list[dict[str, Any]]) -> None:
+        """The run store's runs; `select`: put the cursor on this run (one that just finished)."""
+
+        def __init__(self, runs: list[dict[str, Any]], select: str | None = None) -> None:
             super().__init__()
-            self.runs = runs
+            self.runs, self.select = runs, select
+
+    class LiveRecordLoaded(Message):
+        """The finished live run as the run store holds it (its per-layer rows for the charts)."""
+
+        def __init__(self, live: LiveRun, record: dict[str, Any] | None) -> None:
+            super().__init__()
+            self.live, self.record = live, record
 
     class DetailLoaded(Message):
         def __init__(self, run: dict[str, Any] | None) -> None:
@@ -52,6 +62,7 @@ class RunsScreen(Screen):
         super().__init__()
         self.runs_db = runs_db
         self._shown: LiveRun | None = None
+        self._settled: LiveRun | None = None  # the finished run whose history and record were read
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -69,8 +80,12 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.watch(self.app, "live_version", self._live_changed, init=True)
         self.action_reload()
-        if self._shown is None:  # after the first refresh: TabbedContent's own focus moves come first
-            self.call_after_refresh(self.query_one(RunHistory).focus)
+        self.call_after_refresh(self._first_focus)  # after TabbedContent's own focus moves
+
+    def _first_focus(self) -> None:
+        """History has the focus unless a run is shown (focusing History would show its tab)."""
+        if self._shown is None:
+            self.query_one(RunHistory).focus()
 
     # ------------------------------------------------------------------ live run
     def _live_changed(self, _version: int) -> None:
@@ -83,18 +98,27 @@ class RunsScreen(Screen):
             self._shown = live
             self.action_tab("live")
         monitor.show(live)
-        if live.finished:
-            self.action_reload()
+        if live.finished and live is not self._settled:
+            self._settled = live
+            self.load_history(select=live.run_id if live.result is not None else None)
+            if live.result is not None and live.config.record:
+                self.load_live_record(live)
 
     # ------------------------------------------------------------------ actions
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        target = {"history": RunHistory, "compare": RunCompare}.get(tab)
-        if target is not None:  # after the tab switch, which moves the focus itself
-            self.call_after_refresh(self.query_one(target).focus)
+        # The tab's main widget takes the focus after the switch (which moves the focus itself):
+        # a focused widget left in another tab would bring its tab back.
+        target = {"live": "#monitor-log", "history": "#history-table", "detail": RunDetail,
+                  "compare": "#compare-table"}[tab]
+        self.call_after_refresh(self.query_one(target).focus)
 
     def action_reload(self) -> None:
         self.load_history()
+
+    def action_chart_worker(self) -> None:
+        """The live time chart: the next worker, or (after the last) every worker's mean."""
+        self.notify(f"time per layer: {self.query_one(RunMonitor).cycle_worker()}", timeout=2)
 
     def action_compare(self) -> None:
         marked = self.query_one(RunHistory).marked
@@ -105,8 +129,12 @@ class RunsScreen(Screen):
 
     # ------------------------------------------------------------------ workers
     @work(thread=True, exclusive=True, group="runs-history", exit_on_error=False)
-    def load_history(self) -> None:
-        self.post_message(self.HistoryLoaded(services.history(runs_db=self.runs_db)))
+    def load_history(self, select: str | None = None) -> None:
+        self.post_message(self.HistoryLoaded(services.history(runs_db=self.runs_db), select))
+
+    @work(thread=True, exclusive=True, group="runs-live-record", exit_on_error=False)
+    def load_live_record(self, live: LiveRun) -> None:
+        self.post_message(self.LiveRecordLoaded(live, services.run_record(live.result.run_id, self.runs_db)))
 
     @work(thread=True, exclusive=True, group="runs-detail", exit_on_error=False)
     def load_detail(self, run_id: str) -> None:
@@ -120,7 +148,14 @@ class RunsScreen(Screen):
     # ------------------------------------------------------------------ messages
     @on(HistoryLoaded)
     def _history(self, event: HistoryLoaded) -> None:
-        self.query_one(RunHistory).show(event.runs)
+        self.query_one(RunHistory).show(event.runs, select=event.select)
+
+    @on(LiveRecordLoaded)
+    def _live_record(self, event: LiveRecordLoaded) -> None:
+        if event.record is not None:
+            event.live.record = event.record
+            if event.live is self._shown:
+                self.query_one(RunMonitor).show(event.live)
 
     @on(RunHistory.Opened)
     def _opened(self, event: RunHistory.Opened) -> None:

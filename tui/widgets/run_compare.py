@@ -8,13 +8,15 @@ from textual.widgets import DataTable
 
 from fsd_core.units import si
 
+from ..format import usd
+
 # (label, key, formatter); numeric rows also get a B/A ratio.
 ROWS: tuple[tuple[str, str, Any], ...] = (
     ("variant", "variant", str), ("workers", "workers", str), ("partition", "partition", str),
     ("status", "status", str), ("batch", "batch", str),
     ("seconds", "seconds", lambda v: f"{v:.3f}"), ("edges/s", "edges_per_second", lambda v: si(v)),
     ("bytes sent", "bytes_sent", lambda v: si(v, "B")), ("messages", "messages", lambda v: f"{v:,}"),
-    ("requests", "requests", lambda v: f"{sum(v.values()):,}"), ("cost $", "cost_usd", lambda v: f"{v:.6f}"),
+    ("requests", "requests", lambda v: f"{sum(v.values()):,}"), ("cost", "cost_usd", usd),
     ("categories", "categories", lambda v: f"{len(v)}"),
 )
 

@@ -10,13 +10,15 @@ from textual.widgets import DataTable, Label, Static
 
 from fsd_core.units import si
 
+from ..format import usd
+from .layer_charts import LayerCharts
 from .run_history import when
 
 
 def summary_lines(run: dict[str, Any]) -> str:
     """The figures `fsd run` prints, from a run store record."""
     reqs = ", ".join(f"{k} {v:,}" for k, v in sorted((run.get("requests") or {}).items())) or "-"
-    cost = f"${run['cost_usd']:.6f}" if run.get("cost_usd") is not None else "n/a"
+    cost = usd(run.get("cost_usd"))
     lines = [
         f"run {run['run_id']}: {run['variant']}, {run['workers']} worker(s), {run['status']}  "
         f"(started {when(run.get('created'))} UTC)",
@@ -33,16 +35,18 @@ def summary_lines(run: dict[str, Any]) -> str:
 
 
 class RunDetail(VerticalScroll):
-    """A summary and two tables: workers, and layers (per worker)."""
+    """A summary, per-layer charts (the run store's rows), and two tables: workers, and layers (per worker)."""
 
     DEFAULT_CSS = """
     RunDetail { padding: 0 1; }
     RunDetail Label { text-style: bold; margin-top: 1; }
     RunDetail DataTable { height: auto; max-height: 14; }
+    RunDetail LayerCharts { height: 14; margin-top: 1; }
     """
 
     def compose(self) -> ComposeResult:
         yield Static("open a run from History (Enter)", id="detail-summary")
+        yield LayerCharts(id="detail-charts")
         yield Label("workers")
         yield DataTable(id="detail-workers", cursor_type="row")
         yield Label("layers")
@@ -60,10 +64,13 @@ class RunDetail(VerticalScroll):
         layers = self.query_one("#detail-layers", DataTable)
         workers.clear()
         layers.clear()
+        charts = self.query_one(LayerCharts)
         if run is None:
             summary.update("run not found in the run store")
+            charts.clear()
             return
         summary.update(summary_lines(run))
+        charts.show(run.get("layers_detail") or [], int(run.get("workers") or 1), layers=run.get("layers"))
         for w in run.get("workers_detail", []):
             busy = (w["finished_at"] - w["started_at"]) if w.get("finished_at") and w.get("started_at") else None
             workers.add_row(str(w["worker"]), str(w.get("status")), f"{busy:.3f}" if busy is not None else "-",

@@ -50,9 +50,10 @@ class RunHistory(DataTable):
     def on_mount(self) -> None:
         self.add_columns(*self.COLUMNS)
 
-    def show(self, runs: list[dict[str, Any]]) -> None:
-        """Replace the rows (keeps the cursor on the same run when it is still listed)."""
-        current = self.current_run()
+    def show(self, runs: list[dict[str, Any]], select: str | None = None) -> None:
+        """Replace the rows; the cursor goes to `select` (a run that just finished) when listed,
+        else stays on the same run."""
+        current = select or self.current_run()
         self._runs = runs
         self.marked = [r for r in self.marked if any(x["run_id"] == r for x in runs)]
         self.clear()

@@ -17,6 +17,10 @@ class WorkerGrid(Static):
     WorkerGrid { height: auto; max-height: 8; padding: 0 1; }
     """
 
+    def message(self, text: str) -> None:
+        """No cells: a line saying why."""
+        self.update(Text(text, style="dim"))
+
     def show(self, states: list[str], layers_done: list[int] | None = None) -> None:
         """Render one cell per worker (and its finished layer count when known)."""
         if not states:
