@@ -19,6 +19,7 @@ a direct upload; larger zips must go through S3, which is what `--upload` and Te
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -35,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import InputError, RunError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, atomic_write_text
 
 #: Lambda's limit on the unzipped function code (bytes; "250 MB" = 250 MiB of quota).
 LAMBDA_MAX_UNZIPPED = 262_144_000
@@ -54,7 +55,8 @@ WORKER_DISTRIBUTIONS = ("numpy", "scipy", "xxhash", "zstandard")
 #: Fallback requirement specifiers if fsd-inference's metadata is not installed.
 _FALLBACK_REQUIREMENTS = ("numpy>=1.26", "scipy>=1.11", "xxhash>=3.4", "zstandard>=0.22")
 #: Parts of fsd_core only the client uses (argument parsing, Terraform, this builder).
-CLIENT_ONLY = ("cli", "aws/terraform.py", "aws/package.py", "aws/emulator.py", "aws/local_stack.py")
+CLIENT_ONLY = ("cli", "aws/terraform.py", "aws/package.py", "aws/emulator.py", "aws/local_stack.py",
+               "aws/doctor.py")
 #: Never needed at run time: byte code, type stubs, Cython declarations (and tests: `_kept`).
 _STRIP_SUFFIXES = (".pyc", ".pyo", ".pyi", ".pxd")
 #: zstandard's cffi backend (12 MB) loads only with the cffi package, which does not ship;
@@ -368,6 +370,68 @@ def build_package(out: str | os.PathLike[str] | None = None, arch: str = DEFAULT
                        unzipped, zipped, stripped, source, notes=notes)
 
 
+# --------------------------------------------------------------------------- reuse (fsd deploy)
+
+#: Beside a zip built by `ensure_package`: `<zip>.json` with the hash of what went into it
+#: (`inputs`), the zip's own SHA-256 and its PackageInfo.
+STAMP_SUFFIX = ".json"
+
+
+def _wheel_fingerprint(arch: str, python: str, wheel_dir: str | os.PathLike[str] | None) -> list[tuple[str, int]]:
+    """Names and sizes of the wheels a build may pick from (wheel file names carry versions)."""
+    source = Path(wheel_dir).expanduser() if wheel_dir is not None else wheel_cache_dir(arch, python)
+    if not source.is_dir():
+        return []
+    return sorted((p.name, p.stat().st_size) for p in source.glob("*.whl"))
+
+
+def inputs_digest(arch: str, python: str, wheel_dir: str | os.PathLike[str] | None = None) -> str:
+    """SHA-256 of what a build takes: target, version, requirements, the fsd_core sources it
+    ships, and the wheels available to it (the --wheel-dir, else the target's cache)."""
+    digest = hashlib.sha256()
+    head = {"fsd_version": fsd_version(), "arch": arch, "python": python, "requirements": worker_requirements(),
+            "wheels": _wheel_fingerprint(arch, python, wheel_dir), "info_name": INFO_NAME}
+    digest.update(json.dumps(head, sort_keys=True).encode())
+    for path, name in fsd_core_sources():
+        data = path.read_bytes()
+        digest.update(f"\0{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_package(directory: str | os.PathLike[str], arch: str = DEFAULT_ARCH, python: str = DEFAULT_PYTHON,
+                   wheel_dir: str | os.PathLike[str] | None = None,
+                   progress: Callable[[str], None] | None = None) -> tuple[PackageInfo, bool]:
+    """The package for (arch, python) in `directory`, rebuilt only when the hash of its inputs
+    (`inputs_digest`) differs from the one kept beside the zip, or the zip is not the one
+    built. Returns (its PackageInfo, whether it was rebuilt)."""
+    check_target(arch, python)
+    target = Path(directory) / f"fsd-worker-{fsd_version()}-{arch}-py{python}.zip"
+    stamp = target.with_name(target.name + STAMP_SUFFIX)
+    digest = inputs_digest(arch, python, wheel_dir)
+    try:
+        kept = json.loads(stamp.read_text())
+        if (kept.get("inputs") == digest and target.is_file() and kept.get("sha256") == file_sha256(target)):
+            info = PackageInfo(**kept["info"])
+            info.path = str(target)
+            return info, False
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # no stamp, or not one we can read: build
+    info = build_package(target, arch, python, wheel_dir, progress=progress)
+    # Hash again after the build: a first build from the index fills the wheel cache.
+    record = {"inputs": inputs_digest(arch, python, wheel_dir), "sha256": file_sha256(target), "info": info.summary()}
+    atomic_write_text(stamp, json.dumps(record, indent=1) + "\n")
+    return info, True
+
+
 # --------------------------------------------------------------------------- upload
 
 def upload_package(info: PackageInfo, manifest: Any) -> PackageInfo:
@@ -380,7 +444,10 @@ def upload_package(info: PackageInfo, manifest: Any) -> PackageInfo:
 
     from .clients import client
 
-    if not manifest.bucket:
+    # The package bucket once the manifest names it (Terraform outputs `package_bucket`), else
+    # the deployment bucket, as before.
+    bucket = getattr(manifest, "package_bucket", None) or manifest.bucket
+    if not bucket:
         raise InputError(f"{manifest.source}: the deployment has no bucket to upload the package to")
     key = package_key(info.arch, info.python)
     try:
@@ -393,11 +460,40 @@ def upload_package(info: PackageInfo, manifest: Any) -> PackageInfo:
                 raise InputError(f"function {manifest.function_name} runs {runtime} on {'/'.join(arches)}, the "
                                  f"package is for python{info.python} on {info.arch}: rebuild with --arch/--python "
                                  f"or change Terraform's architecture/runtime")
-        client(manifest, "s3").upload_file(info.path, manifest.bucket, key)
+        client(manifest, "s3").upload_file(info.path, bucket, key)
         info.key = key
         if lam is not None:
-            lam.update_function_code(FunctionName=manifest.function_name, S3Bucket=manifest.bucket, S3Key=key)
+            lam.update_function_code(FunctionName=manifest.function_name, S3Bucket=bucket, S3Key=key)
             info.function_updated = manifest.function_name
     except (BotoCoreError, ClientError) as exc:
-        raise RunError(f"upload to {manifest.bucket} failed: {str(exc).splitlines()[0]}") from exc
+        raise RunError(f"upload to {bucket} failed: {str(exc).splitlines()[0]}") from exc
     return info
+
+
+def delete_packages(manifest: Any, bucket: str) -> int:
+    """Delete every object version and delete marker in the package bucket `bucket` (what
+    `fsd destroy --delete-packages` does before Terraform deletes the bucket, whose
+    force_destroy is off by default). Returns how many were deleted."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .clients import client
+
+    s3 = client(manifest, "s3")
+    deleted = 0
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            keys = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            for start in range(0, len(keys), 1000):
+                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
+                if answer.get("Errors"):
+                    error = answer["Errors"][0]
+                    raise RunError(f"cannot delete s3://{bucket}/{error.get('Key')}: {error.get('Code')}")
+                deleted += len(keys[start:start + 1000])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return deleted
+        raise RunError(f"emptying the package bucket {bucket} failed: {str(exc).splitlines()[0]}") from exc
+    except BotoCoreError as exc:
+        raise RunError(f"emptying the package bucket {bucket} failed: {exc}") from exc
+    return deleted
