@@ -83,7 +83,7 @@ async def test_launch_local_run_watch_it_and_find_it_in_history(monkeypatch, iso
         variant = app.screen.query_one("#launch-variant", Select)
         await wait_for(pilot, lambda: variant.value == recommended, what="the recommended variant pre-selected")
         hint = text_of(app.screen.query_one("#launch-hint", Static))
-        assert hint.startswith(f"recommended: {recommended}")
+        assert hint.startswith(f"recommended for models/tiny: {recommended}")
 
         variant.value = "local"  # override the recommendation
         app.screen.query_one("#launch-workers", Input).value = "3"

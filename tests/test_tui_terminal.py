@@ -74,11 +74,11 @@ def test_fsd_tui_in_tmux(isolated_home):
         recommend = pane.wait_for("recommended: serial", "cost per query")
         for variant in ("serial", "queue", "object"):
             assert variant in recommend
-        assert "workers P or A-B" in recommend and "µ$/query" in recommend
+        assert "workers P or A-B" in recommend and "$/query" in recommend
 
         pane.send("3")
         launch = pane.wait_for("Launch run", "models/tiny-inputs.tsv")
-        assert "recommended: serial with 1 worker(s)" in launch
+        assert "recommended for models/tiny: serial with 1 worker(s)" in launch
 
         pane.send("Escape", "?")
         pane.wait_for("fsd tui — keys", "palette: screens", "esc, q or ? closes")

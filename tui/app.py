@@ -177,6 +177,13 @@ class FsdApp(App[None]):
     def _inputs_changed(self, event: RecommendForm.Changed) -> None:
         self.request_recommendation(event.inputs)
 
+    @on(RecommendForm.Invalid)
+    def _inputs_invalid(self, event: RecommendForm.Invalid) -> None:
+        """Inputs that do not parse have no recommendation (one still computing is dropped)."""
+        self._wanted = None
+        self.recommendation_error = event.reason
+        self.recommendation = None
+
     @on(RecommendationReady)
     def _recommended(self, event: RecommendationReady) -> None:
         if event.rec.inputs == self._wanted:
@@ -185,13 +192,15 @@ class FsdApp(App[None]):
 
     @on(RecommendationFailed)
     def _not_recommended(self, event: RecommendationFailed) -> None:
+        """No recommendation for the current inputs: the old one is not shown as if it were."""
         if event.inputs == self._wanted:
             self.recommendation_error = event.reason
+            self.recommendation = None
 
     # ------------------------------------------------------------------ runs
     @on(LaunchForm.Submitted)
     def _launch_requested(self, event: LaunchForm.Submitted) -> None:
-        self.launch(event.config)
+        self.launch(event.config, event.truth)
 
     def launch(self, config: RunConfig, truth: str | None = None) -> bool:
         """Start a run in a thread worker and show the Runs screen; False if one is running.

@@ -78,6 +78,23 @@ def recommend(inputs: RecommendInputs) -> Recommendation:
     return Recommendation(inputs, doc, curve)
 
 
+def same_model(a: str | None, b: str | None) -> bool:
+    """Whether two model paths name the same directory (as typed, or resolved)."""
+    if not a or not b:
+        return False
+    if a.strip() == b.strip():
+        return True
+    try:
+        return Path(a.strip()).expanduser().resolve() == Path(b.strip()).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def described(inputs: RecommendInputs) -> str:
+    """What a recommendation was made for: its model, or its size."""
+    return inputs.model if inputs.model else f"N={inputs.neurons}, L={inputs.layers}"
+
+
 # ------------------------------------------------------------------------------ runs
 def run(config: Any, progress: Any) -> Any:
     """`coordinator.run` (as `fsd run`): returns its RunResult; raises InputError on bad input."""

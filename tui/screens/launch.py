@@ -1,4 +1,4 @@
-"""Launch: pick model, inputs, variant (pre-selected from the recommendation), workers, partitioner."""
+"""Launch: model, inputs, variant and workers (from the recommendation for this model), partitioner, checks."""
 
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ class LaunchScreen(Screen):
         self.watch(self.app, "recommendation", self._recommended, init=True)
 
     def _recommended(self, rec: Recommendation | None) -> None:
-        if rec is not None:
-            self.query_one(LaunchForm).recommend(rec.doc)
+        self.query_one(LaunchForm).recommend(rec)
 
     def action_launch(self) -> None:
         self.query_one(LaunchForm).submit()

@@ -1,25 +1,32 @@
-"""The Launch screen's form: model, inputs, variant (from the recommendation), workers, partitioner."""
+"""The Launch screen's form: model, inputs, variant and workers (from the recommendation made
+for this model), partitioner, and the checks of `fsd run` (verify, truth file)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from fsd_core.run.coordinator import VARIANTS, RunConfig
 
-from ..services import default_inputs, default_model
+from ..services import Recommendation, default_inputs, default_model, described, same_model
 
 PARTITIONERS = ("block", "random", "metis", "hypergraph")
 DEFAULT_PARTITION = "default"  # the plan's own default
 
 
 class LaunchForm(VerticalScroll):
-    """Posts `Submitted` with a RunConfig when the operator launches (Enter or the button)."""
+    """Posts `Submitted` with a RunConfig when the operator launches (Enter or the button).
+
+    A recommendation fills the variant and workers only when it was made for the model in the
+    form, and only until the operator sets either field: a value typed or chosen is theirs.
+    """
 
     DEFAULT_CSS = """
     LaunchForm { padding: 1 1 0 1; }
@@ -32,60 +39,95 @@ class LaunchForm(VerticalScroll):
     """
 
     class Submitted(Message):
-        """Start this run."""
+        """Start this run; `truth`: a categories file to check its result against."""
 
-        def __init__(self, config: RunConfig) -> None:
+        def __init__(self, config: RunConfig, truth: str | None = None) -> None:
             super().__init__()
-            self.config = config
+            self.config, self.truth = config, truth
 
     def __init__(self, runs_db: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs_db = runs_db
-        self._expected: str | None = "local"  # a value we set ourselves: not the operator's choice
-        self._overridden = False
+        self._rec: Recommendation | None = None
+        # Values the form set whose Changed message has not come yet (the first: the mount's own).
+        self._ours: dict[str, Counter[str]] = {"variant": Counter(["local"]), "workers": Counter(["2"])}
+        self._operator: set[str] = set()  # fields the operator set: never filled again
 
     def compose(self) -> ComposeResult:
         with Grid():
             yield Label("model directory")
-            yield Input(default_model(), id="launch-model", compact=True)
+            yield Input(default_model(), id="launch-model", compact=True, select_on_focus=False)
             yield Label("inputs (Graph Challenge TSV)")
-            yield Input(default_inputs(), id="launch-inputs", compact=True)
+            yield Input(default_inputs(), id="launch-inputs", compact=True, select_on_focus=False)
             yield Label("variant")
             yield Select([(v, v) for v in VARIANTS], value="local", allow_blank=False, id="launch-variant",
                          compact=True)
             yield Label("workers")
-            yield Input("2", id="launch-workers", compact=True, type="integer")
+            yield Input("2", id="launch-workers", compact=True, type="integer", select_on_focus=False)
             yield Label("partitioner")
             yield Select([("plan default", DEFAULT_PARTITION)] + [(p, p) for p in PARTITIONERS],
                          value=DEFAULT_PARTITION, allow_blank=False, id="launch-partition", compact=True)
+            yield Label("verify")
+            yield Checkbox("equal to the serial kernel (--verify)", id="launch-verify", compact=True)
+            yield Label("truth file (categories)")
+            yield Input("", id="launch-truth", compact=True, select_on_focus=False,
+                        placeholder="optional: a categories file (--check)")
         yield Static("no recommendation yet (Recommend screen, key 2)", id="launch-hint")
         yield Static("", id="launch-error")
         with Horizontal(id="launch-buttons"):
             yield Button("Launch run", id="launch-go", variant="primary", compact=True)
 
-    def recommend(self, doc: dict[str, Any] | None) -> None:
-        """Pre-select the recommended variant and workers unless the operator chose a variant."""
-        if not doc:
-            return
-        best, workers = doc.get("recommended"), doc.get("workers")
+    # ------------------------------------------------------------------ the recommendation
+    def recommend(self, rec: Recommendation | None) -> None:
+        """Take the current recommendation (None: there is none for the current inputs)."""
+        self._rec = rec
+        self._apply()
+
+    def _apply(self) -> None:
+        """Show the recommendation; fill the fields the operator left alone if it is for this model."""
         hint = self.query_one("#launch-hint", Static)
-        if not best:
-            hint.update(f"no feasible variant: {doc.get('reason')}")
+        rec = self._rec
+        if rec is None:
+            hint.update("no recommendation for the current inputs (Recommend screen, key 2)")
             return
-        hint.update(f"recommended: {best} with {workers} worker(s) -- {doc.get('reason')}")
-        if not self._overridden:
-            self._expected = best
-            self.query_one("#launch-variant", Select).value = best
-            if best != "serial" and workers:
-                self.query_one("#launch-workers", Input).value = str(workers)
+        model = self.query_one("#launch-model", Input).value.strip()
+        if not same_model(rec.inputs.model, model):
+            hint.update(f"the recommendation is for {described(rec.inputs)}, not for this model: "
+                        f"recommend {model or 'a model'} on the Recommend screen (key 2)")
+            return
+        doc = rec.doc
+        best, workers = doc.get("recommended"), doc.get("workers")
+        if not best:
+            hint.update(f"no feasible variant for {described(rec.inputs)}: {doc.get('reason')}")
+            return
+        hint.update(f"recommended for {described(rec.inputs)}: {best} with {workers} worker(s) -- "
+                    f"{doc.get('reason')}")
+        if "variant" not in self._operator:
+            self._fill("variant", best)
+        if "workers" not in self._operator and best != "serial" and workers:
+            self._fill("workers", str(workers))
+
+    def _fill(self, name: str, value: str) -> None:
+        widget: Any = self.query_one(f"#launch-{name}")
+        if widget.value != value:  # (an unchanged value posts no Changed)
+            self._ours[name][value] += 1
+            widget.value = value
 
     @on(Select.Changed, "#launch-variant")
-    def _variant_chosen(self, event: Select.Changed) -> None:
-        if event.value == self._expected:
-            self._expected = None
+    @on(Input.Changed, "#launch-workers")
+    def _set_by_operator(self, event: Select.Changed | Input.Changed) -> None:
+        """A value the form did not set itself is the operator's."""
+        name, value = str(event.control.id).removeprefix("launch-"), str(event.value)
+        if self._ours[name][value] > 0:
+            self._ours[name][value] -= 1
         else:
-            self._overridden = True
+            self._operator.add(name)
 
+    @on(Input.Changed, "#launch-model")
+    def _model_changed(self) -> None:
+        self._apply()
+
+    # ------------------------------------------------------------------ launch
     @on(Button.Pressed, "#launch-go")
     @on(Input.Submitted)
     def submit(self) -> None:
@@ -97,13 +139,19 @@ class LaunchForm(VerticalScroll):
         except ValueError:
             error.update(f"workers: {text!r} is not a whole number")
             return
+        truth = self.query_one("#launch-truth", Input).value.strip() or None
+        if truth is not None and not Path(truth).expanduser().is_file():
+            error.update(f"truth file: {truth} is not a file")
+            return
         error.update("")
         partition = self.query_one("#launch-partition", Select).value
         self.post_message(self.Submitted(RunConfig(
             model_path=self.query_one("#launch-model", Input).value.strip(),
             inputs_path=self.query_one("#launch-inputs", Input).value.strip(),
             variant=str(self.query_one("#launch-variant", Select).value), workers=workers,
-            partition=None if partition == DEFAULT_PARTITION else str(partition), runs_db=self.runs_db)))
+            partition=None if partition == DEFAULT_PARTITION else str(partition),
+            verify=self.query_one("#launch-verify", Checkbox).value, runs_db=self.runs_db),
+            str(Path(truth).expanduser()) if truth else None))
 
     def show_error(self, message: str) -> None:
         self.query_one("#launch-error", Static).update(message)

@@ -1,0 +1,68 @@
+"""`fsd doctor`: credentials, region, Lambda concurrency, the function's memory, the package's
+size and the deployment's resources, one line per finding (ok / warning / blocker)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import MAX_WORKERS, int_range, print_json, say
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from ..cost.model import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
+
+    doctor = sub.add_parser(
+        "doctor", help="check the deployment can carry a run: credentials, quotas, limits, resources",
+        description="One line per finding (ok, warning or blocker); exit code 2 if any is a blocker. Checks: "
+        "credentials and region (STS GetCallerIdentity), the account's Lambda concurrency and its unreserved part "
+        "against the run's workers or the deployment's max_workers (new accounts start at 10), the function's "
+        "memory against --memory, the package's size against Lambda's limits, and that the manifest's topics, "
+        "queues, bucket and function exist.")
+    doctor.add_argument("--manifest", metavar="FILE",
+                        help="deployment manifest to check (default: the active deployment, as runs use)")
+    doctor.add_argument("--workers", metavar="P", type=int_range(1, MAX_WORKERS, " (Terraform's max_workers)"),
+                        help=f"the run's worker count P, 1..{MAX_WORKERS}: checked against the worker slots and "
+                        "the Lambda concurrency (default: the deployment's max_workers, a warning if over)")
+    doctor.add_argument("--memory", metavar="MB",
+                        type=int_range(LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB, " (Lambda's maximum)"),
+                        help=f"memory a worker needs in MB ({LAMBDA_MIN_MEMORY_MB}..{LAMBDA_MAX_MEMORY_MB}), "
+                        "checked against the function's memory")
+    doctor.add_argument("--package", metavar="ZIP",
+                        help="a worker package zip (fsd package) to check against Lambda's size limits")
+    doctor.add_argument("--json", action="store_true",
+                        help='print {"status", "findings": [{"check", "level", "message"}]} as JSON')
+    doctor.set_defaults(handler=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..aws import doctor
+    from ..aws.manifest import Manifest, active_manifest_path
+    from ..errors import InputError
+    from .run import read_manifest_arg
+
+    if args.manifest:
+        path = Path(args.manifest)
+        manifest = Manifest.from_dict(read_manifest_arg(path), str(path))
+    else:
+        path = active_manifest_path()
+        if not path.exists():
+            raise InputError("no deployment: run `fsd deploy` (AWS) or `fsd local up`, or pass --manifest FILE")
+        manifest = Manifest.load(path)
+    if args.package is not None and not Path(args.package).is_file():
+        raise InputError(f"--package {args.package}: no such file")
+    report = doctor.check(manifest, workers=args.workers, memory_needed_mb=args.memory, package=args.package)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        for finding in report.findings:
+            print(finding.line())
+    blockers = report.blockers
+    if blockers:
+        first = blockers[0]
+        more = f" (and {len(blockers) - 1} more)" if len(blockers) > 1 else ""
+        say(f"fsd: error: {len(blockers)} blocker{'s' if len(blockers) > 1 else ''}: {first.check}: "
+            f"{first.message}{more}")
+        return 2
+    return 0
