@@ -108,6 +108,11 @@ def json_cases(f: dict[str, Path], tmp: Path) -> dict[str, tuple[list, list]]:
         "package": (["package", "--arch", "arm64", "--python", "3.11", "--wheel-dir", wheels,
                      "--out", tmp / "p.zip"],
                     ["package", "--wheel-dir", tmp / "nope", "--out", tmp / "p.zip"]),
+        # success: in tests/test_doctor.py and tests/test_deploy_cli.py (they need the emulator);
+        # deploy and destroy without --yes and without a terminal refuse before any work
+        "doctor": (None, ["doctor", "--workers", "0"]),
+        "deploy": (None, ["deploy"]),
+        "destroy": (None, ["destroy"]),
     }
 
 

@@ -1,5 +1,6 @@
-"""`fsd deploy [--var-file F]`, `fsd destroy`, `fsd outputs`: Terraform on AWS; `fsd package`:
-the worker function's deployment zip."""
+"""`fsd deploy [--var-file F] [--backend-config ...] [--yes]`, `fsd destroy [--yes]`, `fsd outputs`:
+Terraform on AWS, a plan shown and applied after confirmation; `fsd package`: the worker
+function's deployment zip."""
 
 from __future__ import annotations
 
@@ -9,13 +10,39 @@ from .common import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    deploy = sub.add_parser("deploy", help="terraform apply the cloud side (AWS)",
-                            description="Apply the Terraform root module; its outputs become "
-                            "the deployment manifest runs use. Output is streamed to stderr.")
+    deploy = sub.add_parser(
+        "deploy", help="plan the cloud side (Terraform), show the plan, apply it after confirmation",
+        description="Deploy the Terraform root module (AWS, unless the var file sets `endpoint`): check the "
+        "account (fsd doctor: credentials, region, Lambda concurrency), build the worker package for the "
+        "configured architecture and runtime (only when its inputs changed; Terraform uploads it to the "
+        "package bucket), run `terraform plan -out`, show what it adds, changes and destroys, ask "
+        "`Apply? [y/N]`, then `terraform apply` of exactly that plan. Without a terminal on stdin pass "
+        "--yes. The outputs become the deployment manifest runs use. Progress goes to stderr.")
     deploy.add_argument("--var-file", metavar="F", help="Terraform variables file (.tfvars or "
-                        ".tfvars.json): region, max_workers, package_s3_key, ...")
+                        ".tfvars.json): region, max_workers, memory_mb, ...; naming package_file or "
+                        "package_s3_key there deploys that package instead of building one")
+    deploy.add_argument("--backend-config", metavar="KEY=VALUE|FILE", action="append",
+                        help="passed to `terraform init -backend-config` (repeatable): keep the state in an "
+                        "S3 backend (terraform/README.md, Remote state); remembered for destroy")
+    deploy.add_argument("--wheel-dir", metavar="DIR",
+                        help="build the worker package offline from the wheels in DIR (see fsd package)")
+    deploy.add_argument("--yes", action="store_true",
+                        help="apply the plan without asking (scripts; needed when stdin is not a terminal)")
+    deploy.add_argument("--json", action="store_true",
+                        help="print {status, plan, doctor, package, manifest, manifest_path} as JSON")
     deploy.set_defaults(handler=_deploy)
-    destroy = sub.add_parser("destroy", help="terraform destroy the `fsd deploy` deployment")
+    destroy = sub.add_parser(
+        "destroy", help="plan the destruction of the `fsd deploy` deployment, apply it after confirmation",
+        description="`terraform plan -destroy -out` with the backend and variables of the last `fsd deploy`, "
+        "list every resource that goes, ask `Destroy? [y/N]`, then apply exactly that plan. Without a terminal "
+        "on stdin pass --yes.")
+    destroy.add_argument("--yes", action="store_true",
+                         help="destroy without asking (scripts; needed when stdin is not a terminal)")
+    destroy.add_argument("--delete-packages", action="store_true",
+                         help="once confirmed, delete every package version in the deployment's package bucket "
+                         "first (Terraform keeps a package bucket that holds packages unless package_force_destroy)")
+    destroy.add_argument("--json", action="store_true",
+                         help="print {status, plan} as JSON (the keys of fsd deploy's document, the others null)")
     destroy.set_defaults(handler=_destroy)
     outputs = sub.add_parser("outputs", help="print the active deployment manifest (JSON)")
     outputs.set_defaults(handler=_outputs)
@@ -40,21 +67,64 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     package.set_defaults(handler=_package)
 
 
+def _require_confirmation(args: argparse.Namespace, command: str) -> None:
+    """Refuse, before any work, a run that could neither ask nor was told --yes."""
+    import sys
+
+    from ..errors import InputError
+
+    if not args.yes and not (sys.stdin is not None and sys.stdin.isatty()):
+        raise InputError(f"fsd {command} applies changes only after confirmation and stdin is not a terminal: "
+                         f"pass --yes to {command} without asking")
+
+
+def _confirmer(args: argparse.Namespace, question: str):
+    import sys
+
+    def confirm(plan) -> bool:
+        if args.yes:
+            sys.stderr.write(f"{question} yes (--yes)\n")
+            sys.stderr.flush()
+            return True
+        sys.stderr.write(f"{question} [y/N] ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm
+
+
 def _deploy(args: argparse.Namespace) -> int:
-    from ..aws.manifest import deploy_manifest_path
     from ..aws.terraform import deploy
 
-    manifest = deploy(var_file=args.var_file)
-    print(f"deployed: {manifest.max_workers} worker slots in {manifest.region}; "
-          f"manifest {deploy_manifest_path()}")
+    _require_confirmation(args, "deploy")
+    result = deploy(var_file=args.var_file, backend_config=args.backend_config, wheel_dir=args.wheel_dir,
+                    confirm=_confirmer(args, "Apply?"))
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    manifest = result.manifest
+    plan = result.plan
+    what = "no changes" if plan.empty else f"applied: {plan.add} added, {plan.change} changed, {plan.remove} destroyed"
+    print(f"deployed ({what}): {manifest.max_workers} worker slots in {manifest.region}, function "
+          f"{manifest.function_name or 'none'}; manifest {result.manifest_path}")
+    if result.package_location:
+        print(f"package: {result.package_location} ({'rebuilt' if result.package_rebuilt else 'unchanged'})")
     return 0
 
 
 def _destroy(args: argparse.Namespace) -> int:
     from ..aws.terraform import destroy
 
-    destroy()
-    print("destroyed")
+    _require_confirmation(args, "destroy")
+    result = destroy(confirm=_confirmer(args, "Destroy?"), delete_packages=args.delete_packages)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    if result.status == "destroyed":
+        print(f"destroyed: {result.plan.remove} resources")
+    else:
+        print("nothing to destroy")
     return 0
 
 
@@ -113,7 +183,7 @@ def _package(args: argparse.Namespace) -> int:
     for note in info.notes:
         print(f"note: {note}")
     if info.key is not None:
-        print(f"uploaded: s3://{manifest.bucket}/{info.key}")
+        print(f"uploaded: s3://{getattr(manifest, 'package_bucket', None) or manifest.bucket}/{info.key}")
         if info.function_updated:
             print(f"function {info.function_updated}: code updated")
         print(f"terraform: apply with -var package_s3_key={info.key} (or package_s3_key in "
