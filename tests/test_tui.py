@@ -1,6 +1,7 @@
 """The dashboard, driven by Textual's Pilot: a real local run launched from the Launch screen,
 the recommendation following its inputs, history drill-down and comparison, keys, help and the
-palette (the snapshot tests move to tests/test_tui_snapshots.py)."""
+palette. The scripted live view is in tests/test_tui_live.py, the forms in
+tests/test_tui_forms.py, the snapshots in tests/test_tui_snapshots.py."""
 
 from __future__ import annotations
 
