@@ -219,7 +219,7 @@ async def test_launch_verifies_and_checks_the_truth(tmp_path, isolated_home):
             launch.query_one("#launch-truth", Input).value = str(path)
             await pilot.pause()
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: app.live is not None and app.live.finished
+            await wait_for(pilot, lambda path=path: app.live is not None and app.live.finished
                            and app.live.truth_path == str(path), timeout=60, what="the run")
             await pilot.pause()
             assert app.live.result.verified is True

@@ -10,6 +10,7 @@ the SVGs (a report of the differences: `--snapshot-report`).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -110,10 +111,8 @@ async def settle(pilot: Pilot) -> None:
     """Wait for every worker but a scripted run's (recommendation, store reads) and the form's debounce."""
     for _ in range(3):
         for worker in [w for w in pilot.app.workers if w.group != "run" and not w.is_finished]:
-            try:
+            with contextlib.suppress(Exception):  # a failed worker shows on the screen, which is compared
                 await worker.wait()
-            except Exception:  # noqa: BLE001 - a failed worker shows on the screen, which is compared
-                pass
         await pilot.pause(0.4)
     await pilot.pause()
 

@@ -15,7 +15,13 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from fsd_core.run.coordinator import VARIANTS, RunConfig
 
-from ..services import Recommendation, default_inputs, default_model, described, same_model
+from ..services import (
+    Recommendation,
+    default_inputs,
+    default_model,
+    described,
+    same_model,
+)
 
 PARTITIONERS = ("block", "random", "metis", "hypergraph")
 DEFAULT_PARTITION = "default"  # the plan's own default
