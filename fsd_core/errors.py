@@ -26,5 +26,13 @@ class RunError(FsdError):
     exit_code = 1
 
 
+class Interrupted(RunError):
+    """The run was stopped from outside: a signal (SIGTERM, SIGHUP, SIGINT) or `fsd cancel`."""
+
+    def __init__(self, why: str, status: str = "interrupted") -> None:
+        super().__init__(why)
+        self.status = status
+
+
 class WorkerTimeout(RunError):
     """A worker waited longer than its timeout for a message it was promised."""

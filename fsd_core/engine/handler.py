@@ -34,6 +34,12 @@ CHANNEL_OF_VARIANT = {"local": "local", "queue": "queue", "object": "object"}
 # so a finished run is noticed at once, not at the coordinator's next poll (~10 ms later).
 REPORT_BELL = "bell"
 
+# The stage key the coordinator writes when the run is stopped (a signal, `fsd cancel`): each
+# worker looks for it between layers, at most every STOP_CHECK_INTERVAL seconds (an S3 GET on
+# the cloud stage), and ends at once when it is there.
+STOP_KEY = "stop"
+STOP_CHECK_INTERVAL = 1.0
+
 # Seconds between progress files: a write and rename costs ~1 ms on a disk-backed /tmp, on
 # the critical path of every layer if written per layer (0.12 s of a 120-layer run).
 PROGRESS_INTERVAL = 0.1
@@ -68,6 +74,23 @@ def _announce_pid(directory: str | None, worker: int) -> None:
         tmp = target.with_suffix(".tmp")
         tmp.write_text(str(os.getpid()))
         os.replace(tmp, target)
+
+
+def _between_layers(progress: Any, stage: Any, worker: int) -> Any:
+    """What a worker does after each layer: record its progress (locally), and look for the
+    run's stop signal (every STOP_CHECK_INTERVAL seconds) and end if it is there."""
+    next_look = [time.monotonic() + STOP_CHECK_INTERVAL]
+
+    def after(layer: int) -> None:
+        if progress is not None:
+            progress(layer)
+        now = time.monotonic()
+        if now >= next_look[0]:
+            next_look[0] = now + STOP_CHECK_INTERVAL
+            if stage.get(STOP_KEY) is not None:
+                raise RuntimeError(f"worker {worker}: the run was stopped (after layer {layer})")
+
+    return after
 
 
 def _ring_coordinator(directory: str | None) -> None:
@@ -153,7 +176,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])
         report["loaded_at"] = time.time()
         outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
-                             progress=_progress_writer(event.get("progress_dir"), me, len(shard.layers)),
+                             progress=_between_layers(_progress_writer(event.get("progress_dir"), me,
+                                                                       len(shard.layers)), stage, me),
                              fault=event.get("fault"), launch_grace=float(event.get("launch_grace", 0.0)))
         if outcome.result is not None:  # distinct rows + row map: small, expanded by the coordinator
             stage.put(RESULT_KEY, result_to_bytes(outcome.result))

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ import scipy.sparse as sp
 
 from ..channels.frames import KEY_SIZE
 from ..doorbell import Doorbell
-from ..engine.handler import REPORT_BELL
+from ..engine.handler import REPORT_BELL, STOP_KEY
 from ..engine.launch import Launcher, LocalLauncher, open_launcher
 from ..engine.payloads import (
     RESULT_KEY,
@@ -38,7 +39,7 @@ from ..engine.payloads import (
     shard_key,
 )
 from ..engine.stage import DirectoryStage, Stage
-from ..errors import InputError
+from ..errors import InputError, Interrupted, RunError
 from ..kernel.serial import categories_of, infer
 from ..model.network import SparseDNN, read_inputs
 from .records import RunStore
@@ -161,6 +162,25 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
     inputs = config.inputs if config.inputs is not None else read_inputs(config.inputs_path, model.neurons)
     check_config(config, model, inputs)
     run_id = new_run_id()
+    if config.record:  # before launch: a killed coordinator's run shows as abandoned, not as nothing
+        _record_start(config, model, inputs, run_id)
+    with _signals_interrupt(run_id):
+        try:
+            _STOP_AT_ONCE[run_id] = True  # planning and the serial kernel do not look: stop at once
+            result = _execute(run_id, config, model, inputs, progress, hooks)
+        except (Interrupted, KeyboardInterrupt) as exc:  # stopped before anything was launched
+            stopped = exc if isinstance(exc, Interrupted) else Interrupted("interrupted by SIGINT")
+            result = RunResult(run_id, stopped.status, config.variant, config.workers, 0.0, 0.0,
+                               np.zeros(0, np.int64), None, error=str(stopped))
+        finally:
+            _STOP_AT_ONCE.pop(run_id, None)
+    if config.record:
+        _record(config, model, inputs, result)
+    return result
+
+
+def _execute(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix,
+             progress: Callable[[Progress], None] | None, hooks: TestHooks | None) -> RunResult:
     if config.variant == "serial":
         _notify(progress, Progress(run_id, "computing", model.layers, [-1]))
         result = _run_serial(run_id, model, inputs)
@@ -174,9 +194,62 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
         result.verified = _verify(model, inputs, result)
         if not result.verified:
             result.status, result.error = "failed", "verification failed: result differs from the serial kernel"
-    if config.record:
-        _record(config, model, inputs, result)
     return result
+
+
+@contextmanager
+def _signals_interrupt(run_id: str) -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the run like SIGINT does: cleaned up like a failure and recorded
+    as interrupted (or as cancelled, when `fsd cancel` sent it). Only in the main thread (the
+    TUI runs queries in worker threads: it cancels through the same marker and signal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        # Noted, not raised: an exception raised here could land inside a library's broad
+        # `except` (botocore's retries) and be lost. The watch loop and the steps look at it.
+        first = _STOP.get(run_id) is None
+        _STOP[run_id] = _stop_reason(run_id, signal.Signals(signum).name)
+        if not first or _STOP_AT_ONCE.get(run_id):
+            raise _STOP[run_id]  # a second signal, or a phase that does not look: stop now
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _STOP.pop(run_id, None)
+
+
+#: Runs asked to stop (by a signal), and why; runs whose current phase does not look at it.
+_STOP: dict[str, Interrupted] = {}
+_STOP_AT_ONCE: dict[str, bool] = {}
+
+
+def _stop_reason(run_id: str, signame: str) -> Interrupted:
+    if cancel_requested(run_id):
+        return Interrupted("cancelled (fsd cancel)", status="cancelled")
+    return Interrupted(f"interrupted by {signame}")
+
+
+def check_stop(run_id: str) -> None:
+    """Raise the run's Interrupted if a signal asked it to stop."""
+    reason = _STOP.get(run_id)
+    if reason is not None:
+        raise reason
+
+
+def cancel_marker(run_id: str) -> Path:
+    """The file `fsd cancel` leaves before it signals the run's coordinator."""
+    from ..paths import data_dir
+
+    return data_dir() / "cancel" / run_id
+
+
+def cancel_requested(run_id: str) -> bool:
+    return cancel_marker(run_id).exists()
 
 
 def _is_int(value: Any) -> bool:
@@ -343,16 +416,24 @@ class _DistributedRun:
     def run(self) -> RunResult:
         self.plan()
         self.backend = _Backend(self.config.variant, self.run_id, self.P, self.config.manifest)
+        _STOP_AT_ONCE.pop(self.run_id, None)  # from here the steps and the watch loop look
         _notify(self.progress, self.snap)
+        stopped = None
         try:
-            self.hold_pool()
-            self.stage()
-            self.predict()
-            self.launch()
-            self.watch()
+            for step in (self.hold_pool, self.stage, self.predict, self.launch, self.watch):
+                check_stop(self.run_id)
+                step()
+        except (Interrupted, KeyboardInterrupt) as exc:  # a signal, Ctrl-C or `fsd cancel`
+            stopped = exc if isinstance(exc, Interrupted) else Interrupted("interrupted by SIGINT")
+            self.error = str(stopped)
+            self.signal_workers_to_stop()
+        except RunError as exc:  # an AWS call that failed or timed out: a failed run, recorded
+            self.error = str(exc)
         finally:  # whatever happened: no process, message, object or staged file is left behind
             self.clean_up()
         result = self.gather()
+        if stopped is not None:
+            result.status = stopped.status
         self.price(result)
         self.snap.phase = result.status
         _notify(self.progress, self.snap)
@@ -463,6 +544,14 @@ class _DistributedRun:
             requests=requests, billed_requests=billed, error=self.error, partition=self.planned.method,
             worker_reports=ordered, timings=self.timings)
 
+    def signal_workers_to_stop(self) -> None:
+        """Leave the stop signal the workers look for between layers (`engine.handler`): Lambda
+        workers cannot be killed, they end at their next look; local ones are killed too."""
+        try:
+            self.backend.stage.put(STOP_KEY, b"stop")
+        except Exception:  # noqa: BLE001 - the endpoint may be what failed; clean-up goes on
+            pass
+
     def price(self, result: RunResult) -> None:
         """The result's dollars, and the prediction's (`_price`)."""
         _price(result, self.config.memory_mb, self.predicted)
@@ -570,6 +659,7 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
     next_liveness = last_change + LIVENESS_INTERVAL
     stall_limit = timeout + launch_grace + 15.0
     while True:
+        check_stop(snap.run_id)  # a signal or `fsd cancel`
         changed = False
         backend.bell.drain()  # rings before this look are answered by it
         for p in range(P):
@@ -710,6 +800,17 @@ def _sum_requests(reports: list[dict]) -> tuple[dict[str, int], dict[str, int]]:
         for api, n in ch.get("billed_requests", {}).items():
             billed[api] = billed.get(api, 0) + n
     return req, billed
+
+
+def _record_start(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, run_id: str) -> None:
+    """The run as running, before anything starts: `fsd runs` shows it, and a coordinator that
+    dies leaves it running with a dead pid, which `fsd runs` shows as abandoned."""
+    RunStore(config.runs_db).record({
+        "run_id": run_id, "status": "running", "variant": config.variant,
+        "workers": 1 if config.variant == "serial" else config.workers,
+        "model": str(config.model_path or model.name), "inputs": str(config.inputs_path or ""),
+        "branching": config.branching, "batch": inputs.shape[0], "neurons": model.neurons, "layers": model.layers,
+        "extra": {"pid": os.getpid(), "host": os.uname().nodename}})
 
 
 def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: RunResult) -> None:

@@ -1,0 +1,107 @@
+"""Stopping a run from outside: `fsd cancel`, SIGTERM and SIGKILL of the coordinator. A run is
+recorded before it launches, and however it stops, it is recorded why and nothing of it stays."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fsd_core.model.radixnet import radixnet, synthetic_inputs
+from fsd_core.model.tsv import write_triples
+
+FSD = str(Path(sys.executable).parent / "fsd")
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory):
+    """A query that runs for seconds, not milliseconds (RadiX-Net 1024 x 120, 20,000 inputs)."""
+    root = tmp_path_factory.mktemp("interrupt")
+    model = radixnet(1024, 120, seed=0).save(root / "model")
+    write_triples(root / "inputs.tsv", synthetic_inputs(1024, 20000, seed=0))
+    return model, root / "inputs.tsv"
+
+
+def fsd(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([FSD, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def start(workload, variant: str, env: dict) -> subprocess.Popen:
+    model, inputs = workload
+    return subprocess.Popen([FSD, "run", "--model", str(model), "--inputs", str(inputs), "--variant", variant,
+                             "--workers", "2", "--partition", "block", "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def running_run(env: dict, proc: subprocess.Popen, scratch: Path, variant: str) -> str:
+    """The run's id once its workers are past layer 1 (local) or it has launched (cloud)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for progress in scratch.glob("fsd-runs/*/progress"):
+            run_id = progress.parent.name
+            if variant != "local" and (progress / "pid-0").exists():
+                return run_id
+            if (progress / "w1").exists() and (progress / "w1").read_text() not in ("", "-1", "0"):
+                return run_id
+        time.sleep(0.02)
+    raise AssertionError("the run never got going")
+
+
+def gone(run_id: str, scratch: Path) -> bool:
+    return not (scratch / "fsd-runs" / run_id).exists() and not any(
+        p for p in scratch.glob(f"**/{run_id}") if p.exists())
+
+
+def environment(tmp_path: Path, manifest: str | None = None) -> tuple[dict, Path]:
+    scratch = tmp_path / "scratch"
+    env = dict(os.environ, FSD_HOME=str(tmp_path / "home"), FSD_SCRATCH=str(scratch))
+    if manifest:
+        env["FSD_MANIFEST"] = manifest
+    return env, scratch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["local", "queue", "object"])
+def test_fsd_cancel_stops_the_run_and_records_it_cancelled(workload, variant, tmp_path, request):
+    manifest = request.getfixturevalue("local_deployment").source if variant != "local" else None
+    env, scratch = environment(tmp_path, manifest)
+    proc = start(workload, variant, env)
+    run_id = running_run(env, proc, scratch, variant)
+    asked = time.monotonic()
+    cancel = fsd("cancel", run_id, env=env)
+    assert cancel.returncode == 0, cancel.stderr
+    assert cancel.stdout.strip() == f"run {run_id}: cancelled"
+    out, err = proc.communicate(timeout=120)
+    assert time.monotonic() - asked < 60
+    doc = json.loads(out)
+    assert proc.returncode == 1 and doc["status"] == "cancelled" and "cancelled" in doc["error"]
+    shown = json.loads(fsd("runs", "show", run_id, "--json", env=env).stdout)["run"]
+    assert shown["status"] == "cancelled"
+    assert gone(run_id, scratch)
+    assert fsd("cancel", run_id, env=env).returncode == 2  # not running any more: one line
+
+
+@pytest.mark.slow
+def test_sigterm_interrupts_and_sigkill_abandons(workload, tmp_path):
+    env, scratch = environment(tmp_path)
+    proc = start(workload, "local", env)
+    run_id = running_run(env, proc, scratch, "local")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert json.loads(out)["status"] == "interrupted"
+    assert json.loads(fsd("runs", "--json", env=env).stdout)["runs"][0]["status"] == "interrupted"
+    assert gone(run_id, scratch)
+
+    proc = start(workload, "local", env)
+    run_id = running_run(env, proc, scratch, "local")
+    proc.kill()
+    proc.communicate(timeout=60)
+    runs = json.loads(fsd("runs", "--json", env=env).stdout)["runs"]
+    assert runs[0]["run_id"] == run_id and runs[0]["status"] == "abandoned"
