@@ -103,6 +103,14 @@ def run(config: Any, progress: Any) -> Any:
     return coordinator.run(config, progress)
 
 
+def cancel_run(run_id: str, runs_db: str | None = None) -> str:
+    """Stop the run in flight (`fsd cancel`'s function); returns its recorded status."""
+    from fsd_core.run.cancel import cancel
+    from fsd_core.run.records import RunStore
+
+    return cancel(run_id, wait=60.0, store=RunStore(runs_db))
+
+
 def read_truth(path: str) -> Any:
     """A truth file's categories (as `fsd run --check` reads them); InputError names a bad line."""
     from fsd_core.model.tsv import read_categories

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import time
 from typing import Any
 
@@ -43,55 +41,31 @@ def _store():
     return RunStore()
 
 
+def coordinator_alive(run: dict[str, Any]) -> bool:
+    from ..run.cancel import coordinator_alive as alive
+
+    return alive(run)
+
+
 def summary(run: dict[str, Any]) -> dict[str, Any]:
     """The keys `fsd runs` shows of one recorded run (a running run whose coordinator is gone
     shows as abandoned: `fsd gc` reclaims what it left)."""
     row = {k: run.get(k) for k in SUMMARY_KEYS}
-    if row["status"] == "running" and not _coordinator_alive(run):
+    if row["status"] == "running" and not coordinator_alive(run):
         row["status"] = "abandoned"
     return row
 
 
-def _coordinator_alive(run: dict[str, Any]) -> bool:
-    extra = run.get("extra") or {}
-    pid = extra.get("pid") if isinstance(extra, dict) else None
-    if not isinstance(pid, int) or extra.get("host") not in (None, os.uname().nodename):
-        return True  # another machine's run: not ours to judge
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _cancel(args: argparse.Namespace) -> int:
-    from ..errors import InputError, RunError
-    from ..fileio import atomic_write_text
-    from ..run.coordinator import cancel_marker
+    from ..run.cancel import cancel
 
-    store = _store()
-    run = store.get(args.run_id)
-    if run is None:
-        raise InputError(f"no run {args.run_id!r} in the run store (or the prefix is not unique): see `fsd runs`")
-    run_id = run["run_id"]
-    if run["status"] != "running":
-        raise InputError(f"run {run_id} is not running (it is {run['status']})")
-    if not _coordinator_alive(run):
-        raise RunError(f"run {run_id} was abandoned: its coordinator is gone (fsd gc reclaims what it left)")
-    atomic_write_text(cancel_marker(run_id), "cancel\n")
-    os.kill(int(run["extra"]["pid"]), signal.SIGTERM)
-    deadline = time.monotonic() + args.wait
-    while time.monotonic() < deadline:
-        now = store.get(run_id)
-        if now is not None and now["status"] != "running":
-            cancel_marker(run_id).unlink(missing_ok=True)
-            if args.json:
-                print_json({"status": "ok", "run_id": run_id, "run_status": now["status"]})
-            else:
-                print(f"run {run_id}: {now['status']}")
-            return 0 if now["status"] == "cancelled" else 1
-        time.sleep(0.2)
-    raise RunError(f"run {run_id}: asked to stop, still running after {args.wait:g} s")
+    status = cancel(args.run_id, args.wait, _store())
+    run_id = _store().get(args.run_id)["run_id"]
+    if args.json:
+        print_json({"status": "ok" if status == "cancelled" else "error", "run_id": run_id, "run_status": status})
+    else:
+        print(f"run {run_id}: {status}")
+    return 0 if status == "cancelled" else 1
 
 
 def _list(args: argparse.Namespace) -> int:

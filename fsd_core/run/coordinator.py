@@ -203,7 +203,10 @@ def _signals_interrupt(run_id: str) -> Iterator[None]:
     as interrupted (or as cancelled, when `fsd cancel` sent it). Only in the main thread (the
     TUI runs queries in worker threads: it cancels through the same marker and signal)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        try:
+            yield
+        finally:
+            _STOP.pop(run_id, None)
         return
 
     def stop(signum: int, _frame: Any) -> None:
@@ -232,6 +235,11 @@ def _stop_reason(run_id: str, signame: str) -> Interrupted:
     if cancel_requested(run_id):
         return Interrupted("cancelled (fsd cancel)", status="cancelled")
     return Interrupted(f"interrupted by {signame}")
+
+
+def request_stop(run_id: str, reason: Interrupted) -> None:
+    """Ask a run of this process to stop (the TUI's cancel: its runs are threads of its own)."""
+    _STOP[run_id] = reason
 
 
 def check_stop(run_id: str) -> None:

@@ -24,7 +24,7 @@ KEYS = (
     ("enter  ctrl+r", "Launch", "launch the run (in the background)"),
     ("l  h  d  c", "Runs", "live, history, detail, compare"),
     ("enter  m", "Runs history", "open a run; mark it (A, then B)"),
-    ("w", "Runs live", "time chart: next worker, then the mean"),
+    ("w  x", "Runs live", "time chart: next worker, then the mean; cancel the run (asks first)"),
     ("r", "Runs", "reload the history"),
 )
 

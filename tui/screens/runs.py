@@ -17,6 +17,7 @@ from ..widgets.run_compare import RunCompare
 from ..widgets.run_detail import RunDetail
 from ..widgets.run_history import RunHistory
 from ..widgets.run_monitor import RunMonitor
+from .confirm import ConfirmScreen
 
 TABS_GROUP = Binding.Group("tabs ", compact=True)
 
@@ -32,6 +33,7 @@ class RunsScreen(Screen):
         Binding("c", "compare", "Compare"),
         Binding("r", "reload", "Reload"),
         Binding("w", "chart_worker", "Chart worker", show=False),
+        Binding("x", "cancel_run", "Cancel run", show=False),
     ]
 
     class HistoryLoaded(Message):
@@ -120,6 +122,22 @@ class RunsScreen(Screen):
         """The live time chart: the next worker, or (after the last) every worker's mean."""
         self.notify(f"time per layer: {self.query_one(RunMonitor).cycle_worker()}", timeout=2)
 
+    def action_cancel_run(self) -> None:
+        """Cancel the run in flight, after a yes (its workers stop, it is recorded cancelled)."""
+        live: LiveRun | None = getattr(self.app, "live", None)
+        if live is None or live.finished or live.snap is None:
+            self.notify("no run in progress to cancel", severity="warning")
+            return
+        run_id = live.snap.run_id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"cancelling run {run_id}...", timeout=3)
+                self.cancel_run(run_id)
+
+        self.app.push_screen(ConfirmScreen(f"Cancel run {run_id}? Its workers stop and it is recorded "
+                                           "cancelled."), answered)
+
     def action_compare(self) -> None:
         marked = self.query_one(RunHistory).marked
         if len(marked) != 2:
@@ -128,6 +146,15 @@ class RunsScreen(Screen):
         self.load_compare(marked[0], marked[1])
 
     # ------------------------------------------------------------------ workers
+    @work(thread=True, exclusive=True, group="runs-cancel", exit_on_error=False)
+    def cancel_run(self, run_id: str) -> None:
+        try:
+            status = services.cancel_run(run_id, self.runs_db)
+        except Exception as exc:  # noqa: BLE001 - shown to the operator, not raised into the UI
+            self.app.call_from_thread(self.notify, f"cancel: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"run {run_id}: {status}")
+
     @work(thread=True, exclusive=True, group="runs-history", exit_on_error=False)
     def load_history(self, select: str | None = None) -> None:
         self.post_message(self.HistoryLoaded(services.history(runs_db=self.runs_db), select))
