@@ -111,6 +111,8 @@ def json_cases(f: dict[str, Path], tmp: Path) -> dict[str, tuple[list, list]]:
         # success: in tests/test_doctor.py and tests/test_deploy_cli.py (they need the emulator);
         # deploy and destroy without --yes and without a terminal refuse before any work
         "doctor": (None, ["doctor", "--workers", "0"]),
+        # success: in tests/adversarial/test_interrupt.py (it needs a run in flight)
+        "cancel": (None, ["cancel", "no-such-run"]),
         "deploy": (None, ["deploy"]),
         "destroy": (None, ["destroy"]),
     }
@@ -163,14 +165,14 @@ def test_json_failed_run_exit_1(files, capsys, monkeypatch):
     """A run that fails is a run document (status "failed") with exit code 1."""
     from fsd_core.run import coordinator
 
-    real = coordinator._run_distributed
+    real = coordinator._DistributedRun.run
 
-    def failing(*args, **kwargs):
-        result = real(*args, **kwargs)
+    def failing(self):
+        result = real(self)
         result.status, result.error = "failed", "worker 1 crashed (test)"
         return result
 
-    monkeypatch.setattr(coordinator, "_run_distributed", failing)
+    monkeypatch.setattr(coordinator._DistributedRun, "run", failing)
     code = main(["run", "--model", str(files["model"]), "--inputs", str(files["inputs"]), "--variant", "local",
                  "--workers", "2", "--json"])
     out, err = capsys.readouterr()
