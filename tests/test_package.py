@@ -213,8 +213,10 @@ def test_upload_updates_the_emulated_function(capsys, tmp_path, local_deployment
                              "--out", str(out_zip), "--upload", "--manifest", str(manifest_file))
     assert code == 0, err
     key = pkg.package_key(arch, python)
-    assert f"uploaded: s3://{local_deployment.bucket}/{key}" in out and f"package_s3_key={key}" in out
-    body = client(local_deployment, "s3").get_object(Bucket=local_deployment.bucket, Key=key)["Body"].read()
+    bucket = local_deployment.package_bucket  # packages apart from run data
+    assert bucket and bucket != local_deployment.bucket
+    assert f"uploaded: s3://{bucket}/{key}" in out and f"package_s3_key={key}" in out
+    body = client(local_deployment, "s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == out_zip.read_bytes()
     after = lam.get_function_configuration(FunctionName=local_deployment.function_name)
     assert after["CodeSha256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()

@@ -435,7 +435,8 @@ def ensure_package(directory: str | os.PathLike[str], arch: str = DEFAULT_ARCH, 
 # --------------------------------------------------------------------------- upload
 
 def upload_package(info: PackageInfo, manifest: Any) -> PackageInfo:
-    """Put the zip under packages/ in the deployment bucket; point the function at it if any.
+    """Put the zip under packages/ in the package bucket (the deployment bucket for a manifest
+    from before `package_bucket` was an output); point the function at it if any.
 
     A function whose architecture or runtime differs from the package is refused (InputError):
     its code would not load. Returns `info` with `key` (and `function_updated`) filled in.
