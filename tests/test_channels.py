@@ -470,7 +470,8 @@ def test_failed_cloud_run_is_cleaned_up(local_deployment, rx_small, variant):
     r = run(RunConfig(None, None, variant, 3, "block", record=False, model=model, inputs=inputs, predict=False,
                       manifest=local_deployment.to_dict(), timeout=3),
             hooks=TestHooks(fault={"worker": 2, "layer": 4, "kind": "crash"}))
-    assert r.status == "failed" and "worker 2" in r.error and "layer 4" in r.error, r.error
+    assert r.status == "failed" and "worker 2" in r.error, r.error
+    assert "layer 4" in r.error or "exited without a report" in r.error, r.error  # a peer, or the liveness look
     assert run_objects(local_deployment, r.run_id) == []
     if variant == "queue":
         assert queue_depths(local_deployment, 3) == [0, 0, 0]

@@ -63,7 +63,8 @@ def test_a_failed_warm_run_restarts_the_pool_and_the_next_run_works(small, kind)
     with WorkerPool(4) as pool:
         before = pool.pids()
         r = _run(model, inputs, pool, 4, timeout=3, fault={"worker": 2, "layer": 3, "kind": kind})
-        assert r.status == "failed" and "worker 2" in r.error and "layer 3" in r.error, r.error
+        assert r.status == "failed" and "worker 2" in r.error, r.error
+        assert "layer 3" in r.error or "exited without a report" in r.error, r.error
         after = pool.pids()
         assert not set(before) & set(after)
         assert not any(_alive(p) for p in before)  # the hung or half-way slots are gone

@@ -701,8 +701,9 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
         if time.monotonic() >= next_liveness:
             next_liveness = time.monotonic() + LIVENESS_INTERVAL
         if dead:
-            return reports, None, "; ".join(f"worker {p} (pid {pid}) exited without a report (killed or crashed)"
-                                            for p, pid in dead)
+            return reports, None, "; ".join(
+                f"worker {p} (pid {pid}) stopped after layer {max(snap.workers_done[p], 0)}: exited without a "
+                f"report (killed or crashed)" for p, pid in dead)
         if root is not None and root.poll() is not None and root.returncode not in (0, None) and 0 not in reports:
             if time.monotonic() - last_change > timeout + 5:
                 return reports, None, f"worker 0 exited with code {root.returncode} without a report"
