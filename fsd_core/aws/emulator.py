@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import RunError
 from ..fileio import atomic_write_text
+from ..processes import process_running
 from .credentials import ANONYMOUS, forget_operator, save_operator
 from .manifest import local_dir, local_manifest_path
 
@@ -52,12 +53,10 @@ def _state_path() -> Path:
 def _pid_alive(pid: int) -> bool:
     """True if `pid` runs (a zombie is dead) and is a moto server."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X") and (b"strict_moto" in cmdline or b"moto.server" in cmdline)
+    return process_running(pid) and (b"strict_moto" in cmdline or b"moto.server" in cmdline)
 
 
 def _answers(endpoint: str, timeout: float = 2.0) -> bool:

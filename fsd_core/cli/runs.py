@@ -41,15 +41,11 @@ def _store():
     return RunStore()
 
 
-def coordinator_alive(run: dict[str, Any]) -> bool:
-    from ..run.cancel import coordinator_alive as alive
-
-    return alive(run)
-
-
 def summary(run: dict[str, Any]) -> dict[str, Any]:
     """The keys `fsd runs` shows of one recorded run (a running run whose coordinator is gone
     shows as abandoned: `fsd gc` reclaims what it left)."""
+    from ..run.cancel import coordinator_alive
+
     row = {k: run.get(k) for k in SUMMARY_KEYS}
     if row["status"] == "running" and not coordinator_alive(run):
         row["status"] = "abandoned"
@@ -59,8 +55,9 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
 def _cancel(args: argparse.Namespace) -> int:
     from ..run.cancel import cancel
 
-    status = cancel(args.run_id, args.wait, _store())
-    run_id = _store().get(args.run_id)["run_id"]
+    store = _store()
+    status = cancel(args.run_id, args.wait, store)
+    run_id = store.get(args.run_id)["run_id"]
     if args.json:
         print_json({"status": "ok" if status == "cancelled" else "error", "run_id": run_id, "run_status": status})
     else:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import InputError, Interrupted, RunError
 from ..fileio import atomic_write_text
+from ..processes import process_running
 from .coordinator import cancel_marker, request_stop
 from .records import RunStore
 
@@ -26,12 +27,7 @@ def coordinator_alive(run: dict[str, Any]) -> bool:
     pid = extra.get("pid") if isinstance(extra, dict) else None
     if not isinstance(pid, int) or extra.get("host") not in (None, os.uname().nodename):
         return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return process_running(pid)
 
 
 def cancel(run_id: str, wait: float = 60.0, store: RunStore | None = None) -> str:

@@ -42,6 +42,7 @@ from ..engine.stage import DirectoryStage, Stage
 from ..errors import InputError, Interrupted, RunError
 from ..kernel.serial import categories_of, infer
 from ..model.network import SparseDNN, read_inputs
+from ..processes import process_running
 from .records import RunStore
 
 VARIANTS = ("serial", "local", "queue", "object")
@@ -743,20 +744,12 @@ def _dead_without_report(backend: _Backend, P: int, reports: dict[int, dict]) ->
             pid = int((backend.progress_dir / f"pid-{p}").read_text())
         except (FileNotFoundError, ValueError):
             continue
-        if not _process_gone(pid):
+        if process_running(pid):
             continue
         if backend.stage.get(f"report-{p}.json") is not None:
             continue  # it reported just before it ended: the next look takes the report
         dead.append((p, pid))
     return dead
-
-
-def _process_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state in ("Z", "X")
 
 
 def _explain_failure(failed: list[dict], reports: dict[int, dict], P: int, snap: Progress) -> str:
