@@ -113,6 +113,11 @@ def json_cases(f: dict[str, Path], tmp: Path) -> dict[str, tuple[list, list]]:
         "doctor": (None, ["doctor", "--workers", "0"]),
         # success: in tests/adversarial/test_interrupt.py (it needs a run in flight)
         "cancel": (None, ["cancel", "no-such-run"]),
+        "model deploy": (["model", "deploy", "--model", f["model"], "--workers", "2", "--partition", "block"],
+                         ["model", "deploy", "--model", f["garbage"], "--workers", "2"]),
+        "model deployed": (["model", "deployed"], ["model", "deployed", "--bogus"]),
+        # success: in tests/test_serving.py (it needs a deployed model)
+        "model undeploy": (None, ["model", "undeploy", "no-such-model"]),
         "deploy": (None, ["deploy"]),
         "destroy": (None, ["destroy"]),
     }

@@ -50,11 +50,11 @@ def test_warm_runs_equal_serial_reuse_the_processes_and_the_shards(small):
         assert len(pids) == 3 and pool.pids() == pids
         for r in (first, second):
             assert sorted(w["pid"] for w in r.worker_reports) == sorted(pids)
-        assert not any(w.get("shard_cached") for w in first.worker_reports)
-        assert all(w.get("shard_cached") for w in second.worker_reports)  # same plan: parsed once
+        assert not any(w.get("shard") == "cached" for w in first.worker_reports)
+        assert all(w.get("shard") == "cached" for w in second.worker_reports)  # same plan: parsed once
         other = _run(model, inputs, pool, 2)  # another plan: its own shards, not the cached ones
         assert other.status == "ok" and activations_equal(ref.activations, other.activations)
-        assert not any(w.get("shard_cached") for w in other.worker_reports)
+        assert not any(w.get("shard") == "cached" for w in other.worker_reports)
 
 
 @pytest.mark.parametrize("kind", ["crash", "hang"])

@@ -156,7 +156,7 @@ async def test_local_queries_from_the_dashboard_run_in_its_warm_workers(monkeypa
         pids = sorted(pool.pids())
         assert len(pids) == 2
         assert sorted(w["pid"] for w in first.worker_reports) == sorted(w["pid"] for w in second.worker_reports) == pids
-        assert all(w.get("shard_cached") for w in second.worker_reports)
+        assert all(w.get("shard") == "cached" for w in second.worker_reports)
 
 
 async def test_bad_input_fails_the_run_without_blocking(monkeypatch, isolated_home):

@@ -227,3 +227,31 @@ async def test_launch_verifies_and_checks_the_truth(tmp_path, isolated_home):
             assert "verified: equal to the serial kernel" in log and f"truth check ({path}): {verdict}" in log
             figures = text_of(app.screen.query_one("#monitor-figures", Static))
             assert f"truth {verdict}" in figures and "verified" in figures, figures
+
+
+async def test_launch_queries_a_deployed_model_staging_only_its_inputs(isolated_home):
+    from fsd_core.run.serving import deploy_model
+
+    deploy_model(SparseDNN.load(ROOT / "models/tiny"), str(ROOT / "models/tiny"), 2, "local", "block", None, 0,
+                 None, name="tiny-served")
+    app = FsdApp(initial="launch")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.pause()
+        launch = app.screen
+        launch.query_one("#launch-deployed", Input).value = "no-such-model"
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert "no deployed model" in text_of(launch.query_one("#launch-error", Static))
+        assert app.live is None
+        launch.query_one("#launch-deployed", Input).value = "tiny-served"
+        launch.query_one("#launch-variant", Select).value = "local"
+        launch.query_one("#launch-verify", Checkbox).value = True
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.live is not None and app.live.finished, timeout=60, what="the run")
+        result = app.live.result
+        assert result is not None, "\n".join(app.live.log)
+        assert result.status == "ok" and result.verified and result.deployed == "tiny-served"
+        assert result.workers == 2 and 0 < result.staged_bytes
+        assert "deployed model tiny-served" in "\n".join(app.live.log)

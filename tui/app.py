@@ -212,7 +212,8 @@ class FsdApp(App[None]):
             return False
         self.live = LiveRun(config, clock=self.clock, truth_path=truth)
         workers = 1 if config.variant == "serial" else config.workers
-        self.live.log.append(f"launching {config.variant} on {workers} worker(s): {config.model_path}")
+        what = f"deployed model {config.deployed}" if config.deployed else config.model_path
+        self.live.log.append(f"launching {config.variant} on {workers} worker(s): {what}")
         self.switch_mode("runs")
         self.live_version += 1
         self.run_query(config, truth)
@@ -229,7 +230,7 @@ class FsdApp(App[None]):
         def progress(snap: Progress) -> None:
             self.post_message(self.RunProgress(services.snapshot(snap), self.clock()))
 
-        if self.pool is not None and config.variant == "local":
+        if self.pool is not None and config.variant != "serial":  # local, and cloud runs on the emulator
             config = dataclasses.replace(config, pool=self.pool)
         try:
             truth = services.read_truth(truth_path) if truth_path else None

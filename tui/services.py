@@ -103,6 +103,13 @@ def run(config: Any, progress: Any) -> Any:
     return coordinator.run(config, progress)
 
 
+def deployed_workers(name: str) -> int:
+    """The workers P of the deployed model `name` (its shards are made for P); InputError if none."""
+    from fsd_core.run.serving import find
+
+    return find(name).workers
+
+
 def cancel_run(run_id: str, runs_db: str | None = None) -> str:
     """Stop the run in flight (`fsd cancel`'s function); returns its recorded status."""
     from fsd_core.run.cancel import cancel

@@ -22,7 +22,7 @@ from .progress import Display
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    model = sub.add_parser("model", help="import, export or generate a sparse DNN model")
+    model = sub.add_parser("model", help="import, export, generate or deploy a sparse DNN model")
     msub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
     p = msub.add_parser("import", help="read a Graph Challenge network (TSV layer files)")
@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="MODEL", type=Path,
                    help="model directory to write (replaced if it exists)")
     p.set_defaults(handler=cmd_generate)
+
+    from .serving import register_actions
+
+    register_actions(msub)
 
     data = sub.add_parser("data", help="generate synthetic input images")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -27,15 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run inference through the serial, local, queue or object variant",
                        description="Plan (partition, cached), stage the shards and inputs, launch the "
                        "workers, follow them, gather and record one query. Progress goes to stderr.")
-    p.add_argument("--model", required=True, type=Path, metavar="MODEL",
-                   help="model directory (model.json + layer files)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", type=Path, metavar="MODEL",
+                       help="model directory (model.json + layer files): planned, split and staged for this run")
+    which.add_argument("--deployed", metavar="NAME",
+                       help="a deployed model (fsd model deploy; fsd model deployed lists them): only the "
+                       "inputs are staged; --workers defaults to its P")
     p.add_argument("--inputs", required=True, type=Path, metavar="FILE",
                    help="input images: Graph Challenge sparse TSV (row, column, value; 1-based)")
     p.add_argument("--variant", required=True, choices=VARIANTS,
                    help="serial (the kernel in this process), local (worker processes, file channel), "
                    "queue (SNS -> SQS) or object (S3)")
-    p.add_argument("--workers", type=int_range(1, MAX_WORKERS, " (the largest deployment)"), default=4,
-                   help=f"number of workers P, 1..min(N, {MAX_WORKERS}) (default 4; serial uses 1)")
+    p.add_argument("--workers", type=int_range(1, MAX_WORKERS, " (the largest deployment)"), default=None,
+                   help=f"number of workers P, 1..min(N, {MAX_WORKERS}) (default 4, or the deployed model's; "
+                   f"serial uses 1)")
     p.add_argument("--partition", metavar="METHOD", choices=METHODS,
                    help="block, random, metis or hypergraph (default hypergraph, or metis when "
                    "mtkahypar does not import)")
@@ -61,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_run)
 
 
-def run_progress(display: Display, method: str | None, workers: int):
+def run_progress(display: Display, method: str | None, workers: int, deployed: bool = False):
     """A coordinator progress callback showing the run's phases and its layer bar."""
     seen = {"phase": None}
 
@@ -71,7 +76,8 @@ def run_progress(display: Display, method: str | None, workers: int):
             if snap.phase == "planning":
                 display.phase(f"partitioning ({method or 'default'}, {workers} workers; cached)")
             elif snap.phase == "staging":
-                display.phase("staging the shards and inputs")
+                display.phase("staging the inputs (the shards are deployed)" if deployed
+                              else "staging the shards and inputs")
             elif snap.phase == "running":
                 display.phase(f"run {snap.run_id}", total=snap.layers)
             elif snap.phase == "computing":
@@ -119,25 +125,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_output_file(args.categories_out, "--categories-out")
     manifest = read_manifest_arg(args.manifest)
-    config = RunConfig(str(args.model), str(args.inputs), args.variant, args.workers, args.partition,
-                       args.per_layer, args.branching, args.timeout, verify=args.verify, manifest=manifest)
+    deployment = _deployment(args)
+    workers = args.workers or (deployment.workers if deployment else 4)
+    config = RunConfig(str(args.model) if args.model else None, str(args.inputs), args.variant, workers,
+                       args.partition, args.per_layer, args.branching, args.timeout, verify=args.verify,
+                       manifest=manifest, deployed=args.deployed)
     check_config(config)
     truth = read_categories(args.check) if args.check else None
     cloud = args.variant in ("queue", "object") and manifest is None
     was_running = emulator_running() if cloud else True
     with Display(live=None) as display:
         try:
-            display.phase(f"loading {args.model}")
-            config.model = SparseDNN.load(args.model)
+            if deployment is None:
+                display.phase(f"loading {args.model}")
+                config.model = SparseDNN.load(args.model)
             display.phase(f"reading {args.inputs}")
-            config.inputs = read_inputs(args.inputs, config.model.neurons)
-            check_config(config, config.model, config.inputs)
-            if args.variant != "serial":
+            config.inputs = read_inputs(args.inputs, (deployment or config.model).neurons)
+            check_config(config, deployment or config.model, config.inputs)
+            if deployment is not None:
+                config.partition = deployment.method
+            elif args.variant != "serial":
                 config.partition = (check_available(args.partition) if args.partition
                                     else default_method(notice=display.say))
             if cloud:  # the deployment first: starting the emulator takes a while and says so
-                config.manifest = local_deployment(args.workers, args.variant, display)
-            result = run(config, run_progress(display, config.partition, args.workers))
+                config.manifest = local_deployment(workers, args.variant, display)
+            result = run(config, run_progress(display, config.partition, workers, deployed=deployment is not None))
         finally:
             notice = emulator_notice(was_running, emulator_running()) if cloud else None
             display.stop()
@@ -170,6 +182,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deployment(args: argparse.Namespace):
+    """The deployed model of --deployed (checked against --variant and --workers), or None."""
+    if args.deployed is None:
+        return None
+    from ..errors import InputError
+    from ..run.serving import find
+
+    deployment = find(args.deployed)
+    if args.partition is not None or args.per_layer is not None:
+        raise InputError(f"--deployed {deployment.name}: its plan is deployed ({deployment.method}); "
+                         f"--partition and --per-layer/--shared do not apply")
+    if not deployment.serves(args.variant):
+        serving = "local" if deployment.store == "directory" else "queue or object"
+        raise InputError(f"--deployed {deployment.name} was deployed for {serving}, not --variant {args.variant}")
+    if args.workers not in (None, deployment.workers):
+        raise InputError(f"--deployed {deployment.name} has {deployment.workers} workers, not --workers {args.workers}")
+    return deployment
+
+
 def timing_line(result) -> str:
     """Total time, where it went, and the rate with the phase it covers (so the two agree)."""
     timings = dict(result.timings or {})
@@ -187,6 +218,15 @@ def print_summary(result) -> None:
     print(f"  time        {timing_line(result)}")
     if result.variant != "serial":
         print(f"  sent        {si(result.bytes_sent, 'B')} in {result.messages:,} messages")
+        print(f"  staged      {si(result.staged_bytes, 'B')}"
+              + (f" (inputs only: deployed model {result.deployed})" if result.deployed else ""))
+        starts = [w for w in result.worker_reports if w.get("start")]
+        if starts:
+            warm = sum(1 for w in starts if w["start"] == "warm")
+            kept = sum(1 for w in starts if w.get("shard") == "cached")
+            loaded = sum(w.get("loaded_bytes") or 0 for w in starts)
+            print(f"  workers     {len(starts) - warm} cold, {warm} warm; {kept} kept their shard; "
+                  f"read {si(loaded, 'B')} (shards not kept, and inputs)")
         if result.requests:
             reqs = ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
             print(f"  requests    {reqs}")

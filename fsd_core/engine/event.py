@@ -32,6 +32,11 @@ SLOTS_ENV = "FSD_MAX_WORKERS"
 LAUNCHERS = ("local", "pool", "lambda")
 #: Keys a channel config may carry: its location, and the queue channel's poll wait and test option.
 CHANNEL_OPTIONS = frozenset({"root", "spares", "manifest", "poll_wait", "duplicate", "key", "slots"})
+#: A plan's digest: 16 bytes of BLAKE2b over its shards (run.coordinator), in hex.
+PLAN_DIGEST = re.compile(r"^[0-9a-f]{32}$")
+#: A deployed model's id: its model fingerprint and its plan digest (run.serving).
+DEPLOYED_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{32}$")
+DEPLOYED_PREFIX = re.compile(r"^models/[0-9a-f]{16}-[0-9a-f]{32}/$")
 #: The run's secret key: hex of 32 bytes (channels/frames.py KEY_SIZE).
 RUN_KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -60,7 +65,8 @@ def check_event(event: Any) -> None:
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= MAX_TIMEOUT_S:
         raise EventError("event: launch_grace must be a number of seconds in [0, 3600]")
     _check_manifest(event.get("manifest"), variant)
-    _check_stage(_field(event, "stage", Mapping), run_id)
+    _check_stage(_field(event, "stage", Mapping), run_id, event.get("manifest"))
+    _check_shards(event)
     _check_channel(_field(event, "channel", Mapping), run_id, variant)
     _check_launcher(_field(event, "launcher", Mapping))
     progress = event.get("progress_dir")
@@ -120,7 +126,7 @@ def _check_manifest(manifest: Any, variant: str) -> None:
         raise EventError("event: the emulator's endpoint must be a loopback http URL")
 
 
-def _check_stage(stage: Mapping[str, Any], run_id: str) -> None:
+def _check_stage(stage: Mapping[str, Any], run_id: str, manifest: Any) -> None:
     kind = stage.get("kind")
     if kind == "directory":
         if not _run_path(stage.get("root"), run_id):
@@ -128,8 +134,45 @@ def _check_stage(stage: Mapping[str, Any], run_id: str) -> None:
     elif kind == "s3":
         if stage.get("prefix") != f"stage/{run_id}/":
             raise EventError("event: the stage prefix is not the run's own (stage/<run_id>/)")
+        if not _same_place(stage.get("manifest"), manifest):
+            raise EventError("event: the stage is not in the run's deployment")
     else:
         raise EventError(f"event: unknown stage kind {str(kind)[:40]!r}")
+
+
+def _same_place(a: Any, b: Any) -> bool:
+    """Two manifests that name the same endpoint, region and bucket (where objects go)."""
+    keys = ("endpoint", "region", "bucket")
+    return isinstance(a, Mapping) and isinstance(b, Mapping) and all(a.get(k) == b.get(k) for k in keys)
+
+
+def _check_shards(event: Mapping[str, Any]) -> None:
+    """A deployed model's shards: read-only, under `models/<id>/` of the run's own deployment
+    (or a local `models/<id>` directory), where the id ends in the event's plan digest."""
+    digest = event.get("plan_digest")
+    if digest is not None and (not isinstance(digest, str) or not PLAN_DIGEST.match(digest)):
+        raise EventError("event: plan_digest is not a plan digest (32 hex digits)")
+    store = event.get("shards")
+    if store is None:
+        return
+    if not isinstance(store, Mapping) or digest is None:
+        raise EventError("event: shards must be a store of the plan named by plan_digest")
+    kind = store.get("kind")
+    if kind == "s3":
+        prefix = store.get("prefix")
+        match = DEPLOYED_PREFIX.match(prefix) if isinstance(prefix, str) else None
+        if match is None or not _same_place(store.get("manifest"), event.get("manifest")):
+            raise EventError("event: the shards are not a deployed model's (models/<id>/ of the run's deployment)")
+    elif kind == "directory":
+        root = store.get("root")
+        parts = PurePosixPath(root).parts if isinstance(root, str) and "\0" not in root else ()
+        match = DEPLOYED_ID.match(parts[-1]) if len(parts) >= 2 and parts[-2] == "models" else None
+        if match is None or ".." in parts or event.get("variant") != "local":
+            raise EventError("event: the shards are not a deployed model's directory (.../models/<id>)")
+    else:
+        raise EventError(f"event: unknown shards store kind {str(kind)[:40]!r}")
+    if not match.group(0).rstrip("/").endswith(digest):
+        raise EventError("event: the shards are not those of the event's plan_digest")
 
 
 def _check_channel(channel: Mapping[str, Any], run_id: str, variant: str) -> None:

@@ -7,7 +7,8 @@ layer loop over the run's channel, stage the result (worker 0) and a report.
 
 Event fields: run_id, worker, workers, branching, variant, channel (config), stage (config),
 launcher (config), manifest (cloud variants), timeout, requested_at; optional progress_dir,
-plan_digest (names the staged shards, for a warm process's cache), fault (test injection), debug.
+plan_digest (names the shards, for a warm environment's cache: `warm.py`), shards (the store of
+a deployed model's shards, when the run stages only its inputs), fault (test injection), debug.
 """
 
 from __future__ import annotations
@@ -118,14 +119,28 @@ def _resources(since: dict[str, float] | None = None) -> dict[str, float]:
     return now
 
 
-# A warm process (Lambda's reused execution environment, or a local pool slot) keeps the last
-# shard it parsed: the next query of the same plan skips fetching and parsing it. The event's
-# `plan_digest` names the plan's shards (a digest of their bytes), so a new plan never hits.
-_SHARD_CACHE: dict[tuple[str, int], Any] = {}
+def _load_shard(event: dict[str, Any], stage: Any, me: int, report: dict[str, Any]) -> Any:
+    """Worker `me`'s shard: kept from an earlier invocation of this warm environment, else read
+    from the deployed model's store (event `shards`) or the run's stage, and kept if it fits."""
+    from ..plan.communication import WorkerShard
+    from .payloads import shard_key
+    from .warm import ENVIRONMENT
 
-
-def _cached_shard(digest: str | None, worker: int) -> Any:
-    return _SHARD_CACHE.get((digest, worker)) if digest else None
+    digest = event.get("plan_digest")
+    shard = ENVIRONMENT.shards.get(digest, me)
+    if shard is not None:
+        report["shard"] = "cached"
+        return shard
+    store = open_stage(event["shards"]) if event.get("shards") else stage
+    data = store.get(shard_key(me))
+    if data is None:
+        raise RuntimeError(f"worker {me}: shard not found in the {'deployed model' if event.get('shards') else 'stage'}")
+    report["loaded_bytes"] += len(data)
+    shard = WorkerShard.from_bytes(data)
+    del data  # the compressed copy: tens of MB for the whole run otherwise
+    report["shard"] = "loaded"
+    ENVIRONMENT.shards.put(digest, me, shard, shard.nbytes)
+    return shard
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -140,11 +155,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     except EventError as exc:
         return {"worker": None, "status": "failed", "error": str(exc)}
     started_at = time.time()
+    from .warm import ENVIRONMENT
+
+    start = ENVIRONMENT.begin(started_at)
     at_start = _resources()
     me = int(event["worker"])
     _announce_pid(event.get("progress_dir"), me)
     report: dict[str, Any] = {"worker": me, "pid": os.getpid(), "requested_at": event.get("requested_at"),
-                              "started_at": started_at}
+                              "started_at": started_at, "start": start.kind, "init_s": start.init_s,
+                              "loaded_bytes": 0}
     launcher = open_launcher(event["launcher"], event.get("manifest"))
     kids = [launcher.start(dict(event, worker=c)) for c in children(me, int(event["workers"]), int(event["branching"]))]
     report["launched_at"] = time.time()
@@ -152,25 +171,14 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     channel = None
     try:
         from ..channels import open_channel
-        from ..plan.communication import WorkerShard
-        from .payloads import RESULT_KEY, inputs_key, matrix_from_bytes, result_to_bytes, shard_key
+        from .payloads import RESULT_KEY, inputs_key, matrix_from_bytes, result_to_bytes
         from .worker import run_worker
 
-        shard = _cached_shard(event.get("plan_digest"), me)
-        if shard is None:
-            shard_bytes = stage.get(shard_key(me))
-            if shard_bytes is None:
-                raise RuntimeError(f"worker {me}: shard not found in the stage")
-            shard = WorkerShard.from_bytes(shard_bytes)
-            del shard_bytes  # the compressed copy: tens of MB for the whole run otherwise
-            _SHARD_CACHE.clear()
-            if event.get("plan_digest"):
-                _SHARD_CACHE[(event["plan_digest"], me)] = shard
-        else:
-            report["shard_cached"] = True
+        shard = _load_shard(event, stage, me, report)
         input_bytes = stage.get(inputs_key(me))
         if input_bytes is None:
             raise RuntimeError(f"worker {me}: inputs not found in the stage")
+        report["loaded_bytes"] += len(input_bytes)
         inputs = matrix_from_bytes(input_bytes)
         del input_bytes
         channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,6 +18,15 @@ RESULT_KEY = "result.msg"
 def shard_key(worker: int) -> str:
     """Stage key of a worker's shard (`WorkerShard.to_bytes`)."""
     return f"shard-{worker}.fsda"
+
+
+def shards_digest(blobs: Iterable[bytes]) -> str:
+    """The plan digest: 16 bytes of BLAKE2b over the shards' own digests, in worker order. It
+    names the shards (a warm worker keeps them under it; a deployed model's id ends in it)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for blob in blobs:
+        digest.update(hashlib.blake2b(blob, digest_size=16).digest())
+    return digest.hexdigest()
 
 
 def inputs_key(worker: int) -> str:

@@ -83,6 +83,7 @@ class WorkerPool:
         self.lock = threading.Lock()  # one run at a time
         self._procs: dict[int, subprocess.Popen] = {}
         self._holds: dict[int, int] = {}  # our own descriptor on each FIFO (see _spawn)
+        self.environment: dict[str, str] = {}  # added to the slots' environment (a role's credentials)
         self.ensure(size)
 
     def launcher(self) -> PoolLauncher:
@@ -94,6 +95,14 @@ class WorkerPool:
             proc = self._procs.get(k)
             if proc is None or proc.poll() is not None:
                 self._spawn(k)
+
+    def use_environment(self, environment: dict[str, str]) -> None:
+        """Run the slots with these variables added (the worker role's credentials, for cloud
+        runs on the emulator); slots running with others are restarted (cold)."""
+        if environment != self.environment:
+            self.environment = dict(environment)
+            if self._procs:
+                self.recycle()
 
     def recycle(self) -> None:
         """Restart every slot (after a failed run: a worker may hang or be half-way), with an
@@ -129,7 +138,7 @@ class WorkerPool:
             self._holds[k] = os.open(fifo, os.O_RDWR)
         self._procs[k] = subprocess.Popen(
             [sys.executable, "-m", "fsd_core.engine.pool", str(fifo), str(os.getpid())],
-            env=worker_environment(os.environ), start_new_session=True,
+            env=worker_environment({**os.environ, **self.environment}), start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _release(self) -> None:
@@ -155,8 +164,11 @@ def serve(fifo: str, parent: int) -> int:
     The FIFO is held open for writing too, so the loop never sees end-of-file between runs. The
     process ends with its parent (PR_SET_PDEATHSIG), so a killed client leaves no warm workers.
     """
+    from .warm import ENVIRONMENT
+
     _die_with_parent(parent)
     fd = os.open(fifo, os.O_RDWR)
+    ENVIRONMENT.ready()  # initialised: an event that comes later finds it warm
     with os.fdopen(fd, "rb") as events:
         for line in events:
             if line.strip():

@@ -163,6 +163,20 @@ class WorkerShard:
     layers: list[LayerShard]
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of its arrays in memory: what keeping it warm between runs costs."""
+        total = self.input_cols.nbytes
+        for s in self.layers:
+            split = s.split
+            arrays = [s.bias, s.rows, s.cols, s.local_src, s.local_dst, split.interior, split.boundary,
+                      split.boundary_rows, split.x_local_src, split.x_local_dst,
+                      *s.send.values(), *s.recv.values(), *split.x_recv.values()]
+            for w in (split.w_interior, split.w_boundary):
+                arrays += [w.data, w.indices, w.indptr]
+            total += sum(a.nbytes for a in arrays)
+        return total
+
+    @property
     def final_cols(self) -> np.ndarray:
         """Global ids of the last-layer outputs this worker computes (what it gathers to 0)."""
         return self.layers[-1].cols if self.layers else self.input_cols

@@ -9,7 +9,6 @@ exactly as on AWS.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import secrets
@@ -37,12 +36,14 @@ from ..engine.payloads import (
     matrix_to_bytes,
     result_from_bytes,
     shard_key,
+    shards_digest,
 )
 from ..engine.stage import DirectoryStage, Stage
 from ..errors import InputError, Interrupted, RunError
 from ..kernel.serial import categories_of, infer
 from ..model.network import SparseDNN, read_inputs
 from ..processes import process_running
+from .plans import cached_plan, model_fingerprint, plan_cache_dir  # noqa: F401 (re-exported)
 from .records import RunStore
 
 VARIANTS = ("serial", "local", "queue", "object")
@@ -69,7 +70,8 @@ class RunConfig:
     runs_db: str | None = None
     manifest: dict[str, Any] | None = None
     memory_mb: int = 2048  # Lambda memory the run's dollars are computed for
-    pool: Any = None  # a pool.WorkerPool: `local` workers run in its warm processes
+    pool: Any = None  # a pool.WorkerPool: the workers run in its warm processes
+    deployed: str | None = None  # a deployed model's name (run.serving): stage only the inputs
     predict: bool = True   # predict the deterministic requests (cloud variants) before running
     model: SparseDNN | None = field(default=None, repr=False)
     inputs: sp.csr_matrix | None = field(default=None, repr=False)
@@ -126,6 +128,8 @@ class RunResult:
     partition: str | None = None
     worker_reports: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    staged_bytes: int = 0
+    deployed: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The `run --json` document (command line contract)."""
@@ -136,7 +140,16 @@ class RunResult:
             "messages": self.messages, "requests": self.requests, "billed_requests": self.billed_requests,
             "cost_usd": self.cost_usd, "predicted": self.predicted, "verified": self.verified,
             "error": self.error, "partition": self.partition, "timings": self.timings,
+            "staged_bytes": self.staged_bytes, "deployed": self.deployed,
+            "worker_starts": worker_starts(self.worker_reports),
         }
+
+
+def worker_starts(reports: list[dict]) -> list[dict[str, Any]]:
+    """Per worker: a cold or warm start, its INIT seconds, whether its shard was loaded or kept
+    from an earlier run, and the bytes it read from the stage."""
+    keys = ("worker", "start", "init_s", "shard", "loaded_bytes")
+    return [{k: r.get(k) for k in keys} for r in reports if "worker" in r]
 
 
 def new_run_id() -> str:
@@ -159,7 +172,7 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
     `hooks` are the test suite's (`TestHooks`).
     """
     check_config(config)
-    model = config.model if config.model is not None else SparseDNN.load(config.model_path)
+    model = _model_of(config)
     inputs = config.inputs if config.inputs is not None else read_inputs(config.inputs_path, model.neurons)
     check_config(config, model, inputs)
     run_id = new_run_id()
@@ -180,6 +193,26 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
     return result
 
 
+def _model_of(config: RunConfig) -> Any:
+    """The model: given, loaded from `model_path`, or for a deployed model its record (sizes
+    and plan; the weights stay in its store: `run.serving`)."""
+    if config.deployed is None:
+        return config.model if config.model is not None else SparseDNN.load(config.model_path)
+    from .serving import find
+
+    deployment = find(config.deployed)
+    if not deployment.serves(config.variant):
+        serving = "local" if deployment.store == "directory" else "queue or object"
+        raise InputError(f"--deployed {deployment.name} was deployed for {serving}, not --variant {config.variant}")
+    if config.workers != deployment.workers:
+        raise InputError(f"--deployed {deployment.name} has {deployment.workers} workers, not --workers {config.workers}")
+    if config.verify and config.model is None and not (
+            deployment.model_path and (Path(deployment.model_path) / "model.json").is_file()):
+        raise InputError(f"--verify: deployed model {deployment.name} was deployed from "
+                         f"{deployment.model_path or 'no directory'}, which is gone; run without --verify")
+    return deployment
+
+
 def _execute(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix,
              progress: Callable[[Progress], None] | None, hooks: TestHooks | None) -> RunResult:
     if config.variant == "serial":
@@ -192,7 +225,7 @@ def _execute(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_ma
         result = _DistributedRun(run_id, config, model, inputs, progress, hooks or TestHooks()).run()
     if config.verify and result.status == "ok":
         _notify(progress, Progress(run_id, "verifying", model.layers, [model.layers] * result.workers))
-        result.verified = _verify(model, inputs, result)
+        result.verified = _verify(_weights_of(config, model), inputs, result)
         if not result.verified:
             result.status, result.error = "failed", "verification failed: result differs from the serial kernel"
     return result
@@ -303,6 +336,17 @@ def _run_serial(run_id: str, model: SparseDNN, inputs: sp.csr_matrix) -> RunResu
                      timings={"compute": res.seconds})
 
 
+def _weights_of(config: RunConfig, model: Any) -> SparseDNN:
+    """The network itself, for --verify: a deployed model's from the directory it was deployed from."""
+    if isinstance(model, SparseDNN):
+        return model
+    if config.model is not None:
+        return config.model
+    if not model.model_path:
+        raise InputError(f"--verify: deployed model {model.name} names no model directory to verify against")
+    return SparseDNN.load(model.model_path)
+
+
 def _verify(model: SparseDNN, inputs: sp.csr_matrix, result: RunResult) -> bool:
     ref = infer(model, inputs)
     return activations_equal(ref.activations, result.activations) and np.array_equal(ref.categories, result.categories)
@@ -351,6 +395,7 @@ class _Backend:
         self.progress_dir.mkdir(parents=True, exist_ok=True)
         self.bell = Doorbell(self.progress_dir / REPORT_BELL)  # local workers ring it when they report
         self.launcher: Launcher = LocalLauncher(new_session=True)
+        self.environment: dict[str, str] | None = None  # the worker role's, for emulated Lambdas
         if variant == "local":
             from ..channels.local import default_root
 
@@ -378,7 +423,22 @@ class _Backend:
                 from ..aws.manifest import Manifest
 
                 role = worker_credentials(Manifest.from_dict(self.manifest), run_id)
-                self.launcher = LocalLauncher(new_session=True, env=as_environment(role))
+                self.environment = as_environment(role)
+                self.launcher = LocalLauncher(new_session=True, env=self.environment)
+
+    def pool_environment(self) -> dict[str, str]:
+        """The worker role's credentials for a warm pool's processes: one session kept while it
+        is valid (new credentials would restart the pool: every worker cold)."""
+        from ..aws.credentials import as_environment
+        from ..aws.local_stack import worker_credentials
+        from ..aws.manifest import Manifest
+
+        key = (self.manifest["endpoint"], self.manifest.get("worker_role_arn"))
+        env, since = _POOL_SESSIONS.get(key, ({}, 0.0))
+        if time.monotonic() - since > POOL_SESSION_S:
+            env = as_environment(worker_credentials(Manifest.from_dict(self.manifest), "pool"))
+            _POOL_SESSIONS[key] = (env, time.monotonic())
+        return env
 
     def cleanup_channel(self, run_id: str, workers: int, failed: bool) -> dict[str, int]:
         """Remove what the run left in the channel; returns the requests that took."""
@@ -401,6 +461,12 @@ class _Backend:
             self.lease.release()
 
 
+#: Warm pools' worker-role sessions by (endpoint, role), and how long one is used (the
+#: credentials last an hour: AssumeRole's DurationSeconds in aws/local_stack.py).
+_POOL_SESSIONS: dict[tuple[str, str | None], tuple[dict[str, str], float]] = {}
+POOL_SESSION_S = 45 * 60.0
+
+
 class _DistributedRun:
     """A run on P workers, in named steps: `plan`; then, holding the warm pool if one is
     given, `stage`, `predict`, `launch` and `watch`; whatever happened, `clean_up`; then
@@ -421,6 +487,8 @@ class _DistributedRun:
         self.error: str | None = "the run did not start"
         self.predicted: dict[str, Any] | None = None
         self.cleanup_requests: dict[str, int] = {}
+        self.staged_bytes = 0  # what `stage` put in the run's stage (shards unless deployed, inputs)
+        self.method = config.partition
 
     def run(self) -> RunResult:
         self.plan()
@@ -449,41 +517,71 @@ class _DistributedRun:
         return result
 
     def plan(self) -> None:
-        """The communication plan (`cached_plan`: partitioning a large model takes minutes)."""
-        _notify(self.progress, Progress(self.run_id, "planning", self.model.layers, [-1] * self.P))
+        """The communication plan (`cached_plan`: partitioning a large model takes minutes); a
+        deployed model's plan is in its store (its shards, and which worker holds each input)."""
         c = self.config
+        if c.deployed is not None:
+            self.method = self.model.method
+            return
+        _notify(self.progress, Progress(self.run_id, "planning", self.model.layers, [-1] * self.P))
         self.planned = cached_plan(self.model, self.P, c.partition, c.per_layer, c.seed)
+        self.method = self.planned.method
         self.timings["plan"] = time.perf_counter() - self.started
 
     def hold_pool(self) -> None:
-        """A local run on a warm pool holds it (one run at a time; released by `clean_up`) and
-        runs its workers in the pool's processes, over its spare frame files."""
-        pool = self.config.pool if self.config.variant == "local" else None
-        if pool is None:
+        """A run on a warm pool holds it (one run at a time; released by `clean_up`) and runs
+        its workers in the pool's processes: a local run over its spare frame files, a cloud
+        run on the emulator under the worker role (as a warm Lambda keeps its role's
+        credentials between invocations)."""
+        pool = self.config.pool
+        if pool is None or (self.config.variant != "local" and self.backend.environment is None):
             return
         pool.lock.acquire()
         self.pool = pool
+        if self.config.variant == "local":
+            self.backend.channel_config["spares"] = str(pool.spares)
+        else:
+            pool.use_environment(self.backend.pool_environment())
         self.backend.launcher = pool.launcher()
-        self.backend.channel_config["spares"] = str(pool.spares)
         pool.ensure(self.P)
 
     def stage(self) -> None:
-        """Every worker's shard and inputs into the stage; the shards' digest names them (a
-        warm worker keeps the shards it parsed under that name)."""
+        """Every worker's shard and inputs into the stage (a deployed model's shards are in its
+        store: only the inputs); the shards' digest names them (a warm worker keeps the
+        shards it parsed under that name)."""
         with _timed(self.timings, "stage"):
             y0 = sp.csc_matrix(self.inputs, dtype=np.float32)
-            self.shards = self.planned.shards(self.model)
-            digest = hashlib.blake2b(digest_size=16)
-            for p, shard in enumerate(self.shards):
-                data = shard.to_bytes()
-                digest.update(hashlib.blake2b(data, digest_size=16).digest())
-                self.backend.stage.put(shard_key(p), data)
-                self.backend.stage.put(inputs_key(p), matrix_to_bytes(y0[:, shard.input_cols]))
-            self.digest = digest.hexdigest()
+            if self.config.deployed is not None:
+                columns = self._deployed_columns()
+                self.digest = self.model.plan_digest
+            else:
+                self.shards = self.planned.shards(self.model)
+                blobs = [shard.to_bytes() for shard in self.shards]
+                for p, blob in enumerate(blobs):
+                    self.backend.stage.put(shard_key(p), blob)
+                self.staged_bytes += sum(map(len, blobs))
+                self.digest = shards_digest(blobs)
+                columns = [shard.input_cols for shard in self.shards]
+            for p, cols in enumerate(columns):
+                blob = matrix_to_bytes(y0[:, cols])
+                self.backend.stage.put(inputs_key(p), blob)
+                self.staged_bytes += len(blob)
+
+    def _deployed_columns(self) -> list[np.ndarray]:
+        """The input columns each worker of the deployed plan holds, from the model's store
+        (which must still have it: `serving.check_stored`)."""
+        from .serving import check_stored, input_owners, open_store
+
+        self.shard_store = open_store(self.model, self.model.store, self.backend.manifest)
+        check_stored(self.model, self.shard_store)
+        owners = input_owners(self.shard_store, self.model)
+        return [np.flatnonzero(owners == p) for p in range(self.P)]
 
     def predict(self) -> None:
         """The deterministic requests of a cloud run, before it runs (`run.predict`)."""
-        if self.config.predict and self.config.variant in ("queue", "object"):
+        # (A deployed model's shards stay in its store: the prediction, which runs the workers
+        # over them in this process, is made by a run given the model.)
+        if self.config.predict and self.config.variant in ("queue", "object") and self.config.deployed is None:
             with _timed(self.timings, "predict"):
                 self.predicted = _predict(self.config.variant, self.model, self.shards, self.inputs,
                                           self.backend.manifest, self.backend.slots)
@@ -505,6 +603,7 @@ class _DistributedRun:
             "variant": c.variant, "channel": dict(b.channel_config, **h.channel_options),
             "stage": b.stage.config(), "launcher": b.launcher.config(), "manifest": b.manifest,
             "timeout": c.timeout, "launch_grace": c.launch_grace, "plan_digest": self.digest,
+            **({"shards": self.shard_store.config()} if c.deployed is not None else {}),
             # Progress files are a local side channel; Lambda workers report only at the end.
             "progress_dir": str(b.progress_dir) if b.launcher.kind in ("local", "pool") else None,
             "fault": h.fault, "debug": h.debug,
@@ -550,8 +649,9 @@ class _DistributedRun:
             self.run_id, status, self.config.variant, self.P, seconds, rate, categories, self.final,
             bytes_sent=sum(r.get("channel", {}).get("bytes_sent", 0) for r in ordered),
             messages=sum(r.get("channel", {}).get("messages_sent", 0) for r in ordered),
-            requests=requests, billed_requests=billed, error=self.error, partition=self.planned.method,
-            worker_reports=ordered, timings=self.timings)
+            requests=requests, billed_requests=billed, error=self.error, partition=self.method,
+            worker_reports=ordered, timings=self.timings, staged_bytes=self.staged_bytes,
+            deployed=self.config.deployed)
 
     def signal_workers_to_stop(self) -> None:
         """Leave the stop signal the workers look for between layers (`engine.handler`): Lambda
@@ -617,42 +717,6 @@ def _predict(variant: str, model: SparseDNN, shards: list, inputs: sp.csr_matrix
         attr = attr_bytes_for if slots is None else (lambda dst: attr_bytes_for(slots[dst]))
     counts = predict_requests(variant, run_frames(model, shards, inputs, variant, max_frame), len(shards), attr)
     return counts.as_dict()
-
-
-def plan_cache_dir() -> Path:
-    from ..paths import data_dir
-
-    return data_dir() / "plans"
-
-
-def model_fingerprint(model: SparseDNN) -> str:
-    """A digest of the network's structure and values (plans depend on nothing else)."""
-    import hashlib
-
-    h = hashlib.sha1(f"{model.neurons}:{model.layers}".encode())
-    for w in model.weights:
-        h.update(w.indptr.tobytes())
-        h.update(w.indices.tobytes())
-        h.update(w.data.tobytes())
-    return h.hexdigest()[:16]
-
-
-def cached_plan(model: SparseDNN, workers: int, method: str | None, per_layer: bool | None, seed: int):
-    """make_plan, memoised on disk: hypergraph partitioning of a large model takes minutes."""
-    from ..plan.communication import Plan, make_plan
-    from ..plan.partition import DEFAULT_PER_LAYER, default_method
-
-    method = method or default_method()  # metis when Mt-KaHyPar does not import
-    per_layer = DEFAULT_PER_LAYER if per_layer is None else per_layer
-    path = plan_cache_dir() / f"{model_fingerprint(model)}-p{workers}-{method}-{'pl' if per_layer else 'sh'}-s{seed}.npz"
-    if path.is_file():
-        try:
-            return Plan.load(path, model)
-        except InputError:
-            path.unlink(missing_ok=True)  # a damaged cache entry is simply recomputed
-    plan = make_plan(model, workers, method, per_layer=per_layer, seed=seed)
-    plan.save(path)
-    return plan
 
 
 def _notify(progress: Callable[[Progress], None] | None, snap: Progress) -> None:

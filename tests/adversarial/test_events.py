@@ -12,6 +12,8 @@ from fsd_core.engine.event import EventError, check_event
 from fsd_core.engine.handler import handler
 
 RUN = "0123456789ab"
+DIGEST = "cd" * 16
+DEPLOYED = f"{'ef' * 8}-{DIGEST}"  # a deployed model's id: model fingerprint, plan digest
 MANIFEST = {"region": "us-east-1", "endpoint": "http://127.0.0.1:5000", "topic_arns": ["arn:t"],
             "queue_urls": [f"http://127.0.0.1:5000/q{i}" for i in range(8)], "bucket": "b",
             "function_name": "f", "max_workers": 8}
@@ -23,20 +25,27 @@ def local_event(tmp: Path) -> dict:
     return {"run_id": RUN, "worker": 0, "workers": 4, "branching": 2, "variant": "local",
             "channel": {"root": str(tmp / "fsd-local-channel" / RUN)},
             "stage": {"kind": "directory", "root": str(scratch / "stage")}, "launcher": {"kind": "local"},
-            "manifest": None, "timeout": 60.0, "launch_grace": 30.0, "plan_digest": "ab",
+            "manifest": None, "timeout": 60.0, "launch_grace": 30.0, "plan_digest": DIGEST,
             "progress_dir": str(scratch / "progress"), "requested_at": 1.0}
 
 
-def queue_event() -> dict:
-    return {"run_id": RUN, "worker": 0, "workers": 8, "branching": 2, "variant": "queue",
-            "channel": {"manifest": MANIFEST, "poll_wait": 1, "key": "ab" * 32}, "manifest": MANIFEST,
-            "stage": {"kind": "s3", "manifest": MANIFEST, "prefix": f"stage/{RUN}/"},
-            "launcher": {"kind": "local"}, "timeout": 60, "progress_dir": None}
+def queue_event(deployed: bool = False) -> dict:
+    """A queue worker's event; `deployed`: of a run on a deployed model (its shards' store)."""
+    event = {"run_id": RUN, "worker": 0, "workers": 8, "branching": 2, "variant": "queue",
+             "channel": {"manifest": MANIFEST, "poll_wait": 1, "key": "ab" * 32}, "manifest": MANIFEST,
+             "stage": {"kind": "s3", "manifest": MANIFEST, "prefix": f"stage/{RUN}/"},
+             "launcher": {"kind": "local"}, "timeout": 60, "progress_dir": None}
+    if deployed:
+        event.update(plan_digest=DIGEST, shards={"kind": "s3", "manifest": MANIFEST, "prefix": f"models/{DEPLOYED}/"})
+    return event
 
 
 def test_the_coordinators_events_pass(tmp_path):
     check_event(local_event(tmp_path))
     check_event(queue_event())
+    # runs on a deployed model: its shards from models/<id> (read-only), the rest as usual
+    check_event(dict(local_event(tmp_path), shards={"kind": "directory", "root": str(tmp_path / "models" / DEPLOYED)}))
+    check_event(queue_event(deployed=True))
 
 
 def _set(event: dict, path: str, value) -> dict:
@@ -73,6 +82,13 @@ FORGED_LOCAL = {
     "progress outside the run": ("progress_dir", "/tmp"),
     "unknown launcher": ("launcher.kind", "ssh"),
     "a manifest on a local run": ("manifest", MANIFEST),
+    "a plan digest that is not one": ("plan_digest", "../x"),
+    "shards outside models/": ("shards", {"kind": "directory", "root": "/etc"}),
+    "shards of another plan": ("shards", {"kind": "directory", "root": f"/tmp/models/{'ef' * 8}-{'00' * 16}"}),
+    "shards climbing out": ("shards", {"kind": "directory", "root": f"/tmp/models/../models/{DEPLOYED}"}),
+    "shards in the bucket on a local run": ("shards", {"kind": "s3", "manifest": MANIFEST,
+                                                      "prefix": f"models/{DEPLOYED}/"}),
+    "shards of an unknown kind": ("shards", {"kind": "http", "root": "x"}),
 }
 
 
@@ -94,6 +110,12 @@ FORGED_QUEUE = {
     "no run key": ("channel.key", KeyError),
     "a short run key": ("channel.key", "ab" * 8),
     "a run key that is not hex": ("channel.key", "zz" * 32),
+    "a stage on another endpoint": ("stage.manifest", dict(MANIFEST, endpoint="http://127.0.0.1:6000")),
+    "a stage in another bucket": ("stage.manifest", dict(MANIFEST, bucket="other")),
+    "shards outside models/": ("shards", {"kind": "s3", "manifest": MANIFEST, "prefix": f"stage/{RUN}/"}),
+    "shards in another bucket": ("shards", {"kind": "s3", "manifest": dict(MANIFEST, bucket="other"),
+                                            "prefix": f"models/{DEPLOYED}/"}),
+    "shards without a plan digest": ("plan_digest", KeyError),
 }
 
 
@@ -101,7 +123,7 @@ FORGED_QUEUE = {
 def test_forged_cloud_events_are_refused(name):
     path, value = FORGED_QUEUE[name]
     with pytest.raises(EventError):
-        check_event(_set(queue_event(), path, value))
+        check_event(_set(queue_event(deployed=True), path, value))
 
 
 def test_on_lambda_no_endpoint_and_no_other_function(monkeypatch):

@@ -15,10 +15,13 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from fsd_core.run.coordinator import VARIANTS, RunConfig
 
+from fsd_core.errors import FsdError
+
 from ..services import (
     Recommendation,
     default_inputs,
     default_model,
+    deployed_workers,
     described,
     same_model,
 )
@@ -63,6 +66,9 @@ class LaunchForm(VerticalScroll):
         with Grid():
             yield Label("model directory")
             yield Input(default_model(), id="launch-model", compact=True, select_on_focus=False)
+            yield Label("or a deployed model (name)")
+            yield Input("", id="launch-deployed", compact=True, select_on_focus=False,
+                        placeholder="optional: fsd model deployed lists them; only the inputs are staged")
             yield Label("inputs (Graph Challenge TSV)")
             yield Input(default_inputs(), id="launch-inputs", compact=True, select_on_focus=False)
             yield Label("variant")
@@ -149,13 +155,21 @@ class LaunchForm(VerticalScroll):
         if truth is not None and not Path(truth).expanduser().is_file():
             error.update(f"truth file: {truth} is not a file")
             return
+        deployed = self.query_one("#launch-deployed", Input).value.strip() or None
+        if deployed is not None:
+            try:
+                workers = deployed_workers(deployed)
+            except FsdError as exc:
+                error.update(str(exc))
+                return
         error.update("")
         partition = self.query_one("#launch-partition", Select).value
         self.post_message(self.Submitted(RunConfig(
-            model_path=self.query_one("#launch-model", Input).value.strip(),
+            model_path=None if deployed else self.query_one("#launch-model", Input).value.strip(),
+            deployed=deployed,
             inputs_path=self.query_one("#launch-inputs", Input).value.strip(),
             variant=str(self.query_one("#launch-variant", Select).value), workers=workers,
-            partition=None if partition == DEFAULT_PARTITION else str(partition),
+            partition=None if partition == DEFAULT_PARTITION or deployed else str(partition),
             verify=self.query_one("#launch-verify", Checkbox).value, runs_db=self.runs_db),
             str(Path(truth).expanduser()) if truth else None))
 

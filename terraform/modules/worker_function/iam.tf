@@ -129,6 +129,17 @@ data "aws_iam_policy_document" "objects" {
     }
   }
 
+  # Deployed models (fsd model deploy): the operator writes a model's shards once
+  # under models/{model}-{plan}/; queries only read them.
+  dynamic "statement" {
+    for_each = var.bucket_arn != null ? [1] : []
+    content {
+      sid       = "DeployedModels"
+      actions   = ["s3:GetObject"]
+      resources = ["${var.bucket_arn}/${var.model_prefix}*"]
+    }
+  }
+
   # S3 answers a GET of a missing key with 404 NoSuchKey only to a caller that
   # may list it, else with 403 AccessDenied. The object channel retries a key
   # not yet written and the stage reads a missing key as "not there yet": both
@@ -143,7 +154,7 @@ data "aws_iam_policy_document" "objects" {
       condition {
         test     = "StringLike"
         variable = "s3:prefix"
-        values   = [for prefix in local.object_prefixes : "${prefix}*"]
+        values   = [for prefix in concat(local.object_prefixes, [var.model_prefix]) : "${prefix}*"]
       }
     }
   }

@@ -83,6 +83,12 @@ variable "stage_prefix" {
   default     = "stage/"
 }
 
+variable "model_prefix" {
+  description = "Key prefix of the deployed models' shards (models/{model}-{plan}/, written by fsd model deploy); the workers may only get keys under it."
+  type        = string
+  default     = "models/"
+}
+
 variable "object_channel" {
   description = "The object channel is provisioned: the workers may also get and put keys under run_prefix."
   type        = bool

@@ -1,0 +1,245 @@
+"""Deployed models: a model's shards uploaded once per (model, plan), queried many times.
+
+A run on a model it is given plans (cached), splits the model into the workers' shards,
+stages them under `stage/{run}/` and deletes them at the end: for a large model staging costs
+more than the inference. A deployed model keeps its shards in a store of their own, under a
+content-addressed id (the model's fingerprint and the plan's digest, a digest of the shards'
+bytes), so a query stages only its inputs and a second deploy of the same model and plan
+writes nothing. The cloud variants keep the store in the deployment bucket
+(`models/<id>/`, which the workers may only read); the `local` variant in the data
+directory (`models/<id>`). `deployment.json` is written last: a store without it is not a
+deployed model (an interrupted deploy is simply redone).
+
+This machine's registry (`deployed.json` in the data directory, 0600) maps the names that
+`fsd run --deployed NAME` takes to ids; the store's own `deployment.json` is the truth, so a
+store that is gone (an emulator that restarted) is reported, not used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine.payloads import shard_key, shards_digest
+from ..engine.stage import DirectoryStage, Stage
+from ..errors import InputError
+from ..fileio import atomic_write_text
+from ..model.network import SparseDNN
+from ..paths import data_dir
+from .plans import cached_plan, model_fingerprint
+
+FORMAT = "fsd-deployment"
+VERSION = 1
+DOCUMENT_KEY = "deployment.json"
+OWNERS_KEY = "input-owners.fsda"
+#: Names an operator gives a deployed model (and `fsd run --deployed` takes).
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Variants and the store their workers read a deployed model's shards from.
+STORES = {"local": "directory", "queue": "s3", "object": "s3"}
+
+
+@dataclass
+class Deployment:
+    """A deployed model: where its shards are and what a query needs to know of it (sizes, the
+    plan's input owners) without loading the model."""
+
+    name: str
+    id: str               # "<model fingerprint>-<plan digest>": the store's content address
+    store: str            # "directory" (local variant) or "s3" (queue, object)
+    workers: int
+    method: str
+    per_layer: bool
+    seed: int
+    neurons: int
+    layers: int
+    nnz: int
+    model_name: str
+    model_path: str | None
+    shard_bytes: list[int] = field(default_factory=list)
+    deployed_at: float = 0.0
+
+    @property
+    def plan_digest(self) -> str:
+        return self.id.split("-", 1)[1]
+
+    @property
+    def size(self) -> int:
+        """Bytes of its shards in the store."""
+        return sum(self.shard_bytes)
+
+    def serves(self, variant: str) -> bool:
+        return STORES.get(variant) == self.store
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str) -> Deployment:
+        try:
+            d = cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+        except (TypeError, KeyError) as exc:
+            raise InputError(f"{where}: not a deployed model's record ({exc})") from None
+        if not isinstance(d.id, str) or not re.match(r"^[0-9a-f]{16}-[0-9a-f]{32}$", d.id) \
+                or d.store not in ("directory", "s3"):
+            raise InputError(f"{where}: not a deployed model's record (id or store)")
+        return d
+
+
+@dataclass
+class DeployOutcome:
+    """What `deploy_model` did: the deployment, and what it wrote (nothing for a redeploy)."""
+
+    deployment: Deployment
+    staged_bytes: int
+    requests: dict[str, int]
+    already_deployed: bool
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """The `fsd model deploy --json` document (command line contract: name, staged_bytes)."""
+        d = self.deployment
+        return {"name": d.name, "id": d.id, "store": d.store, "workers": d.workers, "partition": d.method,
+                "staged_bytes": self.staged_bytes, "size_bytes": d.size, "requests": self.requests,
+                "already_deployed": self.already_deployed, "seconds": self.seconds,
+                "neurons": d.neurons, "layers": d.layers}
+
+
+def registry_path() -> Path:
+    return data_dir() / "deployed.json"
+
+
+def _registry() -> dict[str, dict[str, Any]]:
+    path = registry_path()
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: the deployed-models registry is unreadable ({exc}); remove it "
+                         f"and deploy again") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: the deployed-models registry is not a JSON object; remove it")
+    return doc
+
+
+def _save_registry(entries: dict[str, dict[str, Any]]) -> None:
+    atomic_write_text(registry_path(), json.dumps(entries, indent=1, sort_keys=True) + "\n", mode=0o600)
+
+
+def deployed() -> list[Deployment]:
+    """The models deployed from this machine, by name."""
+    return [Deployment.from_dict(doc, f"{registry_path()}: {name}") for name, doc in sorted(_registry().items())]
+
+
+def find(name: str) -> Deployment:
+    """The deployed model `name` (InputError naming the ones there are)."""
+    entry = _registry().get(name)
+    if entry is None:
+        names = ", ".join(sorted(_registry())) or "none (fsd model deploy)"
+        raise InputError(f"--deployed {name}: no deployed model of that name; deployed: {names}")
+    return Deployment.from_dict(entry, f"{registry_path()}: {name}")
+
+
+def open_store(deployment: Deployment | str, store: str, manifest: dict[str, Any] | None) -> Stage:
+    """The store of a deployed model's shards: `models/<id>/` of the deployment bucket, or the
+    data directory's `models/<id>` for the local variant."""
+    ident = deployment if isinstance(deployment, str) else deployment.id
+    if store == "directory":
+        return DirectoryStage(data_dir() / "models" / ident)
+    from ..engine.s3_stage import S3Stage
+
+    if manifest is None:
+        raise InputError("a deployed model in S3 needs the deployment's manifest")
+    return S3Stage(manifest, f"models/{ident}/")
+
+
+def check_stored(deployment: Deployment, store: Stage) -> None:
+    """Refuse a deployed model whose store lost it (an emulator restarted, a bucket emptied)."""
+    raw = store.get(DOCUMENT_KEY)
+    if raw is None:
+        where = "this deployment's bucket" if deployment.store == "s3" else "the data directory"
+        raise InputError(f"--deployed {deployment.name}: its shards are not in {where} (models/{deployment.id}); "
+                         f"deploy it again: fsd model deploy")
+
+
+def input_owners(store: Stage, deployment: Deployment) -> np.ndarray:
+    """owners[0] of the deployed plan: which worker holds each input feature."""
+    from .. import packed
+
+    raw = store.get(OWNERS_KEY)
+    if raw is None:
+        raise InputError(f"--deployed {deployment.name}: the store has no input owners; deploy it again")
+    owners = packed.unpack(raw)["owners0"]
+    if owners.shape != (deployment.neurons,) or owners.min(initial=0) < 0 or owners.max(initial=0) >= deployment.workers:
+        raise InputError(f"--deployed {deployment.name}: its input owners are damaged; deploy it again")
+    return owners
+
+
+def deploy_model(model: SparseDNN, model_path: str | None, workers: int, variant: str, method: str | None,
+                 per_layer: bool | None, seed: int, manifest: dict[str, Any] | None, name: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> DeployOutcome:
+    """Plan (cached), split and store the shards once; register `name` for them."""
+    from .. import packed
+
+    started = time.perf_counter()
+    say = progress or (lambda _line: None)
+    if variant not in STORES:
+        raise InputError(f"--variant {variant}: a model is deployed for local, queue or object")
+    say(f"planning ({method or 'default'}, {workers} workers; cached)")
+    plan = cached_plan(model, workers, method, per_layer, seed)
+    say("splitting the model into the workers' shards")
+    blobs = [shard.to_bytes() for shard in plan.shards(model)]
+    ident = f"{model_fingerprint(model)}-{shards_digest(blobs)}"
+    name = name or default_name(model_path, model, workers, plan.method)
+    if not NAME.match(name):
+        raise InputError(f"--name {name!r}: letters, digits, '.', '_' and '-' (up to 64, starting with a "
+                         f"letter or digit)")
+    deployment = Deployment(name, ident, STORES[variant], workers, plan.method, plan.per_layer, seed,
+                            model.neurons, model.layers, model.nnz, model.name,
+                            str(Path(model_path).resolve()) if model_path else None,
+                            [len(b) for b in blobs], time.time())
+    store = open_store(deployment, deployment.store, manifest)
+    before = dict(getattr(store, "requests", {}))
+    already = store.get(DOCUMENT_KEY) is not None
+    staged = 0
+    if not already:
+        say(f"uploading {len(blobs)} shards ({sum(deployment.shard_bytes):,} bytes)")
+        owners = packed.pack({"owners0": plan.owners[0].astype(np.int32)})
+        for p, blob in enumerate(blobs):
+            store.put(shard_key(p), blob)
+        store.put(OWNERS_KEY, owners)
+        document = json.dumps(dict(deployment.to_dict(), format=FORMAT, version=VERSION)).encode()
+        store.put(DOCUMENT_KEY, document)  # last: the store is complete
+        staged = sum(deployment.shard_bytes) + len(owners) + len(document)
+    requests = {api: n - before.get(api, 0) for api, n in getattr(store, "requests", {}).items()
+                if n - before.get(api, 0)}
+    entries = _registry()
+    entries[name] = deployment.to_dict()
+    _save_registry(entries)
+    return DeployOutcome(deployment, staged, requests, already, time.perf_counter() - started)
+
+
+def default_name(model_path: str | None, model: SparseDNN, workers: int, method: str) -> str:
+    """`<model directory>-p<P>-<method>`, cut to a valid name."""
+    base = Path(model_path).name if model_path else (model.name or "model")
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._") or "model"
+    return f"{base[:40]}-p{workers}-{method}"
+
+
+def undeploy(name: str, manifest: dict[str, Any] | None) -> Deployment:
+    """Forget `name`; delete its shards unless another name still uses them."""
+    deployment = find(name)
+    entries = _registry()
+    del entries[name]
+    shared = any(e.get("id") == deployment.id and e.get("store") == deployment.store for e in entries.values())
+    if not shared:
+        open_store(deployment, deployment.store, manifest).delete_all()
+    _save_registry(entries)
+    return deployment
