@@ -654,6 +654,7 @@ def test_the_coordinator_prices_cold_and_warm_workers_in_run_json():
     requests = 2 * PR["lambda_request"] + 10 * PR["sns_publish"]
     assert result.cost_usd == pytest.approx(requests + wc["usd"])
     assert result.predicted["cost_usd"] == pytest.approx(requests - PR["sns_publish"] + wc["usd"])
+    assert result.summary()["workers_cost"] == wc  # run --json
 
 
 def test_serving_default_keeps_the_figures_warm_skips_init_and_the_shard_load():

@@ -126,6 +126,7 @@ class RunResult:
     partition: str | None = None
     worker_reports: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    workers_cost: dict[str, Any] | None = None  # Lambda time by cold/warm start (`_price`)
 
     def summary(self) -> dict[str, Any]:
         """The `run --json` document (command line contract)."""
@@ -136,6 +137,7 @@ class RunResult:
             "messages": self.messages, "requests": self.requests, "billed_requests": self.billed_requests,
             "cost_usd": self.cost_usd, "predicted": self.predicted, "verified": self.verified,
             "error": self.error, "partition": self.partition, "timings": self.timings,
+            "workers_cost": self.workers_cost,
         }
 
 
