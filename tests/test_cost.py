@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsd_core.aws.limits import max_frame_bytes_for_sns, pack_batches, wire_size
 from fsd_core.cli import main
@@ -18,6 +20,7 @@ from fsd_core.cost import latency, paper
 from fsd_core.cost import model as cost
 from fsd_core.cost.params import SOURCES, Params
 from fsd_core.cost.prices import default_table, load_prices
+from fsd_core.cost.serving import Serving, deploy_cost, price_workers
 from fsd_core.errors import InputError
 
 PR = default_table()
@@ -539,3 +542,188 @@ def test_fit_totals_recovers_service_parameters_from_aws_like_runs():
     assert fitted.sqs_request_s == pytest.approx(0.05, rel=0.1)
     assert fitted.s3_request_s == pytest.approx(0.012, rel=0.1)
     assert fitted.bandwidth_bytes_per_s == pytest.approx(30e6, rel=0.1)
+
+
+# --------------------------------------------------------------------------- serving: deploy once, cold and warm
+
+GIB = 1024**3
+SIZES = st.lists(st.integers(0, 10 * GIB), max_size=64)
+
+
+def test_deploy_cost_is_a_put_per_object_and_a_head_to_look_first():
+    d = deploy_cost([100, 200, 0])
+    assert d.requests == {"s3:HeadObject": 1, "s3:PutObject": 3}
+    assert d.bytes == d.stored_bytes == 300 and not d.already_deployed
+    assert d.usd == pytest.approx(3 * PR["s3_put"] + PR["s3_get"])
+    assert d.storage_usd_per_month == pytest.approx(300 / GIB * 0.023)
+    assert "local directory store" in d.note and "S3 standard" in d.note
+    assert set(d.as_dict()) >= {"requests", "bytes", "usd", "storage_usd_per_month"}
+    exp = deploy_cost([GIB] * 2, storage="express")
+    assert exp.usd == pytest.approx(2 * PR["s3express_put"] + PR["s3express_get"] + 2 * PR["s3express_upload_gb"])
+    assert exp.storage_usd_per_month == pytest.approx(2 * 0.11)
+    assert PR.prices["s3express_storage_gb_month"].date == "2025-04-10"
+    assert deploy_cost([5], check_api=None).requests == {"s3:PutObject": 1}
+    for bad in ([-1], [1.5], [True]):
+        with pytest.raises(InputError, match="non-negative"):
+            deploy_cost(bad)
+
+
+def test_a_redeploy_of_the_same_model_and_plan_writes_nothing():
+    again = deploy_cost([100, 200], already_deployed=True)
+    assert again.requests == {"s3:HeadObject": 1} and again.bytes == 0 and again.already_deployed
+    assert again.usd == pytest.approx(PR["s3_get"])  # the look alone
+    assert again.stored_bytes == 300 and again.storage_usd_per_month == deploy_cost([100, 200]).storage_usd_per_month
+    assert deploy_cost([100], already_deployed=True, check_api=None).usd == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=SIZES, more=st.integers(0, GIB), storage=st.sampled_from(["standard", "express"]))
+def test_deploy_cost_grows_with_bytes_and_a_redeploy_costs_only_the_look(sizes, more, storage):
+    d = deploy_cost(sizes, prices=PR, storage=storage)
+    bigger = deploy_cost(sizes + [more], prices=PR, storage=storage)
+    assert bigger.usd > d.usd and bigger.bytes == d.bytes + more
+    assert bigger.storage_usd_per_month >= d.storage_usd_per_month
+    again = deploy_cost(sizes, already_deployed=True, prices=PR, storage=storage)
+    assert again.bytes == 0 and "s3:PutObject" not in again.requests
+    assert again.usd == pytest.approx(deploy_cost([], prices=PR, storage=storage).usd) and again.usd <= d.usd
+
+
+def _report(worker, start, init_s=0.0, seconds=1.0, loaded=0, shard="loaded"):
+    return {"worker": worker, "started_at": 1000.0, "finished_at": 1000.0 + seconds, "start": start,
+            "init_s": init_s, "loaded_bytes": loaded, "shard": shard}
+
+
+def test_price_workers_bills_init_only_for_cold_workers():
+    reports = [_report(0, "cold", 0.5, 1.0, 1000), _report(1, "warm", 0.3, 1.0, 10, "cached"),
+               {"worker": 2, "status": "missing"}]
+    w = price_workers(reports, 2048)
+    gbs = PR["lambda_gb_second_x86"] * 2.0
+    assert (w.cold.workers, w.warm.workers) == (1, 1) and (w.shards_loaded, w.shards_cached) == (1, 1)
+    assert w.init_usd == pytest.approx(0.5 * gbs) and w.warm.init_usd == 0.0 and w.warm.init_s == 0.0
+    assert w.usd == pytest.approx((1.5 + 1.0) * gbs) and w.duration_usd == pytest.approx(2.0 * gbs)
+    doc = w.as_dict()
+    assert doc["cold"] == 1 and doc["warm"] == 1 and doc["loaded_bytes"] == 1010 and doc["init_s"] == 0.5
+    assert doc["by_start"]["cold"]["usd"] == pytest.approx(1.5 * gbs)
+    # a price table from before 2025-08-01 bills no INIT; INIT and handler round up to 1 ms together
+    off = dataclasses.replace(PR, rules={**PR.rules, "lambda_init_billed": dataclasses.replace(
+        PR.rules["lambda_init_billed"], value=False)})
+    assert price_workers(reports, 2048, off).init_usd == 0.0
+    odd = price_workers([_report(0, "cold", 0.0004, 0.0004)], 1024)
+    assert odd.usd == pytest.approx(0.001 * PR["lambda_gb_second_x86"])
+    # a report that does not say how it started is cold with no INIT: what it cost before
+    old = {"worker": 0, "started_at": 10.0, "finished_at": 12.0, "shard_cached": True}
+    assert price_workers([old], 1024).usd == pytest.approx(cost.dollars({}, [2.0], 1024))
+    assert price_workers([old], 1024).shards_cached == 1
+
+
+WORKERS = st.lists(st.tuples(st.sampled_from(["cold", "warm"]), st.floats(0, 5), st.floats(0, 100)), max_size=40)
+
+
+@settings(max_examples=80, deadline=None)
+@given(workers=WORKERS, memory=st.sampled_from([128, 1769, 2048, 10240]))
+def test_worker_cost_is_the_sum_of_its_parts_and_init_only_for_cold(workers, memory):
+    reports = [_report(i, start, init, secs) for i, (start, init, secs) in enumerate(workers)]
+    w = price_workers(reports, memory)
+    close = {"rel": 1e-9, "abs": 1e-15}
+    assert w.usd == pytest.approx(w.init_usd + w.duration_usd, **close)
+    assert w.usd == pytest.approx(w.cold.usd + w.warm.usd, **close)
+    assert w.cold.workers + w.warm.workers == len(workers)
+    rate = PR["lambda_gb_second_x86"] * memory / 1024
+    cold_init = sum(i for s, i, _ in workers if s == "cold")
+    assert w.init_usd == pytest.approx(cold_init * rate, **close) and w.warm.init_usd == 0.0
+    durations = [r["finished_at"] - r["started_at"] for r in reports]  # as the reports give them
+    # never less than the handlers' time billed alone; at most 1 ms per worker above exact INIT + handler
+    assert w.usd >= cost.dollars({}, durations, memory) * (1 - 1e-9)
+    assert w.usd <= (cold_init + sum(durations) + 0.001 * len(workers)) * rate * (1 + 1e-9)
+    assert w.duration_usd >= sum(durations) * rate * (1 - 1e-9)
+
+
+def test_the_coordinator_prices_cold_and_warm_workers_in_run_json():
+    from fsd_core.run.coordinator import RunResult, _price
+
+    reports = [_report(0, "cold", 0.8, 2.0), _report(1, "warm", 0.0, 2.0, shard="cached")]
+    result = RunResult("r", "ok", "queue", 2, 2.5, 1.0, np.zeros(0, np.int64), None,
+                       billed_requests={"lambda:Invoke": 2, "sns:PublishBatch": 10, "local:write": 3},
+                       worker_reports=reports)
+    predicted = {"billed_requests": {"lambda:Invoke": 2, "sns:PublishBatch": 9}}
+    _price(result, 2048, predicted)
+    wc = result.workers_cost
+    assert (wc["cold"], wc["warm"]) == (1, 1) and wc["shards"] == {"loaded": 1, "cached": 1}
+    gbs = PR["lambda_gb_second_x86"] * 2.0
+    assert wc["init_usd"] == pytest.approx(0.8 * gbs) and wc["duration_usd"] == pytest.approx(4.0 * gbs)
+    requests = 2 * PR["lambda_request"] + 10 * PR["sns_publish"]
+    assert result.cost_usd == pytest.approx(requests + wc["usd"])
+    assert result.predicted["cost_usd"] == pytest.approx(requests - PR["sns_publish"] + wc["usd"])
+    assert result.summary()["workers_cost"] == wc  # run --json
+
+
+def test_serving_default_keeps_the_figures_warm_skips_init_and_the_shard_load():
+    prm = Params()
+    w = cost.Workload.build(4096, 60, 1000)
+    comm = cost.radixnet_comm(w, [16])
+    base = cost.estimate("queue", w, comm, memory_mb=2048)
+    cold = cost.estimate("queue", w, comm, memory_mb=2048, serving=Serving(deployed=True, warm=0.0))
+    assert cold.cost_usd == pytest.approx(base.cost_usd, rel=1e-12) and cold.seconds == pytest.approx(base.seconds)
+    assert base.time_terms["stage"] == 0 and base.staged_bytes == 0 and base.stage_requests == {}
+    warm = cost.estimate("queue", w, comm, memory_mb=2048, serving=Serving(warm=1.0))
+    rounds = cost.launch_rounds(16, prm.branching)
+    assert warm.breakdown["lambda_init"] == 0.0 < base.breakdown["lambda_init"]
+    assert warm.time_terms["launch"] == pytest.approx(prm.invoke_s + rounds * prm.branching * prm.invoke_s)
+    assert warm.time_terms["load"] == pytest.approx(prm.s3_request_s) and prm.s3_request_s < base.time_terms["load"]
+    assert warm.cost_usd < base.cost_usd and warm.seconds < base.seconds
+    half = cost.estimate("queue", w, comm, memory_mb=2048, serving=Serving(warm=0.5))
+    assert warm.cost_usd < half.cost_usd < base.cost_usd
+    assert half.breakdown["lambda_init"] == pytest.approx(base.breakdown["lambda_init"] / 2)
+    with pytest.raises(InputError, match="warm"):
+        Serving(warm=1.5)
+
+
+def test_a_query_that_stages_its_model_pays_the_puts_bytes_and_upload_time():
+    prm = Params()
+    w = cost.Workload.build(4096, 60, 1000)
+    for variant, p in (("object", 8), ("serial", 1)):
+        comm = None if variant == "serial" else cost.radixnet_comm(w, [p])
+        deployed = cost.estimate(variant, w, comm, memory_mb=4096)
+        staged = cost.estimate(variant, w, comm, memory_mb=4096, serving=Serving(deployed=False))
+        assert staged.stage_requests == {"s3:PutObject": p}
+        assert staged.breakdown["stage:s3:PutObject"] == pytest.approx(p * PR["s3_put"])
+        assert staged.staged_bytes == pytest.approx(w.total_nnz * prm.shard_bytes_per_nnz)
+        upload = p * prm.s3_request_s + staged.staged_bytes / prm.bandwidth_bytes_per_s
+        assert staged.time_terms["stage"] == pytest.approx(upload)
+        assert staged.seconds == pytest.approx(deployed.seconds + upload)
+        # staging happens before the launch: the workers' time, and the channel's requests, are the same
+        assert staged.cost_usd == pytest.approx(deployed.cost_usd + p * PR["s3_put"], rel=1e-12)
+        assert staged.counts.requests == deployed.counts.requests
+
+
+@settings(max_examples=25, deadline=None)
+@given(a=st.floats(0, 1), b=st.floats(0, 1), deployed=st.booleans())
+def test_more_warm_workers_are_never_slower_and_all_warm_is_cheapest(a, b, deployed):
+    """Latency and INIT fall as more workers start warm; the total need not fall everywhere (a
+    cold worker in a round that already waits for a cold start is billed less of the wait: the
+    platform's part of its cold start is unbilled), but all warm is the cheapest."""
+    w = cost.Workload.build(1024, 24, 500)
+    comm = cost.radixnet_comm(w, [2, 7, 32])
+    lo, hi = sorted((a, b))
+    fewer = cost.evaluate("object", w, comm, memory_mb=2048, serving=Serving(deployed, lo))
+    more = cost.evaluate("object", w, comm, memory_mb=2048, serving=Serving(deployed, hi))
+    assert np.all(more.seconds <= fewer.seconds + 1e-12)
+    assert np.all(more.breakdown["lambda_init"] <= fewer.breakdown["lambda_init"] + 1e-18)
+    warm = cost.evaluate("object", w, comm, memory_mb=2048, serving=Serving(deployed, 1.0))
+    assert np.all(warm.cost <= fewer.cost * (1 + 1e-12))
+
+
+def test_recommend_states_its_serving_assumption(capsys):
+    base = ["--neurons", 1024, "--layers", 120, "--batch", 1000, "--workers", "2-16", "--memory", 2048]
+    default = _rec(capsys, *base)
+    assert default["serving"]["deployed"] is True and default["serving"]["warm_fraction"] == 0.0
+    assert "deployed" in default["serving"]["text"] and "every worker cold" in default["serving"]["text"]
+    assert _rec(capsys, *base, "--deployed")["cost_usd"] == default["cost_usd"]
+    staged = _rec(capsys, *base, "--staged", "--warm", 1)
+    assert staged["serving"]["deployed"] is False and staged["serving"]["warm_fraction"] == 1.0
+    assert set(staged) >= set(default) - {"sporadic", "feasible_changes"}
+    assert staged["pick"]["breakdown"]["stage:s3:PutObject"] > 0 and staged["pick"]["staged_bytes"] > 0
+    assert main(["recommend", *map(str, base), "--warm", "0.5"]) == 0
+    assert "assumes: the model deployed once" in capsys.readouterr().out
+    assert main(["recommend", *map(str, base), "--warm", "2"]) == 2
+    assert main(["recommend", *map(str, base), "--staged", "--deployed"]) == 2

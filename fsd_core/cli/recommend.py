@@ -54,6 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Lambda architecture priced (default any: both are on the frontier)")
     p.add_argument("--storage", default="standard", choices=("standard", "express"),
                    help="object channel storage: S3 Standard or S3 Express One Zone (default standard)")
+    staged = p.add_mutually_exclusive_group()
+    staged.add_argument("--deployed", dest="deployed", action="store_true", default=True,
+                        help="price a query on a deployed model (fsd model deploy): it stages none of the shards "
+                        "(the default)")
+    staged.add_argument("--staged", dest="deployed", action="store_false",
+                        help="price a query that stages every worker's shard first (fsd run without --deployed): "
+                        "a PUT per worker, the shards' bytes and the upload's time")
+    p.add_argument("--warm", type=float_range(0.0, 1.0, lo_open=False), metavar="F",
+                   help="fraction of workers that start warm, their shard in memory: no cold start, INIT or shard "
+                   "fetch (0 <= F <= 1; default 0: every worker cold)")
     p.add_argument("--method", default="hypergraph", choices=("block", "random", "metis", "hypergraph"),
                    help="partition the volume estimate assumes (default hypergraph)")
     p.add_argument("--density", type=float_range(0.0, 1.0), metavar="D",
@@ -116,6 +126,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     from ..cost import recommend as rec
     from ..cost.params import load_params
     from ..cost.prices import load_prices
+    from ..cost.serving import Serving
     from ..cost.workload import Workload
 
     prices = load_prices(args.prices, args.region)
@@ -139,7 +150,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         w = Workload.build(args.neurons, args.layers, args.batch, None, args.density, args.profile)
     out = rec.recommend(w, (lo, hi), params, prices, args.memory, args.latency_target, args.method,
                         args.queries_per_hour, args.burst_size, None if args.arch == "any" else args.arch, comm_for,
-                        args.storage, args.latency_factor, source)
+                        args.storage, args.latency_factor, source, Serving(args.deployed, args.warm))
     if args.json:
         print_json(out)
         return 0
@@ -157,6 +168,7 @@ def _print_text(out: dict, with_table: bool) -> None:
     print(table(["variant", "workers", "memory MB", "arch", "$/query", "latency s", "p99 s", "MB needed", "feasible",
                  "note"], rows))
     print(f"recommended: {out['recommended'] or 'none'} -- {out['reason']}")
+    print(f"  assumes: {out['serving']['text']}")
     pick = out.get("pick")
     if pick:
         items = sorted(pick["breakdown"].items(), key=lambda kv: -kv[1])

@@ -18,7 +18,9 @@ last arrival plus one block's decoding, or after the first arrival plus all the 
 whichever is later), with compute = `layer_overhead_s` + the layer's multiply-adds over the worker's
 vCPUs at the measured sparse/dense kernel rates (`workload.Workload.work`). Before the
 first layer: the launch tree (worker i starts workers i*b+1..i*b+b; each round is b Invoke
-calls, a cold start and the INIT phase: runtime start and imports) and the shard download.
+calls, a cold start and the INIT phase: runtime start and imports) and the shard download;
+a warm worker (`serving.Serving`: its environment served an earlier query) skips the cold start,
+INIT and the download, and a query on a model that is not deployed first uploads the shards.
 After the last: the gather of every worker's last columns at worker 0.
 
 Counts come from the same messages and bytes: the queue's publishes and their 64 KiB billed
@@ -51,6 +53,7 @@ from .counts import DEFAULT_ATTR_BYTES, VARIANTS, RequestCounts
 from .params import Params
 from .prices import ARCHS, STORAGES, PriceTable, default_table
 from .pricing import GB, api_price
+from .serving import Serving
 from .workload import DENSE_THRESHOLD, CommProfile, Workload
 
 #: Bytes of a frame's fixed header (channels/frames.py HEADER.size; a test keeps them equal:
@@ -84,22 +87,71 @@ def launch_rounds(workers: int, branching: int) -> int:
     return rounds
 
 
-def _tree(ps: np.ndarray, branching: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per worker count: the launch tree's rounds and the sum over workers of their depth."""
-    rounds = np.zeros(ps.shape)
-    depth_sum = np.zeros(ps.shape)
-    started = np.ones(ps.shape)
+@dataclass(frozen=True)
+class Launch:
+    """The launch tree's times per worker count (arrays): worker 0's handler starts at `first`
+    after the client's Invoke, the last worker's at `seconds` (`seconds_p99` with p99 cold
+    starts); `start_sum` sums every worker's handler start after worker 0's (time it is not billed)."""
+
+    first: np.ndarray
+    seconds: np.ndarray
+    seconds_p99: np.ndarray
+    start_sum: np.ndarray
+
+
+def launch_times(ps: np.ndarray, params: Params, cold: float = 1.0) -> Launch:
+    """Worker i invokes workers i*b+1..i*b+b one after another; each starts after its Invoke and,
+    when cold (fraction `cold` of the workers), a cold start and its INIT. A round waits for
+    its slowest worker: it pays a cold start with the chance that any of its workers is cold
+    (1 - (1 - cold)^n for n workers; exact for all cold or all warm)."""
+    b = max(params.branching, 1)
+    start = params.cold_start_s + params.runtime_init_s + params.import_s
+    start_p99 = params.cold_start_p99_s + params.runtime_init_s + params.import_s
+    zero = np.zeros(ps.shape)
+    t, t99, start_sum, started = zero, zero, zero, np.ones(ps.shape)
     width, d = 1.0, 0
     while np.any(started < ps):
         d += 1
-        width *= max(branching, 1)
+        width *= b
         new = np.clip(ps - started, 0.0, width)
-        depth_sum += d * new
-        rounds = np.where(new > 0, d, rounds)
-        started += new
-        if branching <= 1 and d > 10**6:
+        start_sum = start_sum + new * (t + b * params.invoke_s + cold * start)
+        some_cold = np.where(new > 0, 1.0 - (1.0 - cold) ** new, 0.0)
+        t = t + (new > 0) * (b * params.invoke_s + some_cold * start)
+        t99 = t99 + (new > 0) * (b * params.invoke_s + some_cold * start_p99)
+        started = started + new
+        if b <= 1 and d > 10**6:
             break
-    return rounds, depth_sum
+    first = params.invoke_s + cold * start
+    return Launch(first, first + t, params.invoke_s + cold * start_p99 + t99, start_sum)
+
+
+def load_seconds(w: Workload, ps: np.ndarray, params: Params, cold: float = 1.0) -> np.ndarray:
+    """Until the slowest worker holds its shard and inputs: one request latency (its GETs), and
+    when some worker is cold (1 - (1 - cold)^P) a shard's bytes at the bandwidth, unpacked."""
+    nnz_w = w.total_nnz / ps
+    shard = nnz_w * params.shard_bytes_per_nnz / params.bandwidth_bytes_per_s \
+        + nnz_w * params.weight_bytes_per_nnz / params.unpack_bytes_per_s
+    return params.s3_request_s + (1.0 - (1.0 - cold) ** ps) * shard
+
+
+@dataclass(frozen=True)
+class Staging:
+    """The model's shards a query uploads before its launch, per worker count: the coordinator's
+    seconds, its PutObject requests and the bytes (zero for a deployed model)."""
+
+    seconds: np.ndarray
+    puts: np.ndarray
+    bytes: np.ndarray
+
+
+def staging(w: Workload, ps: np.ndarray, params: Params, deployed: bool) -> Staging:
+    """Nothing when the model is deployed; else one PUT per worker's shard, one after another
+    (the coordinator stages in a loop), and all the shards' bytes at the bandwidth."""
+    if deployed:
+        zero = np.zeros(ps.shape)
+        return Staging(zero, zero, zero)
+    total = np.full(ps.shape, w.total_nnz * params.shard_bytes_per_nnz)
+    return Staging(ps * params.s3_request_s + total / params.bandwidth_bytes_per_s, ps.astype(float), total)
 
 
 def choose_memory(needed_mb: float | np.ndarray, requested: int | None = None) -> np.ndarray:
@@ -146,6 +198,8 @@ class Estimate:
     arch: str = "x86_64"
     storage: str = "standard"
     seconds_p99: float = 0.0
+    staged_bytes: float = 0.0
+    stage_requests: dict[str, int] = field(default_factory=dict)
 
     def row(self) -> dict:
         return {"variant": self.variant, "workers": self.workers, "memory_mb": self.memory_mb, "arch": self.arch,
@@ -155,7 +209,8 @@ class Estimate:
                 "memory_needed_mb": round(self.memory_needed_mb, 1),
                 "requests": self.counts.requests, "billed_requests": self.counts.billed,
                 "bytes_sent": self.counts.bytes_sent, "messages": self.counts.messages,
-                "breakdown": self.breakdown, "time_terms": self.time_terms}
+                "breakdown": self.breakdown, "time_terms": self.time_terms,
+                "staged_bytes": self.staged_bytes, "stage_requests": self.stage_requests}
 
 
 @dataclass
@@ -181,6 +236,8 @@ class Evaluation:
     cost: np.ndarray
     terms: dict[str, np.ndarray]
     latency_target: float | None = None
+    staged_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stage_requests: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def feasible(self) -> np.ndarray:
@@ -210,7 +267,8 @@ class Evaluation:
                         float(self.gb_seconds[i]), float(self.cost[i]),
                         {k: float(v[i]) for k, v in self.breakdown.items()}, float(self.need_mb[i]), not why, why,
                         {k: float(v[i]) for k, v in self.terms.items()}, self.arch, self.storage,
-                        float(self.seconds_p99[i]))
+                        float(self.seconds_p99[i]), float(self.staged_bytes[i]) if self.staged_bytes.size else 0.0,
+                        {k: round(float(v[i])) for k, v in self.stage_requests.items()})
 
     def reprice(self, prices: PriceTable, arch: str) -> Evaluation:
         """The same run on another architecture (Lambda time at its price, compute at its speed
@@ -226,13 +284,17 @@ class Evaluation:
 
 def evaluate(variant: str, w: Workload, comm: CommProfile | None, params: Params | None = None,
              prices: PriceTable | None = None, memory_mb: int | Sequence[float] | np.ndarray | None = None,
-             arch: str = "x86_64", storage: str = "standard", latency_target: float | None = None) -> Evaluation:
+             arch: str = "x86_64", storage: str = "standard", latency_target: float | None = None,
+             serving: Serving | None = None) -> Evaluation:
     """Latency, requests and dollars of `variant` for every worker count of `comm` (serial: one).
 
     `memory_mb`: one size for all, one per worker count, or None (the smallest ladder size
-    that fits and gives a full vCPU).
+    that fits and gives a full vCPU). `serving`: whether the model is deployed and how many
+    workers start warm (default: deployed, `Params.cold_fraction` cold: the figures before serving).
     """
     params = params or Params()
+    serving = serving or Serving()
+    cold = serving.cold_fraction(params)
     prices = prices or default_table()
     if variant not in VARIANTS:
         raise InputError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -304,27 +366,21 @@ def evaluate(variant: str, w: Workload, comm: CommProfile | None, params: Params
         rest = (1.0 - f_int) * compute + encode
         layer = np.maximum(overlap, done) + rest
         layer_p99 = np.maximum(overlap, done_p99) + rest
-    # launch tree, shard load, layers, gather
-    rounds, depth_sum = _tree(ps, params.branching)
-    init = params.runtime_init_s + params.import_s
-    first = params.invoke_s + params.cold_start_s + init
-    step = params.branching * params.invoke_s + params.cold_start_s + init
-    step_p99 = params.branching * params.invoke_s + params.cold_start_p99_s + init
-    nnz_w = w.total_nnz / ps
-    load = params.s3_request_s + nnz_w * params.shard_bytes_per_nnz / params.bandwidth_bytes_per_s \
-        + nnz_w * params.weight_bytes_per_nnz / params.unpack_bytes_per_s
+    # staging (a model not deployed), launch tree, shard load, layers, gather
+    stage = staging(w, ps, params, serving.deployed)
+    launch = launch_times(ps, params, cold)
+    load = load_seconds(w, ps, params, cold)
     body = layer @ r.weight + gather
     body_p99 = layer_p99 @ r.weight + gather
-    launch = first + rounds * step
-    seconds = launch + load + body
-    seconds_p99 = params.invoke_s + params.cold_start_p99_s + init + rounds * step_p99 + load + body_p99
-    handler = seconds - first  # worker 0, from its handler's start
-    handler_sum = ps * handler - step * depth_sum
+    seconds = stage.seconds + launch.seconds + load + body
+    seconds_p99 = stage.seconds + launch.seconds_p99 + load + body_p99
+    handler = seconds - stage.seconds - launch.first  # worker 0, from its handler's start
+    handler_sum = ps * handler - launch.start_sum
     if variant == "queue":  # the receiver thread's empty long polls while its worker computes
         idle = ps * params.idle_polls_per_s * handler
         req, billed = counts["sqs:ReceiveMessage"]
         counts["sqs:ReceiveMessage"] = [req + idle, billed + idle]
-    init_s = ps * params.cold_fraction * init
+    init_s = ps * cold * (params.runtime_init_s + params.import_s)
     gb = mem / 1024.0
     gbs = handler_sum * gb
     gbp = prices.lambda_gb_second(arch)
@@ -336,13 +392,17 @@ def evaluate(variant: str, w: Workload, comm: CommProfile | None, params: Params
     if variant == "object" and storage == "express":
         breakdown["s3express:upload_gb"] = up / GB * prices["s3express_upload_gb"]
         breakdown["s3express:retrieve_gb"] = up / GB * prices["s3express_retrieve_gb"]
+    stage_requests = {}
+    if not serving.deployed:  # the stage is the deployment's bucket: S3 Standard whatever the channel's storage
+        stage_requests["s3:PutObject"] = stage.puts
+        breakdown["stage:s3:PutObject"] = stage.puts * api_price("s3:PutObject", prices)
     cost = sum(breakdown.values())
     compute_total = compute @ r.weight
-    terms = {"launch": launch, "load": load, "compute": compute_total, "communication": body - gather - compute_total,
-             "gather": gather}
+    terms = {"stage": stage.seconds, "launch": launch.seconds, "load": load, "compute": compute_total,
+             "communication": body - gather - compute_total, "gather": gather}
     return Evaluation(variant, ps.astype(int), mem, arch, storage, seconds, seconds_p99, handler, gbs, need,
                       {k: v[0] for k, v in counts.items()}, {k: v[1] for k, v in counts.items()}, bytes_sent,
-                      messages, breakdown, cost, terms, latency_target)
+                      messages, breakdown, cost, terms, latency_target, stage.bytes, stage_requests)
 
 
 def slowest_of(m: np.ndarray, p50: float, p99: float) -> np.ndarray:
@@ -476,11 +536,12 @@ def _object(params: Params, w: Workload, ps: np.ndarray, pairs: np.ndarray, byts
 
 def estimate(variant: str, w: Workload, comm: CommProfile | None, params: Params | None = None,
              prices: PriceTable | None = None, memory_mb: int | None = None, arch: str = "x86_64",
-             latency_target: float | None = None, storage: str = "standard") -> Estimate:
+             latency_target: float | None = None, storage: str = "standard",
+             serving: Serving | None = None) -> Estimate:
     """Expected requests, bytes, seconds, GB-seconds and USD of one query of `w` at one worker count."""
     if comm is not None and variant != "serial" and len(comm.workers) != 1:
         raise InputError("estimate takes a communication profile of one worker count")
-    return evaluate(variant, w, comm, params, prices, memory_mb, arch, storage, latency_target).pick(0)
+    return evaluate(variant, w, comm, params, prices, memory_mb, arch, storage, latency_target, serving).pick(0)
 
 
 def radixnet_comm(w: Workload, workers: Sequence[int] | np.ndarray | int, method: str = "hypergraph") -> CommProfile:

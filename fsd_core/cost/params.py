@@ -172,7 +172,8 @@ SOURCES: dict[str, tuple[str, str]] = {
     "cold_start_p99_s": ("s (platform, unbilled)", _COLD),
     "runtime_init_s": ("s of billed INIT", _INIT_RT),
     "import_s": ("s of billed INIT", _IMPORTS),
-    "cold_fraction": ("of workers", "assumed 1: sporadic queries find no warm worker (the paper's setting)"),
+    "cold_fraction": ("of workers", ("assumed 1: sporadic queries find no warm worker (the paper's setting); "
+                      "serving.Serving(warm=F) and fsd recommend --warm F take 1 - F")),
     "shard_bytes_per_nnz": ("staged bytes per weight", (f"measured {MEASURED}: packed.pack of RadiX-Net 4096 "
                             "shards (0.14 B/nnz; random weights pack to ~6)")),
     "unpack_bytes_per_s": ("raw bytes/s", f"measured {MEASURED}: packed.unpack, 3.2 GB/s"),

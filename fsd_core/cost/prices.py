@@ -16,7 +16,15 @@ region without a file, or a malformed file, is an `InputError` naming the file a
 
 Billing rules are dated too: since 2025-08-01 Lambda bills the INIT phase of a cold start
 (on-demand ZIP functions on managed runtimes) as duration at the function's GB-second price
-(`lambda_init_billed`); a price file can turn it off to price runs from before that date.
+(`lambda_init_billed`; AWS Compute Blog, "AWS Lambda standardizes billing for INIT phase",
+2025-04-29); a price file can turn it off to price runs from before that date. Where INIT was
+already billed (container images, custom runtimes), the REPORT line's billed duration is the
+INIT duration plus the handler's, rounded up to 1 ms once (L. van Donkersgoed, "When is the
+Lambda init phase free, and when is it billed?", 2022-04-09: 1,293.83 ms + 1,049.63 ms billed
+as 2,344 ms); `serving.price_workers` rounds the same way.
+
+The storage prices (`s3_storage_gb_month`, `s3express_storage_gb_month`) price keeping a
+deployed model's shards (`fsd model deploy`); a file for another region may leave them out.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ DEFAULT_DATE = "2024-03-22"  # the paper's submission date; these list prices he
 _LAMBDA = "https://aws.amazon.com/lambda/pricing/"
 _ARM = ("https://aws.amazon.com/blogs/aws/aws-lambda-functions-powered-by-aws-graviton2-processor-"
         "run-your-functions-on-arm-and-get-up-to-34-better-price-performance/")
-_INIT = "https://aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase/"
+_INIT = ("https://aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase/ (2025-04-29: "
+         "effective 2025-08-01)")
 _SNS = "https://aws.amazon.com/sns/pricing/"
 _SQS = "https://aws.amazon.com/sqs/pricing/"
 _S3 = "https://aws.amazon.com/s3/pricing/"
@@ -61,9 +70,13 @@ _DEFAULT_PRICES: dict[str, tuple[float, str, str, str]] = {
                             EXPRESS_DATE),
     "s3express_retrieve_gb": (0.0006, "GB retrieved (every byte of a GET, S3 Express One Zone)", f"{_S3}; {_S3_FAQ}",
                               EXPRESS_DATE),
+    # Storage: what keeping a deployed model's shards costs (`serving.deploy_cost`); GB = 2^30 bytes.
+    "s3_storage_gb_month": (0.023, "GB-month stored (S3 Standard, first 50 TB)", _S3, DEFAULT_DATE),
+    "s3express_storage_gb_month": (0.11, "GB-month stored (S3 Express One Zone)", f"{_S3}; {_S3_FAQ}", EXPRESS_DATE),
 }
 #: Prices a file for another region may leave out (the features they price are then unavailable).
-OPTIONAL_KEYS = ("s3express_put", "s3express_get", "s3express_upload_gb", "s3express_retrieve_gb")
+OPTIONAL_KEYS = ("s3express_put", "s3express_get", "s3express_upload_gb", "s3express_retrieve_gb",
+                 "s3_storage_gb_month", "s3express_storage_gb_month")
 
 #: name -> (value, what it means, source, date): billing rules that are not prices.
 _DEFAULT_RULES: dict[str, tuple[bool, str, str, str]] = {

@@ -42,6 +42,13 @@ def api_price(api: str, prices: PriceTable, storage: str = "standard") -> float:
     raise InputError(f"cannot price API {api!r}: unknown service {service!r}")
 
 
+def requests_usd(billed: Mapping[str, float], prices: PriceTable | None = None, storage: str = "standard") -> float:
+    """USD of billed request counts by API alone: the part of a run's dollars that does not
+    depend on how its workers started (`serving.price_workers` prices their time)."""
+    prices = prices or default_table()
+    return sum(float(n) * api_price(api, prices, storage) for api, n in billed.items())
+
+
 def lambda_gb_seconds(durations: Sequence[float] | np.ndarray, memory_mb: int) -> float:
     """GB-seconds billed for workers that ran `durations` seconds (rounded up to 1 ms)."""
     ms = np.ceil(np.asarray(durations, dtype=float) * 1000.0 - 1e-9)

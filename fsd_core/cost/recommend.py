@@ -7,7 +7,9 @@ feasible choices no other choice beats on both cost and latency. The *pick* foll
 rule: under `--latency-target S`, the cheapest choice within S seconds; otherwise the cheapest
 choice within `factor` (default 2) times the fastest choice's latency, so a cheap but slow
 variant does not win by default when a much faster one costs a little more. When nothing is
-feasible, `feasible_changes` names the nearest change that is.
+feasible, `feasible_changes` names the nearest change that is. Every choice is priced under one
+serving assumption (`serving.Serving`: the model deployed or staged by the query, the fraction
+of warm workers), which the output states ("serving").
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .latency import (
 )
 from .params import Params
 from .prices import ARCHS, PriceTable, default_table
+from .serving import Serving
 from .workload import CommProfile, Workload
 
 #: Default rule: the cheapest choice within this factor of the fastest choice's latency.
@@ -85,7 +88,8 @@ class _Grid:
     """Every evaluated choice: per variant, per memory size and architecture, arrays over P."""
 
     def __init__(self, w: Workload, ps: np.ndarray, params: Params, prices: PriceTable, mems: Sequence[int | None],
-                 archs: Sequence[str], storage: str, target: float | None, comm_for: CommFor) -> None:
+                 archs: Sequence[str], storage: str, target: float | None, comm_for: CommFor,
+                 serving: Serving) -> None:
         self.evals: list[Evaluation] = []
         comm = comm_for(ps) if ps.size else None
         for variant in ("serial", "queue", "object"):
@@ -93,12 +97,12 @@ class _Grid:
                 continue
             for mem in mems:
                 first = evaluate(variant, w, None if variant == "serial" else comm, params, prices, mem, archs[0],
-                                 storage, target)
+                                 storage, target, serving)
                 self.evals.append(first)
                 for arch in archs[1:]:
                     self.evals.append(first.reprice(prices, arch) if params.arm64_speed == 1.0 else
                                       evaluate(variant, w, None if variant == "serial" else comm, params, prices,
-                                               mem, arch, storage, target))
+                                               mem, arch, storage, target, serving))
         self.variant = np.concatenate([[e.variant] * e.workers.size for e in self.evals])
         self.owner = np.concatenate([np.full(e.workers.size, i) for i, e in enumerate(self.evals)])
         self.pos = np.concatenate([np.arange(e.workers.size) for e in self.evals])
@@ -217,11 +221,13 @@ def recommend(w: Workload, workers: tuple[int, int] = (2, 256), params: Params |
               latency_target: float | None = None, method: str = "hypergraph",
               queries_per_hour: float | None = None, burst_size: int = 1, arch: str | None = None,
               comm_for: CommFor | None = None, storage: str = "standard", factor: float = DEFAULT_FACTOR,
-              params_source: str = "built-in defaults") -> dict:
+              params_source: str = "built-in defaults", serving: Serving | None = None) -> dict:
     """The frontier of serial, queue and object over P, memory and architecture, and the pick
-    with its rule; the JSON of `fsd recommend`."""
+    with its rule; the JSON of `fsd recommend`. `serving`: deployed or staged model, warm
+    fraction (default: deployed, every worker cold)."""
     params = params or Params()
     prices = prices or default_table()
+    serving = serving or Serving()
     lo, hi = workers
     if lo < 1 or hi < lo:
         raise InputError(f"bad worker range {lo}-{hi}")
@@ -237,11 +243,12 @@ def recommend(w: Workload, workers: tuple[int, int] = (2, 256), params: Params |
     ps = np.array(candidate_workers(max(lo, 2), hi) if hi >= 2 else [], dtype=int)
     mems = [memory_mb] if memory_mb is not None else list(MEMORY_LADDER)
     archs = [arch] if arch else list(ARCHS)
-    grid = _Grid(w, ps, params, prices, mems, archs, storage, latency_target, comm_for)
+    grid = _Grid(w, ps, params, prices, mems, archs, storage, latency_target, comm_for, serving)
     if not np.any(grid.need <= LAMBDA_MAX_MEMORY_MB):
         k = int(np.argmin(grid.need))
         worst = grid.pick(k)
-        changes = feasible_changes(w, (lo, hi), params, prices, memory_mb, latency_target, method, archs[0], storage)
+        changes = feasible_changes(w, (lo, hi), params, prices, memory_mb, latency_target, method, archs[0], storage,
+                                   serving=serving)
         raise InputError(f"batch {w.batch} does not fit: {worst.variant} with {worst.workers} worker(s) needs "
                          f"{worst.memory_needed_mb:,.0f} MB per worker, more than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB"
                          f"{_changes_text(changes, w.neurons)}")
@@ -255,13 +262,15 @@ def recommend(w: Workload, workers: tuple[int, int] = (2, 256), params: Params |
     reason = _reason(best, rows, rule, grid, front)
     changes = None
     if best is None:
-        changes = feasible_changes(w, (lo, hi), params, prices, memory_mb, latency_target, method, archs[0], storage)
+        changes = feasible_changes(w, (lo, hi), params, prices, memory_mb, latency_target, method, archs[0], storage,
+                                   serving=serving)
         reason += _changes_text(changes, w.neurons)
     out = {"recommended": best.variant if best else None,
            "workers": best.workers if best else None,
            "memory_mb": best.memory_mb if best else None,
            "arch": best.arch if best else None,
            "storage": storage,
+           "serving": serving.describe(params),
            "cost_usd": best.cost_usd if best else None,
            "latency_s": best.seconds if best else None,
            "reason": reason,
@@ -314,7 +323,7 @@ def _reason(best: Estimate | None, rows: list[tuple[Estimate, bool]], rule: dict
 def feasible_changes(w: Workload, workers: tuple[int, int], params: Params, prices: PriceTable,
                      memory_mb: int | None = None, latency_target: float | None = None,
                      method: str = "hypergraph", arch: str = "x86_64", storage: str = "standard",
-                     seconds: float = HINT_SECONDS) -> list[dict]:
+                     seconds: float = HINT_SECONDS, serving: Serving | None = None) -> list[dict]:
     """When no variant is feasible: the nearest change of one input that makes one feasible.
 
     Tries, with the analytic RadiX-Net volumes: more workers (the fewest above the range), or
@@ -333,7 +342,7 @@ def feasible_changes(w: Workload, workers: tuple[int, int], params: Params, pric
         comm = radixnet_comm(wl, np.asarray(ps)) if len(ps) else None
         for variant in variants:
             ev = evaluate(variant, wl, comm if variant != "serial" else None, params, prices, mem, arch, storage,
-                          latency_target)
+                          latency_target, serving)
             ok = np.flatnonzero(ev.feasible)
             if ok.size:
                 found.append(ev.pick(int(ok[np.argmin(ev.cost[ok])])))
@@ -352,7 +361,8 @@ def feasible_changes(w: Workload, workers: tuple[int, int], params: Params, pric
         comm = radixnet_comm(w, np.asarray(grid))
         feas = np.zeros(len(grid), bool)
         for variant in ("queue", "object"):
-            feas |= evaluate(variant, w, comm, params, prices, memory_mb, arch, storage, latency_target).feasible
+            feas |= evaluate(variant, w, comm, params, prices, memory_mb, arch, storage, latency_target,
+                             serving).feasible
         if feas.any():
             j = int(np.argmax(feas))
             below = list(range(max(grid[j - 1] + 1 if j else hi + 1, 2), grid[j] + 1))[-4096:]

@@ -130,6 +130,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     staged_bytes: int = 0
     deployed: str | None = None
+    workers_cost: dict[str, Any] | None = None  # Lambda time by cold/warm start (`_price`)
 
     def summary(self) -> dict[str, Any]:
         """The `run --json` document (command line contract)."""
@@ -141,7 +142,7 @@ class RunResult:
             "cost_usd": self.cost_usd, "predicted": self.predicted, "verified": self.verified,
             "error": self.error, "partition": self.partition, "timings": self.timings,
             "staged_bytes": self.staged_bytes, "deployed": self.deployed,
-            "worker_starts": worker_starts(self.worker_reports),
+            "worker_starts": worker_starts(self.worker_reports), "workers_cost": self.workers_cost,
         }
 
 
@@ -675,32 +676,37 @@ def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
 
 
 def _price(result: RunResult, memory_mb: int, predicted: dict | None) -> None:
-    """Dollars of the counted requests and worker durations; and of the predicted requests.
+    """Dollars of the counted requests and of the workers' Lambda time, split into cold and warm
+    workers with the INIT phase of cold starts billed (since 2025-08-01: `cost.serving`); and of
+    the predicted requests with the same workers' time.
 
     The prediction covers the deterministic requests (invocations, publishes and their
     billed chunks, PUTs) and bytes; polls, GET retries and clean-up depend on timing, so the
     predicted dollars take those from the measurement (listed under "measured_apis").
     """
-    from ..cost.model import dollars
+    from ..cost.model import price_workers, requests_usd
 
-    durations = worker_durations(result.worker_reports)
+    workers = price_workers(result.worker_reports, memory_mb)
+    result.workers_cost = workers.as_dict()
     # The local channel is free (files); its workers are priced as the Lambdas they stand for.
     billed = {api: n for api, n in result.billed_requests.items() if not api.startswith("local:")}
-    result.cost_usd = dollars(billed, durations, memory_mb)
+    result.cost_usd = requests_usd(billed) + workers.usd
     if predicted is not None:
-        billed = dict(predicted["billed_requests"])
-        measured = sorted(set(result.billed_requests) - set(billed))
+        expected = dict(predicted["billed_requests"])
+        measured = sorted(set(billed) - set(expected))
         for api in measured:
-            billed[api] = result.billed_requests[api]
+            expected[api] = billed[api]
         predicted["measured_apis"] = measured
-        predicted["cost_usd"] = dollars(billed, durations, memory_mb)
+        predicted["cost_usd"] = requests_usd(expected) + workers.usd
         result.predicted = predicted
 
 
 def worker_durations(reports: list[dict]) -> list[float]:
-    """Billed seconds per worker: from its start to the end of its handler."""
-    return [max(0.0, r["finished_at"] - r["started_at"]) for r in reports
-            if r.get("finished_at") and r.get("started_at")]
+    """Billed seconds per worker that ran: from its handler's start to its end (`cost.serving.worker_bill`;
+    a cold start's INIT is billed on top)."""
+    from ..cost.model import worker_bill
+
+    return [bill.duration_s for bill in map(worker_bill, reports) if bill is not None]
 
 
 def _predict(variant: str, model: SparseDNN, shards: list, inputs: sp.csr_matrix,
