@@ -188,9 +188,13 @@ def test_the_command_line_deploys_lists_queries_and_undeploys(tmp_path):
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
     assert doc["name"] == "tiny-p2-block" and doc["staged_bytes"] > 0 and not doc["already_deployed"]
+    # one-time cost: a look, then the two shards, the input owners and the document
+    assert doc["cost"]["requests"] == {"s3:GetObject": 1, "s3:PutObject": 4} and doc["cost"]["usd"] > 0
+    assert doc["cost"]["bytes"] == doc["staged_bytes"]
     again = json.loads(_fsd("model", "deploy", "--model", tiny, "--workers", "2", "--partition", "block",
                             "--json").stdout)
     assert again["staged_bytes"] == 0 and again["already_deployed"]
+    assert again["cost"]["requests"] == {"s3:GetObject": 1} and again["cost"]["bytes"] == 0
     listed = json.loads(_fsd("model", "deployed", "--json").stdout)["deployed"]
     assert [d["name"] for d in listed] == ["tiny-p2-block"] and listed[0]["workers"] == 2
 

@@ -102,6 +102,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     else:
         print(f"model {d.name}: deployed in {where} (models/{d.id}): {d.workers} shards, "
               f"{si(outcome.staged_bytes, 'B')} in {outcome.seconds:.1f} s")
+    cost = outcome.cost()
+    keep = (f", then ${cost.storage_usd_per_month:.6f} a month to keep {si(cost.stored_bytes, 'B')}"
+            if cost.storage_usd_per_month is not None else "")
+    print(f"  cost       ${cost.usd:.7f} one-time ({', '.join(f'{api} {n:,}' for api, n in sorted(cost.requests.items()))}, "
+          f"{si(cost.bytes, 'B')} written){keep}; priced as S3 in {cost.region}")
     print(f"  query it:  fsd run --deployed {d.name} --inputs FILE --variant "
           f"{'local' if d.store == 'directory' else 'queue|object'} --workers {d.workers}")
     return 0

@@ -101,6 +101,14 @@ class DeployOutcome:
     requests: dict[str, int]
     already_deployed: bool
     seconds: float
+    object_bytes: list[int]  # the store's objects: shards, input owners, the document
+
+    def cost(self) -> Any:
+        """The one-time dollars of this deploy and the monthly cost of keeping it (`cost.model`),
+        as on AWS: the local directory store is priced as S3."""
+        from ..cost.model import deploy_cost
+
+        return deploy_cost(self.object_bytes, self.already_deployed, check_api="s3:GetObject")
 
     def summary(self) -> dict[str, Any]:
         """The `fsd model deploy --json` document (command line contract: name, staged_bytes)."""
@@ -108,7 +116,7 @@ class DeployOutcome:
         return {"name": d.name, "id": d.id, "store": d.store, "workers": d.workers, "partition": d.method,
                 "staged_bytes": self.staged_bytes, "size_bytes": d.size, "requests": self.requests,
                 "already_deployed": self.already_deployed, "seconds": self.seconds,
-                "neurons": d.neurons, "layers": d.layers}
+                "neurons": d.neurons, "layers": d.layers, "cost": self.cost().as_dict()}
 
 
 def registry_path() -> Path:
@@ -209,13 +217,13 @@ def deploy_model(model: SparseDNN, model_path: str | None, workers: int, variant
     before = dict(getattr(store, "requests", {}))
     already = store.get(DOCUMENT_KEY) is not None
     staged = 0
+    owners = packed.pack({"owners0": plan.owners[0].astype(np.int32)})
+    document = json.dumps(dict(deployment.to_dict(), format=FORMAT, version=VERSION)).encode()
     if not already:
         say(f"uploading {len(blobs)} shards ({sum(deployment.shard_bytes):,} bytes)")
-        owners = packed.pack({"owners0": plan.owners[0].astype(np.int32)})
         for p, blob in enumerate(blobs):
             store.put(shard_key(p), blob)
         store.put(OWNERS_KEY, owners)
-        document = json.dumps(dict(deployment.to_dict(), format=FORMAT, version=VERSION)).encode()
         store.put(DOCUMENT_KEY, document)  # last: the store is complete
         staged = sum(deployment.shard_bytes) + len(owners) + len(document)
     requests = {api: n - before.get(api, 0) for api, n in getattr(store, "requests", {}).items()
@@ -223,7 +231,8 @@ def deploy_model(model: SparseDNN, model_path: str | None, workers: int, variant
     entries = _registry()
     entries[name] = deployment.to_dict()
     _save_registry(entries)
-    return DeployOutcome(deployment, staged, requests, already, time.perf_counter() - started)
+    return DeployOutcome(deployment, staged, requests, already, time.perf_counter() - started,
+                         deployment.shard_bytes + [len(owners), len(document)])
 
 
 def default_name(model_path: str | None, model: SparseDNN, workers: int, method: str) -> str:
