@@ -96,6 +96,14 @@ def _show(args: argparse.Namespace) -> int:
         if run.get(key) is not None:
             print(f"{key:17s} {_value(key, run[key])}")
     print(f"{'started':17s} {_when(run['created'])}")
+    extra = run.get("extra") or {}
+    if extra.get("staged_bytes") is not None:
+        print(f"{'staged':17s} {si(extra['staged_bytes'], 'B')}"
+              + (f" (inputs only: deployed model {extra['deployed']})" if extra.get("deployed") else ""))
+    starts = [w for w in extra.get("worker_starts") or [] if w.get("start")]
+    if starts:
+        warm = sum(1 for w in starts if w["start"] == "warm")
+        print(f"{'worker starts':17s} {len(starts) - warm} cold, {warm} warm")
     for key in ("timings", "requests", "billed_requests"):
         if run.get(key):
             print(f"{key:17s} " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"

@@ -889,5 +889,6 @@ def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: 
     store = RunStore(config.runs_db)
     row = dict(result.summary())
     row.update(model=str(config.model_path or model.name), inputs=str(config.inputs_path or ""),
-               branching=config.branching, batch=inputs.shape[0], neurons=model.neurons, layers=model.layers)
+               branching=config.branching, batch=inputs.shape[0], neurons=model.neurons, layers=model.layers,
+               extra={k: row.pop(k) for k in ("staged_bytes", "deployed", "worker_starts", "workers_cost")})
     store.record(row, [r for r in result.worker_reports if "worker" in r])
