@@ -113,6 +113,8 @@ def json_cases(f: dict[str, Path], tmp: Path) -> dict[str, tuple[list, list]]:
         "doctor": (None, ["doctor", "--workers", "0"]),
         # success: in tests/adversarial/test_interrupt.py (it needs a run in flight)
         "cancel": (None, ["cancel", "no-such-run"]),
+        # --dry-run: a test never sweeps the machine's /dev/shm (tests/adversarial/test_gc.py does, isolated)
+        "gc": (["gc", "--dry-run"], ["gc", "--manifest", f["garbage"]]),
         "deploy": (None, ["deploy"]),
         "destroy": (None, ["destroy"]),
     }
