@@ -18,7 +18,7 @@ class Doorbell:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         try:
-            os.mkfifo(path)
+            os.mkfifo(path, 0o600)
         except FileExistsError:
             pass
         self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)

@@ -2,7 +2,9 @@
 
 Every writer in `fsd_core` goes through these helpers: data is written to a temporary path
 next to the target and renamed into place only when complete, so an interrupted or failed
-write leaves either the old content or nothing.
+write leaves either the old content or nothing. The temporary file is made by `mkstemp`, so
+what lands is 0600: readable by this user only. Directories that hold private files (the run
+store, plans, scratch, leases, Terraform state) are made by `private_dir`, 0700.
 """
 
 from __future__ import annotations
@@ -13,6 +15,44 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: str | os.PathLike[str], existing: bool = True) -> Path:
+    """Make `path` a directory only this user can enter: missing parents are created 0700 too
+    (whatever the umask), and an existing `path` of this user's is set to 0700 unless
+    `existing` is False (a directory the user named, which may hold other things)."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue  # made by another process just now: its maker set its mode
+        os.chmod(directory, PRIVATE_DIR)
+    if existing and not missing:
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o777 != PRIVATE_DIR:
+                os.chmod(path, PRIVATE_DIR)
+    return path
+
+
+def private_file(path: str | os.PathLike[str]) -> Path:
+    """Create `path` empty if missing, and make it readable by this user only (0600)."""
+    path = Path(path)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))
+    with contextlib.suppress(PermissionError):  # (another user's file: theirs to set)
+        os.chmod(path, PRIVATE_FILE)
+    return path
 
 
 @contextlib.contextmanager

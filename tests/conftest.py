@@ -47,6 +47,20 @@ def isolated_home(tmp_path_factory, monkeypatch):
     yield home
 
 
+@pytest.fixture
+def shm_scratch(monkeypatch):
+    """A scratch base (FSD_SCRATCH) of the test's own, in memory like /dev/shm: what runs and
+    warm pools leave there is the test's to look at, apart from other users of /dev/shm."""
+    import shutil
+    import uuid
+
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+    path = base / f"fsd-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("FSD_SCRATCH", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def gc_model() -> SparseDNN:
     if not GRAPH_CHALLENGE.is_dir():

@@ -118,6 +118,8 @@ def json_cases(f: dict[str, Path], tmp: Path) -> dict[str, tuple[list, list]]:
         "model deployed": (["model", "deployed"], ["model", "deployed", "--bogus"]),
         # success: in tests/test_serving.py (it needs a deployed model)
         "model undeploy": (None, ["model", "undeploy", "no-such-model"]),
+        # --dry-run: a test never sweeps the machine's /dev/shm (tests/adversarial/test_gc.py does, isolated)
+        "gc": (["gc", "--dry-run"], ["gc", "--manifest", f["garbage"]]),
         "deploy": (None, ["deploy"]),
         "destroy": (None, ["destroy"]),
     }

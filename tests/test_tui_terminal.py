@@ -95,3 +95,32 @@ def test_fsd_tui_in_tmux(isolated_home):
         assert not pane.alive(), "the session is still running after q:\n" + pane.text()
     finally:
         pane.kill()
+
+
+@pytest.mark.parametrize("how", ["q", "hangup"])
+def test_fsd_tui_leaves_nothing_in_scratch_when_it_quits(isolated_home, tmp_path, how):
+    """Its warm pool's directory and channel spares go, whether it is quit with q or its
+    terminal closes (tmux kill-session: SIGHUP)."""
+    scratch = Path("/dev/shm" if Path("/dev/shm").is_dir() else tmp_path) / f"fsd-test-tui-{uuid.uuid4().hex[:8]}"
+    env = {"FSD_HOME": str(isolated_home), "FSD_SCRATCH": str(scratch), "TERM": "xterm-256color",
+           "PATH": os.environ.get("PATH", "")}
+    pane = Pane(f"{shlex.quote(str(FSD))} tui", env)
+    try:
+        pane.wait_for("Runs", "History", "? Help")
+        assert any(p.name.startswith("fsd-pool-") for p in scratch.iterdir())
+        assert any(p.name.startswith("spares-") for p in (scratch / "fsd-local-channel").iterdir())
+        if how == "q":
+            pane.send("q")
+        else:
+            pane.kill()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (pane.alive() or _left(scratch)):
+            time.sleep(0.2)
+        assert _left(scratch) == []
+    finally:
+        pane.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _left(scratch: Path) -> list[str]:
+    return sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.name != "fsd-local-channel")

@@ -8,7 +8,11 @@ messages up.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -101,16 +105,31 @@ class FsdApp(App[None]):
     #: The clock of the live view (progress trace, elapsed time); tests set a fixed one.
     clock: Callable[[], float] = staticmethod(time.monotonic)
 
+    #: Seconds `finish_run` waits for a stopped run to clean up and be recorded.
+    RUN_STOP_WAIT_S = 60.0
+
     # ------------------------------------------------------------------ setup
-    def __init__(self, runs_db: str | None = None, initial: str = "runs", pool: Any = None) -> None:
+    def __init__(self, runs_db: str | None = None, initial: str = "runs", pool: Any = None,
+                 quit_on_signals: bool = False) -> None:
         super().__init__()
         self.runs_db = runs_db
         self.pool = pool  # a WorkerPool: local queries after the first start warm (fsd_core/pool.py)
         self.initial = initial
         self.live: LiveRun | None = None
         self._wanted: RecommendInputs | None = None
+        # SIGTERM and SIGHUP (the terminal closed) quit as `q` does, so whatever holds the pool
+        # closes it: the default action would end the process with the pool's files left behind.
+        self.quit_on_signals = quit_on_signals
+        self._quitting = False
+        self._run_id: str | None = None  # the run in flight, as its thread last reported it
+        self.run_ended = threading.Event()  # set while no run's thread is under way
+        self.run_ended.set()
 
     def on_mount(self) -> None:
+        if self.quit_on_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(signum, self.exit)
         self.add_mode("deployment", DeploymentScreen)
         self.add_mode("recommend", RecommendScreen)
         self.add_mode("launch", lambda: LaunchScreen(self.runs_db))
@@ -133,6 +152,29 @@ class FsdApp(App[None]):
                             lambda: self.set_timer(0.1, self.action_screenshot))
 
     # ------------------------------------------------------------------ actions
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """Quit (q, ctrl+q, a signal): a run in flight is stopped first, as `fsd cancel` stops
+        one, and recorded interrupted; `finish_run` waits for it to clean up."""
+        self._quitting = True
+        if self._run_id is not None and not self.run_ended.is_set():
+            self._stop(self._run_id)
+        super().exit(*args, **kwargs)
+
+    @staticmethod
+    def _stop(run_id: str) -> None:
+        from fsd_core.errors import Interrupted
+        from fsd_core.run.coordinator import request_stop
+
+        request_stop(run_id, Interrupted("interrupted: the dashboard quit"))
+
+    def finish_run(self, timeout: float | None = None) -> bool:
+        """After the app exits: wait until the run it stopped has cleaned up and been recorded
+        (before its warm pool is closed under it). False if it is still going after `timeout`."""
+        if self.run_ended.is_set():
+            return True
+        sys.stderr.write(f"fsd tui: stopping run {self._run_id or ''} (its workers stop, it is recorded interrupted)\n")
+        return self.run_ended.wait(self.RUN_STOP_WAIT_S if timeout is None else timeout)
+
     def action_mode(self, mode: str) -> None:
         self.switch_mode(mode)
 
@@ -210,6 +252,7 @@ class FsdApp(App[None]):
         if self.live is not None and not self.live.finished:
             self.notify("a run is already in progress", severity="warning")
             return False
+        self.run_ended.clear()
         self.live = LiveRun(config, clock=self.clock, truth_path=truth)
         workers = 1 if config.variant == "serial" else config.workers
         what = f"deployed model {config.deployed}" if config.deployed else config.model_path
@@ -228,6 +271,10 @@ class FsdApp(App[None]):
         from fsd_core.errors import FsdError
 
         def progress(snap: Progress) -> None:
+            if self._run_id != snap.run_id:
+                self._run_id = snap.run_id
+                if self._quitting:  # quit before the run had said its id
+                    self._stop(snap.run_id)
             self.post_message(self.RunProgress(services.snapshot(snap), self.clock()))
 
         if self.pool is not None and config.variant != "serial":  # local, and cloud runs on the emulator
@@ -238,6 +285,8 @@ class FsdApp(App[None]):
         except FsdError as exc:
             self.post_message(self.RunFailed(str(exc)))
             return
+        finally:
+            self.run_ended.set()
         checked = services.truth_check(truth, result.categories) if truth is not None and result.status == "ok" \
             else None
         self.post_message(self.RunFinished(result, checked))
@@ -275,8 +324,13 @@ class FsdApp(App[None]):
 
 
 def main(runs_db: str | None = None, initial: str = "runs") -> None:
-    """Run the dashboard in the terminal; its local queries share one warm worker pool."""
+    """Run the dashboard in the terminal; its local queries share one warm worker pool, closed
+    (its /dev/shm files removed) however the dashboard ends: q, SIGTERM or its terminal closing."""
     from fsd_core.engine.pool import WorkerPool
 
     with WorkerPool() as pool:
-        FsdApp(runs_db=runs_db, initial=initial, pool=pool).run()
+        app = FsdApp(runs_db=runs_db, initial=initial, pool=pool, quit_on_signals=True)
+        try:
+            app.run()
+        finally:
+            app.finish_run()

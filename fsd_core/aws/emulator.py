@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import RunError
-from ..fileio import atomic_write_text
+from ..fileio import PRIVATE_FILE, atomic_write_text, private_dir
 from ..processes import process_running
 from .credentials import ANONYMOUS, forget_operator, save_operator
 from .manifest import local_dir, local_manifest_path
@@ -57,6 +57,12 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return process_running(pid) and (b"strict_moto" in cmdline or b"moto.server" in cmdline)
+
+
+def endpoint_answers(endpoint: str, timeout: float = 2.0) -> bool:
+    """True if an HTTP server answers at `endpoint` within `timeout` seconds (a frozen or
+    stopped emulator does not)."""
+    return _answers(endpoint, timeout)
 
 
 def _answers(endpoint: str, timeout: float = 2.0) -> bool:
@@ -97,12 +103,11 @@ def start_emulator(port: int | None = None) -> EmulatorState:
         import moto.server  # noqa: F401  (only to fail early with a clear message)
     except ImportError as exc:
         raise RunError("the local emulator needs moto[server]: pip install 'moto[server]'") from exc
-    directory = local_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(local_dir())  # its state names the operator's endpoint; its log the requests
     log = directory / "emulator.log"
     for attempt in range(3):
         chosen = port or _free_port()
-        with open(log, "ab") as out:
+        with open(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE), "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "fsd_core.aws.strict_moto", "-H", "127.0.0.1", "-p", str(chosen)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
+from ..fileio import private_dir
 
 #: Seconds between looks for free slots while a run waits for them.
 POLL_S = 0.2
@@ -32,9 +33,7 @@ POLL_S = 0.2
 def lease_dir(deployment: str) -> Path:
     """The lock files of one deployment (`deployment`: any stable name of it)."""
     digest = hashlib.blake2b(deployment.encode(), digest_size=8).hexdigest()
-    path = Path(tempfile.gettempdir()) / f"fsd-leases-{os.getuid()}" / digest
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    return private_dir(private_dir(Path(tempfile.gettempdir()) / f"fsd-leases-{os.getuid()}") / digest)
 
 
 class SlotLease:
@@ -75,6 +74,18 @@ def _try_take(directory: Path, total: int, wanted: int) -> SlotLease | None:
             return SlotLease(slots, handles)
     SlotLease(slots, handles).release()
     return None
+
+
+def try_slot(deployment: str, slot: int) -> SlotLease | None:
+    """Slot `slot` of the deployment if no run holds it now (`fsd gc` drains its queue while
+    holding it, so no run starts on it meanwhile), else None."""
+    fd = os.open(lease_dir(deployment) / f"slot-{slot}", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return SlotLease([slot], [fd])
 
 
 def in_use(deployment: str, total: int) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, RunError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, private_dir
 from .credentials import ANONYMOUS, operator, operator_arn
 from .emulator import EmulatorState, _forget_local_deployment, emulator_state, start_emulator, stop_emulator
 from .manifest import Manifest, configured_manifest_path, local_dir, local_manifest_path
@@ -71,7 +71,7 @@ def _local_manifest(state: EmulatorState | None) -> Manifest | None:
 @contextlib.contextmanager
 def _local_lock() -> Iterator[None]:
     """Serialise `local up/down` and on-demand provisioning across processes."""
-    local_dir().mkdir(parents=True, exist_ok=True)
+    private_dir(local_dir())
     with open(local_dir() / "lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -42,7 +42,7 @@ from typing import Any
 from python_terraform import IsFlagged, IsNotFlagged, Terraform
 
 from ..errors import InputError, RunError
-from ..fileio import atomic_write_text
+from ..fileio import PRIVATE_FILE, atomic_write_text, private_dir
 from ..paths import data_dir
 from .manifest import Manifest, deploy_manifest_path
 
@@ -112,6 +112,21 @@ def _search_mirror(path: Path, depth: int) -> Path | None:
     return None
 
 
+#: Terraform state holds every resource's attributes (ARNs, URLs, sometimes secrets): what
+#: terraform writes is this user's only (0600 files, 0700 directories).
+TERRAFORM_UMASK = 0o077
+
+
+def private_state(workdir: Path) -> None:
+    """Make the working directory's state files 0600 (ones an older fsd left readable too)."""
+    for path in workdir.glob("*.tfstate*"):
+        try:
+            if path.stat().st_mode & 0o777 != PRIVATE_FILE:
+                os.chmod(path, PRIVATE_FILE)
+        except OSError:
+            pass
+
+
 class _StreamingTerraform(Terraform):
     """python-terraform whose commands stream output line by line and take an environment."""
 
@@ -131,7 +146,7 @@ class _StreamingTerraform(Terraform):
         argv = self.generate_cmd_string(cmd, *args, **kwargs)
         lines: list[str] = []
         try:
-            proc = subprocess.Popen(argv, cwd=self.working_dir, env=self._env, text=True,
+            proc = subprocess.Popen(argv, cwd=self.working_dir, env=self._env, text=True, umask=TERRAFORM_UMASK,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT if stream else subprocess.PIPE)
         except OSError as exc:
@@ -151,6 +166,7 @@ class _StreamingTerraform(Terraform):
             raise
         finally:
             self.temp_var_files.clean_up()
+            private_state(Path(self.working_dir))
         out = "".join(lines)
         if stream:
             atomic_write_text(self._log_dir / f"terraform-{cmd}.log", out + err)
@@ -336,13 +352,14 @@ class TerraformProject:
     def _stage(self, backend: list[str]) -> None:
         """Replace the module copy in the working dir, keeping state and .terraform/."""
         source = terraform_source_dir()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.workdir)
         for old in self.workdir.glob("*.tf"):
             old.unlink()
         shutil.rmtree(self.workdir / "modules", ignore_errors=True)
         shutil.copytree(source, self.workdir, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl",
                                                       "*.tfstate*", "*.tfvars*", "README.md"))
+        private_dir(self.workdir)  # (copytree gave it the source's mode)
         if backend and not _backend_declared(self.workdir):
             atomic_write_text(self.workdir / self.BACKEND_FILE,
                               "# Written by fsd: --backend-config was given and the root module declares no\n"
@@ -399,7 +416,7 @@ class TerraformProject:
                 settings.append(item)
             else:
                 raise InputError(f"--backend-config {item!r}: neither a file nor KEY=VALUE")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.workdir)
         atomic_write_text(record, json.dumps(settings, indent=1) + "\n", mode=0o600)
         return settings
 
@@ -426,6 +443,7 @@ class TerraformProject:
         argv = [terraform_binary(), "console", "-no-color", *(f"-var-file={f}" for f in files)]
         try:
             proc = subprocess.run(argv, check=False, cwd=self.workdir, env=self._environment(), input=expression,
+                                  umask=TERRAFORM_UMASK,
                                   capture_output=True, text=True, timeout=300)
         except OSError as exc:
             raise RunError(f"cannot run {argv[0]}: {exc.strerror}") from exc

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..doorbell import Doorbell, open_bell, ring
+from ..fileio import PRIVATE_DIR, private_dir
 from .base import Capabilities, Channel
 from .frames import frame_size
 
@@ -45,11 +46,22 @@ POLL_MAX = 0.05  # longest wait on the doorbell before listing the inbox anyway
 BELL = ".bell"
 
 
-def default_root() -> Path:
-    """A directory for channel inboxes: /dev/shm when the machine has it (memory-backed)."""
+#: Where runs keep their local scratch (their stage, progress files and channel inboxes, the
+#: warm pool's directories): this variable if set, else /dev/shm (memory-backed), else /tmp.
+SCRATCH_ENV = "FSD_SCRATCH"
+
+
+def scratch_base() -> Path:
+    """The directory under which every run's local scratch lives (`SCRATCH_ENV`)."""
+    if os.environ.get(SCRATCH_ENV):
+        return Path(os.environ[SCRATCH_ENV])
     shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return base / "fsd-local-channel"
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def default_root() -> Path:
+    """A directory for channel inboxes: `fsd-local-channel` of the scratch base."""
+    return scratch_base() / "fsd-local-channel"
 
 
 class LocalChannel(Channel):
@@ -69,12 +81,13 @@ class LocalChannel(Channel):
         # file system as `root`: files move between the two by rename).
         self._spare_root = Path(spares) if spares is not None else self.root
         self.inbox = self.root / f"w{worker}"
-        self.inbox.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)  # frames are the run's data: this user's only (0700)
+        self.inbox.mkdir(mode=PRIVATE_DIR, exist_ok=True)
         self._bell = Doorbell(self.inbox / BELL)
         self._rings: dict[int, int] = {}  # dst -> write end of its doorbell
         self._inboxes: dict[int, Path] = {}
         self._spares = self._spare_root / f"spare-w{worker}"  # files receivers handed back, to send in
-        self._spares.mkdir(parents=True, exist_ok=True)
+        private_dir(self._spares)
         self._held: list[tuple[int, int, str]] = []  # (layer, sender, file) of frames taken, not yet handed back
         # Frame names: unique per send (a frame sent twice is delivered twice); the channel's
         # own token keeps them apart from other senders' and from a restarted worker's.
@@ -89,7 +102,7 @@ class LocalChannel(Channel):
         inbox = self._inboxes.get(dst)
         if inbox is None:  # once per destination: a layer's sends are on the critical path
             inbox = self._inboxes[dst] = self.root / f"w{dst}"
-            inbox.mkdir(parents=True, exist_ok=True)
+            inbox.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         for k, frame in enumerate(frames):
             size = frame_size(frame)
             name = f"{layer}.{self.worker}.{k}.{next(self._serial)}.{size}"

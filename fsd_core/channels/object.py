@@ -165,3 +165,11 @@ def delete_run_objects_under(manifest: Any, prefix: str) -> dict[str, int]:
             s3.delete_objects(Bucket=manifest.bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
             counts["s3:DeleteObjects"] += 1
     return counts
+
+
+def count_objects_under(manifest: Any, prefix: str) -> int:
+    """How many objects the deployment bucket holds under `prefix` (`fsd gc --dry-run`)."""
+    from ..aws.clients import client
+
+    pages = client(manifest, "s3").get_paginator("list_objects_v2").paginate(Bucket=manifest.bucket, Prefix=prefix)
+    return sum(len(page.get("Contents", [])) for page in pages)

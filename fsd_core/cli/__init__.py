@@ -20,7 +20,7 @@ import sys
 from ..errors import FsdError
 
 # Command-group modules, in the order their commands appear in `fsd --help`.
-GROUPS = ("demo", "model", "partition", "run", "runs", "recommend", "cloud", "deploy", "doctor", "tui")
+GROUPS = ("demo", "model", "partition", "run", "runs", "gc", "recommend", "cloud", "deploy", "doctor", "tui")
 
 
 class UsageError(Exception):

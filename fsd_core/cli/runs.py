@@ -44,7 +44,7 @@ def _store():
 def summary(run: dict[str, Any]) -> dict[str, Any]:
     """The keys `fsd runs` shows of one recorded run (a running run whose coordinator is gone
     shows as abandoned: `fsd gc` reclaims what it left)."""
-    from ..run.cancel import coordinator_alive
+    from ..run.gc import coordinator_alive
 
     row = {k: run.get(k) for k in SUMMARY_KEYS}
     if row["status"] == "running" and not coordinator_alive(run):

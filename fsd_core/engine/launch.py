@@ -87,6 +87,9 @@ WORKER_ENV = {
 }
 
 
+#: A local worker's files (progress, reports, frames, inboxes) are this user's only: 0600, 0700.
+WORKER_UMASK = 0o077
+
 _MALLOPT_PARAMS = {"trim_threshold": -1, "top_pad": -2, "mmap_threshold": -3}  # glibc's M_* numbers
 
 
@@ -131,6 +134,7 @@ class LocalLauncher(Launcher):
             [sys.executable, "-m", "fsd_core.engine.handler"],
             env=dict(env, FSD_EVENT=json.dumps(event)),
             start_new_session=self.new_session,
+            umask=WORKER_UMASK,
             stdout=subprocess.DEVNULL,
             stderr=None if event.get("debug") else subprocess.DEVNULL,
         )

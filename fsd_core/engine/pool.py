@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..fileio import private_dir
 from .handler import handler
-from .launch import Launcher, worker_environment
+from .launch import WORKER_UMASK, Launcher, worker_environment
 
 
 def _slot_path(directory: str | os.PathLike[str], worker: int) -> Path:
@@ -71,15 +72,17 @@ class WorkerPool:
     """
 
     def __init__(self, size: int = 0, directory: str | os.PathLike[str] | None = None) -> None:
-        from ..channels.local import default_root
+        from ..channels.local import default_root, scratch_base
 
-        base = Path(directory) if directory else default_root().parent
+        base = Path(directory) if directory else scratch_base()
         base.mkdir(parents=True, exist_ok=True)
-        self.directory = Path(tempfile.mkdtemp(prefix="fsd-pool-", dir=base))
+        self.directory = Path(tempfile.mkdtemp(prefix="fsd-pool-", dir=base))  # (mkdtemp: 0700)
         # The local channel's frame files, kept between runs (as a warm Lambda keeps /tmp), next
         # to the runs' inboxes: files move between the two by rename (channels/local.py).
-        default_root().mkdir(parents=True, exist_ok=True)
-        self.spares = Path(tempfile.mkdtemp(prefix="spares-", dir=default_root()))
+        self.spares = Path(tempfile.mkdtemp(prefix="spares-", dir=private_dir(default_root())))
+        # Held open while the pool lives: `fsd gc` takes a directory some process holds open
+        # for one in use, and reclaims only the others (a killed pool's).
+        self._anchors = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in (self.directory, self.spares)]
         self.lock = threading.Lock()  # one run at a time
         self._procs: dict[int, subprocess.Popen] = {}
         self._holds: dict[int, int] = {}  # our own descriptor on each FIFO (see _spawn)
@@ -121,6 +124,9 @@ class WorkerPool:
         self._release()
         shutil.rmtree(self.directory, ignore_errors=True)
         shutil.rmtree(self.spares, ignore_errors=True)
+        for fd in self._anchors:
+            os.close(fd)
+        self._anchors = []
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -138,7 +144,7 @@ class WorkerPool:
             self._holds[k] = os.open(fifo, os.O_RDWR)
         self._procs[k] = subprocess.Popen(
             [sys.executable, "-m", "fsd_core.engine.pool", str(fifo), str(os.getpid())],
-            env=worker_environment({**os.environ, **self.environment}), start_new_session=True,
+            env=worker_environment({**os.environ, **self.environment}), start_new_session=True, umask=WORKER_UMASK,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _release(self) -> None:

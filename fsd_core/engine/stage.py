@@ -11,10 +11,9 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, private_dir
 from ..registry import load
 
 
@@ -51,8 +50,7 @@ class DirectoryStage(Stage):
     """A directory on the local file system."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(root)  # shards and inputs are the user's data (0700)
 
     def put(self, key: str, data: bytes) -> None:
         atomic_write_bytes(self.root / key, data)

@@ -12,22 +12,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
 
 from ..errors import InputError, Interrupted, RunError
-from ..fileio import atomic_write_text
-from ..processes import process_running
+from ..fileio import atomic_write_text, private_dir
 from .coordinator import cancel_marker, request_stop
+from .gc import coordinator_alive
 from .records import RunStore
-
-
-def coordinator_alive(run: dict[str, Any]) -> bool:
-    """Is the process that runs `run` alive (a run of another machine: assumed so)?"""
-    extra = run.get("extra") or {}
-    pid = extra.get("pid") if isinstance(extra, dict) else None
-    if not isinstance(pid, int) or extra.get("host") not in (None, os.uname().nodename):
-        return True
-    return process_running(pid)
 
 
 def cancel(run_id: str, wait: float = 60.0, store: RunStore | None = None) -> str:
@@ -47,6 +37,7 @@ def cancel(run_id: str, wait: float = 60.0, store: RunStore | None = None) -> st
     if pid == os.getpid():
         request_stop(run_id, Interrupted("cancelled", status="cancelled"))
     else:
+        private_dir(cancel_marker(run_id).parent)
         atomic_write_text(cancel_marker(run_id), "cancel\n")
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait

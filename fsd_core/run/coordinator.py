@@ -178,6 +178,9 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
     check_config(config, model, inputs)
     run_id = new_run_id()
     if config.record:  # before launch: a killed coordinator's run shows as abandoned, not as nothing
+        from .gc import reclaim_on_start
+
+        reclaim_on_start(config.runs_db)  # what runs of this store killed earlier left here
         _record_start(config, model, inputs, run_id)
     with _signals_interrupt(run_id):
         try:
@@ -286,9 +289,9 @@ def check_stop(run_id: str) -> None:
 
 def cancel_marker(run_id: str) -> Path:
     """The file `fsd cancel` leaves before it signals the run's coordinator."""
-    from ..paths import data_dir
+    from .scratch import cancel_marker as marker
 
-    return data_dir() / "cancel" / run_id
+    return marker(run_id)
 
 
 def cancel_requested(run_id: str) -> bool:
@@ -388,12 +391,12 @@ class _Backend:
         # it: workers rewrite their progress files as they run, and a write and rename took
         # 0.29 ms on this machine's disk-backed /tmp against 0.05 ms on /dev/shm (cProfile put
         # 0.12 s of a warm P=2 worker of bench/scaling.py in those renames).
-        from ..channels.local import default_root
+        from .scratch import run_scratch
 
-        scratch = Path(os.environ.get("FSD_SCRATCH") or default_root().parent) / "fsd-runs" / run_id
+        scratch = run_scratch(run_id)  # $FSD_SCRATCH, else /dev/shm: fsd-runs/<run_id>, 0700
         self.scratch = scratch
         self.progress_dir = scratch / "progress"
-        self.progress_dir.mkdir(parents=True, exist_ok=True)
+        self.progress_dir.mkdir(mode=0o700, exist_ok=True)
         self.bell = Doorbell(self.progress_dir / REPORT_BELL)  # local workers ring it when they report
         self.launcher: Launcher = LocalLauncher(new_session=True)
         self.environment: dict[str, str] | None = None  # the worker role's, for emulated Lambdas

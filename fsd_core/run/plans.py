@@ -14,9 +14,10 @@ from ..model.network import SparseDNN
 
 
 def plan_cache_dir() -> Path:
+    from ..fileio import private_dir
     from ..paths import data_dir
 
-    return data_dir() / "plans"
+    return private_dir(data_dir() / "plans")
 
 
 def model_fingerprint(model: SparseDNN) -> str:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..fileio import private_dir, private_file
 from ..paths import data_dir
 
 SCHEMA = """
@@ -59,7 +60,10 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The history names models, inputs and errors: this user's only (0600 in a directory
+        # made 0700; SQLite gives its journal the database's mode).
+        private_dir(self.path.parent, existing=False)
+        private_file(self.path)
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -107,6 +111,21 @@ class RunStore:
             run["layers_detail"] = [_decode(r) for r in db.execute(
                 "SELECT * FROM run_layers WHERE run_id = ? ORDER BY worker, layer", (run["run_id"],))]
         return run
+
+    def with_status(self, status: str) -> list[dict[str, Any]]:
+        """The runs recorded with `status`, oldest first (without per-worker detail)."""
+        with self._connect() as db:
+            return [_decode(r) for r in db.execute(
+                "SELECT * FROM runs WHERE status = ? ORDER BY created", (status,))]
+
+    def mark(self, run_id: str, status: str, error: str | None, extra: dict[str, Any],
+             was: str = "running") -> bool:
+        """Set a run's status, error and extra if it is still `was` (nothing else of it
+        changes); False if it is not."""
+        with self._connect() as db:
+            done = db.execute("UPDATE runs SET status = ?, error = ?, extra = ? WHERE run_id = ? AND status = ?",
+                              (status, error, json.dumps(extra), run_id, was))
+            return done.rowcount == 1
 
     def list(self, limit: int = 50) -> list[dict[str, Any]]:
         """The most recent runs first (without per-worker detail)."""

@@ -13,19 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fsd_core.model.radixnet import radixnet, synthetic_inputs
-from fsd_core.model.tsv import write_triples
-
 FSD = str(Path(sys.executable).parent / "fsd")
-
-
-@pytest.fixture(scope="module")
-def workload(tmp_path_factory):
-    """A query that runs for seconds, not milliseconds (RadiX-Net 1024 x 120, 20,000 inputs)."""
-    root = tmp_path_factory.mktemp("interrupt")
-    model = radixnet(1024, 120, seed=0).save(root / "model")
-    write_triples(root / "inputs.tsv", synthetic_inputs(1024, 20000, seed=0))
-    return model, root / "inputs.tsv"
 
 
 def fsd(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -39,13 +27,16 @@ def start(workload, variant: str, env: dict) -> subprocess.Popen:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def running_run(env: dict, proc: subprocess.Popen, scratch: Path, variant: str) -> str:
-    """The run's id once its workers are past layer 1 (local) or it has launched (cloud)."""
+def running_run(env: dict, proc: subprocess.Popen, scratch: Path, variant: str, known: tuple[str, ...] = ()) -> str:
+    """The run's id (not one of `known`) once its workers are past layer 1 (local) or it has
+    launched (cloud)."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         for progress in scratch.glob("fsd-runs/*/progress"):
             run_id = progress.parent.name
+            if run_id in known:
+                continue
             if variant != "local" and (progress / "pid-0").exists():
                 return run_id
             if (progress / "w1").exists() and (progress / "w1").read_text() not in ("", "-1", "0"):
