@@ -131,6 +131,7 @@ class RunResult:
     staged_bytes: int = 0
     deployed: str | None = None
     workers_cost: dict[str, Any] | None = None  # Lambda time by cold/warm start (`_price`)
+    cleanup_pending: str | None = None  # the clean-up failed (a frozen endpoint): `fsd gc` finishes it
 
     def summary(self) -> dict[str, Any]:
         """The `run --json` document (command line contract)."""
@@ -143,6 +144,7 @@ class RunResult:
             "error": self.error, "partition": self.partition, "timings": self.timings,
             "staged_bytes": self.staged_bytes, "deployed": self.deployed,
             "worker_starts": worker_starts(self.worker_reports), "workers_cost": self.workers_cost,
+            "cleanup_pending": self.cleanup_pending,
         }
 
 
@@ -492,6 +494,7 @@ class _DistributedRun:
         self.predicted: dict[str, Any] | None = None
         self.cleanup_requests: dict[str, int] = {}
         self.staged_bytes = 0  # what `stage` put in the run's stage (shards unless deployed, inputs)
+        self.cleanup_pending: str | None = None  # why the clean-up could not finish (gc does it)
         self.method = config.partition
 
     def run(self) -> RunResult:
@@ -633,6 +636,9 @@ class _DistributedRun:
             try:
                 self.cleanup_requests = self.backend.cleanup_channel(self.run_id, self.P, failed=self.error is not None)
                 self.backend.stage.delete_all()
+            except Exception as exc:  # noqa: BLE001 - an endpoint that froze or failed now: `fsd gc` finishes
+                self.cleanup_pending = " ".join(str(exc).split())[:300] or type(exc).__name__
+                _say(f"run {self.run_id}: clean-up incomplete ({self.cleanup_pending}); `fsd gc` deletes what is left")
             finally:
                 self.backend.close()
 
@@ -655,7 +661,7 @@ class _DistributedRun:
             messages=sum(r.get("channel", {}).get("messages_sent", 0) for r in ordered),
             requests=requests, billed_requests=billed, error=self.error, partition=self.method,
             worker_reports=ordered, timings=self.timings, staged_bytes=self.staged_bytes,
-            deployed=self.config.deployed)
+            deployed=self.config.deployed, cleanup_pending=self.cleanup_pending)
 
     def signal_workers_to_stop(self) -> None:
         """Leave the stop signal the workers look for between layers (`engine.handler`): Lambda
@@ -894,4 +900,7 @@ def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: 
     row.update(model=str(config.model_path or model.name), inputs=str(config.inputs_path or ""),
                branching=config.branching, batch=inputs.shape[0], neurons=model.neurons, layers=model.layers,
                extra={k: row.pop(k) for k in ("staged_bytes", "deployed", "worker_starts", "workers_cost")})
+    pending = row.pop("cleanup_pending", None)
+    if pending:  # `fsd gc` deletes what the clean-up left (gc.abandoned)
+        row["extra"]["gc"] = {"cloud": f"pending: the run's clean-up failed: {pending}"}
     store.record(row, [r for r in result.worker_reports if "worker" in r])

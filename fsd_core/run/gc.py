@@ -105,9 +105,13 @@ def _cloud_pending(run: dict[str, Any]) -> bool:
 
 def abandoned(store: RunStore) -> list[dict[str, Any]]:
     """Runs recorded running whose coordinator is dead, then abandoned runs whose cloud part a
-    gc could not do yet."""
+    gc could not do yet, and ended runs whose own clean-up failed (a frozen endpoint)."""
     dead = [r for r in store.with_status("running") if not coordinator_alive(r)]
-    return dead + [r for r in store.with_status("abandoned") if _cloud_pending(r)]
+    return dead + [r for status in ("abandoned",) + ENDED for r in store.with_status(status) if _cloud_pending(r)]
+
+
+#: The statuses of runs that ended (their coordinator recorded how): gc keeps them.
+ENDED = ("ok", "failed", "interrupted", "cancelled")
 
 
 def reclaim(store: RunStore, dry_run: bool = False, cloud: bool = True, orphans: bool = True,
@@ -306,6 +310,9 @@ def _record(store: RunStore, run: dict[str, Any], r: RunReclaim) -> None:
                    "paths": before.get("paths", []) + r.paths, "bytes": before.get("bytes", 0) + r.bytes,
                    "objects": before.get("objects", 0) + r.objects, "cloud": r.cloud}
     who = f"pid {r.pid}" if r.pid is not None else "its process"
+    if run["status"] in ENDED:  # it ended; only its clean-up is finished here
+        store.mark(r.run_id, str(run["status"]), run.get("error"), extra, was=str(run["status"]))
+        return
     error = run.get("error") or f"abandoned: its coordinator ({who}) died before the run ended"
     store.mark(r.run_id, "abandoned", error, extra, was=str(run["status"]))
 
