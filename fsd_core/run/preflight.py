@@ -4,7 +4,9 @@ A blocker (a missing queue, topic, bucket or function, too few worker slots or t
 concurrency, credentials the endpoint refuses) fails the run with the doctor's one line,
 instead of a run that stages its shards and then stalls. A passing check is remembered per
 deployment manifest and worker count for CACHE_S within the process: a second run on the same
-deployment pays nothing (the check makes ~20 requests, `docs/reliability.md` has the cost).
+deployment pays nothing. Measured at the emulator (8 slots): 0.35 s for the first check of a
+process (most of it loading the botocore models the run's own clients need next), 0.07-0.14 s
+for another manifest or P, nothing when remembered.
 """
 
 from __future__ import annotations
