@@ -204,7 +204,10 @@ def stop_emulator() -> bool:
 
 
 def _forget_local_deployment() -> None:
+    from .lambda_emulation import invocation_log
+
     local_manifest_path().unlink(missing_ok=True)
+    invocation_log().unlink(missing_ok=True)  # the invocations of an emulator that is gone
     workdir = local_dir() / "terraform"
     for name in ("terraform.tfstate", "terraform.tfstate.backup"):
         (workdir / name).unlink(missing_ok=True)

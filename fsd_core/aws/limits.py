@@ -35,7 +35,12 @@ SNS_MAX_BATCH_ENTRIES = 10
 #: Bytes of one PublishBatch request (bodies + attributes), and of one SNS message.
 SNS_MAX_PAYLOAD = 256 * 1024  # 262,144
 
-__all__ = ["SNS_MAX_BATCH_ENTRIES", "SNS_MAX_PAYLOAD", "BILLING_CHUNK", "attribute_bytes",
+#: Bytes of an asynchronous Lambda `Invoke` payload (InvocationType Event) we stay within: the
+#: event of every worker. AWS allowed 256 KiB until October 2025 and 1 MiB since (Lambda API
+#: reference, Invoke); the lower bound holds in every region and keeps events small.
+LAMBDA_ASYNC_MAX_PAYLOAD = 256 * 1024
+
+__all__ = ["LAMBDA_ASYNC_MAX_PAYLOAD", "SNS_MAX_BATCH_ENTRIES", "SNS_MAX_PAYLOAD", "BILLING_CHUNK", "attribute_bytes",
            "base64_len", "max_frame_bytes_for_sns", "wire_size", "pack_batches",
            "billed_publish_chunks"]
 

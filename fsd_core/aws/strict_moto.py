@@ -10,11 +10,16 @@ local operator exists):
 - A trust policy statement whose principal is a service (`lambda.amazonaws.com`) is simply not
   about an IAM identity: it is neutral for one. Moto checks it as an IAM principal and fails
   (a TypeError, or a deny), so no role a Lambda can assume could be assumed by anyone.
-- A signed GET (Lambda's GetFunction, S3 reads are checked elsewhere) is verified as the
-  client signed it: moto recomputed its signature with the parsed parameters as a body, so
-  every such request failed with SignatureDoesNotMatch.
+- A signed request without a body (Lambda's GetFunction, an Invoke without payload; S3 reads
+  are checked elsewhere) is verified as the client signed it: moto recomputed its signature
+  with the parsed parameters as a body, so every such request failed with
+  SignatureDoesNotMatch.
 - Batch APIs are authorized by the single action's permission, as AWS does (PublishBatch by
-  sns:Publish, DeleteMessageBatch by sqs:DeleteMessage).
+  sns:Publish, DeleteMessageBatch by sqs:DeleteMessage), and Lambda's Invoke by
+  lambda:InvokeFunction on the function's ARN.
+- The worker function runs: an asynchronous `Invoke` starts it in a local process under its
+  execution role, and a failed invocation goes to its on-failure destination
+  (`lambda_emulation.py`).
 
 Everything else is moto as released: S3 requests are checked against bucket and object
 ARNs, SQS against queue ARNs, other services against actions only (moto's IAM docs), and
@@ -54,7 +59,10 @@ def _signed_request(self: Any) -> Any:
 
     signed = self._get_string_between("SignedHeaders=", ",", self._headers["Authorization"]).split(";")
     headers = self._create_headers_for_aws_request(signed, self._headers)
-    body = self._body or (self._data if self._method not in ("GET", "HEAD", "DELETE") else None)
+    # A form-encoded body may have been consumed into the parsed parameters; any other request
+    # with an empty body (a GET, Lambda's Invoke without a payload) was signed without one.
+    form = "x-www-form-urlencoded" in str(self._headers.get("Content-Type", ""))
+    body = self._body or (self._data if form and self._method not in ("GET", "HEAD", "DELETE") else None)
     request = AWSRequest(method=self._method, url=self._path, data=body, headers=headers)
     request.context["timestamp"] = headers["X-Amz-Date"]
     return request
@@ -68,6 +76,9 @@ BATCH_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    # Lambda's IAM action for the Invoke API (and the deprecated InvokeAsync) is InvokeFunction.
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "lambda:InvokeAsync": "lambda:InvokeFunction",
 }
 
 
@@ -81,17 +92,34 @@ def _authorizing_action(init: Any) -> Any:
 
 def patch() -> None:
     """Apply the changes to this process's moto."""
+    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda.responses import LambdaResponse
     from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
     from moto.sns.responses import SNSResponse
 
+    from .lambda_emulation import function_resource, patched_invoke
+
     SNSResponse._determine_resource = _sns_resource  # type: ignore[attr-defined]
+    LambdaResponse._determine_resource = function_resource  # type: ignore[attr-defined]
+    LambdaBackend.invoke = patched_invoke(LambdaBackend.invoke)  # type: ignore[method-assign]
     IAMPolicyStatement.is_unknown_principal = _is_unknown_principal  # type: ignore[method-assign]
     IAMRequestBase._create_aws_request = _signed_request  # type: ignore[method-assign]
     IAMRequestBase.__init__ = _authorizing_action(IAMRequestBase.__init__)  # type: ignore[method-assign]
 
 
+def _stop(signum: int, _frame: Any) -> None:
+    """The emulator stops: the invocations it runs stop with it (their processes are its own)."""
+    from .lambda_emulation import stop_all
+
+    stop_all()
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
+    import signal
+
     patch()
+    signal.signal(signal.SIGTERM, _stop)
     from moto.server import main as moto_main
 
     moto_main(argv if argv is not None else sys.argv[1:])

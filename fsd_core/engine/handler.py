@@ -147,12 +147,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Run one worker of a run; returns (and stages) its report.
 
     An event that fails `check_event` starts, reads and writes nothing: its stage, channel and
-    launch tree are not to be trusted, so the refusal is only returned (and, on Lambda, goes to
-    the function's on-failure destination).
+    launch tree are not to be trusted. Locally the refusal is returned; on Lambda (a `context`)
+    it is raised, so that the invocation fails and Lambda sends the event to the function's
+    on-failure destination, where the run's coordinator finds it (`aws/failures.py`).
     """
     try:
         check_event(event)
     except EventError as exc:
+        if context is not None:
+            raise
         return {"worker": None, "status": "failed", "error": str(exc)}
     started_at = time.time()
     from .warm import ENVIRONMENT

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from ..channels.frames import KEY_SIZE
 from ..doorbell import Doorbell
 from ..engine.handler import REPORT_BELL, STOP_KEY
-from ..engine.launch import Launcher, LocalLauncher, open_launcher
+from ..engine.launch import Launcher, LocalLauncher
 from ..engine.payloads import (
     RESULT_KEY,
     inputs_key,
@@ -70,6 +70,10 @@ class RunConfig:
     runs_db: str | None = None
     manifest: dict[str, Any] | None = None
     memory_mb: int = 2048  # Lambda memory the run's dollars are computed for
+    #: How a cloud run's workers start: None, the deployment's way (Lambda `Invoke` on AWS, local
+    #: processes under the worker role at the emulator); "lambda", through the deployment's Lambda
+    #: API at the emulator too (its emulated Lambda runs them: `aws/lambda_emulation.py`).
+    launcher: str | None = None
     pool: Any = None  # a pool.WorkerPool: the workers run in its warm processes
     deployed: str | None = None  # a deployed model's name (run.serving): stage only the inputs
     predict: bool = True   # predict the deterministic requests (cloud variants) before running
@@ -192,6 +196,11 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
             stopped = exc if isinstance(exc, Interrupted) else Interrupted("interrupted by SIGINT")
             result = RunResult(run_id, stopped.status, config.variant, config.workers, 0.0, 0.0,
                                np.zeros(0, np.int64), None, error=str(stopped))
+        except InputError as exc:  # refused once recorded (the deployment's doctor, its manifest)
+            if config.record:
+                _record(config, model, inputs, RunResult(run_id, "failed", config.variant, config.workers, 0.0, 0.0,
+                                                         np.zeros(0, np.int64), None, error=str(exc)))
+            raise
         finally:
             _STOP_AT_ONCE.pop(run_id, None)
     if config.record:
@@ -326,6 +335,8 @@ def check_config(config: RunConfig, model: SparseDNN | None = None, inputs: sp.s
         raise InputError(f"launch_grace must be a finite number of seconds >= 0, got {config.launch_grace!r}")
     if not _is_int(config.memory_mb) or not 128 <= config.memory_mb <= 10240:
         raise InputError(f"memory_mb must be an integer in 128..10240 (Lambda's range), got {config.memory_mb!r}")
+    if config.launcher not in (None, "lambda") or (config.launcher and config.variant not in ("queue", "object")):
+        raise InputError(f"launcher must be None or 'lambda' (queue and object runs), got {config.launcher!r}")
     if model is None:
         return
     if inputs is not None and inputs.shape[1] != model.neurons:
@@ -374,8 +385,10 @@ def activations_equal(a: sp.spmatrix | None, b: sp.spmatrix | None) -> bool:
 class _Backend:
     """Where a run's stage and channel live, and how its workers are started."""
 
-    def __init__(self, variant: str, run_id: str, workers: int, manifest: dict | None) -> None:
+    def __init__(self, variant: str, run_id: str, workers: int, manifest: dict | None,
+                 launcher: str | None = None) -> None:
         self.variant = variant
+        self.failures: Any = None  # the deployment's failure queue, watched in a Lambda-launched run
         self.manifest = manifest
         if variant != "local":  # first: a missing or unusable deployment leaves nothing behind
             from .cleanup import resolve_manifest
@@ -417,11 +430,22 @@ class _Backend:
             self.channel_config = {"manifest": self.manifest, "key": secrets.token_hex(KEY_SIZE)}
             if self.lease is not None:
                 self.channel_config["slots"] = self.lease.slots
-            if not self.manifest.get("endpoint") and self.manifest.get("function_name"):
-                # A real AWS deployment: workers are Lambda invocations of the worker function.
-                self.launcher = open_launcher({"kind": "lambda", "function_name": self.manifest["function_name"]},
-                                              self.manifest)
-            elif self.manifest.get("endpoint"):
+            emulated = bool(self.manifest.get("endpoint"))
+            if self.manifest.get("function_name") and (not emulated or launcher == "lambda"):
+                # Workers are asynchronous invocations of the worker function (on AWS; at the
+                # emulator, its emulated Lambda runs them as local processes under the worker
+                # role, which get the progress directory). Failed invocations land on the
+                # deployment's failure queue, which `_watch` looks at.
+                from ..aws.failures import FailureWatch
+                from ..aws.manifest import Manifest
+                from ..engine.lambda_launch import LambdaLauncher
+
+                self.launcher = LambdaLauncher.from_config(
+                    {"function_name": self.manifest["function_name"]}, self.manifest,
+                    progress_dir=str(self.progress_dir) if emulated else None)
+                if self.manifest.get("failure_queue_url"):
+                    self.failures = FailureWatch(Manifest.from_dict(self.manifest), run_id)
+            elif emulated:
                 # The local emulator enforces IAM: the worker processes play Lambda workers and
                 # run with the deployment's worker role, as a Lambda does, never as the operator.
                 from ..aws.credentials import as_environment
@@ -445,6 +469,14 @@ class _Backend:
             env = as_environment(worker_credentials(Manifest.from_dict(self.manifest), "pool"))
             _POOL_SESSIONS[key] = (env, time.monotonic())
         return env
+
+    def stop_workers(self, graceful: bool) -> None:
+        """Stop the emulated Lambda's worker processes of this run (the launch tree is not ours
+        to kill: `run.emulated_workers`); nothing to do for other launchers."""
+        if self.launcher.kind == "lambda" and self.manifest and self.manifest.get("endpoint"):
+            from .emulated_workers import stop_workers
+
+            stop_workers(self.progress_dir, graceful)
 
     def cleanup_channel(self, run_id: str, workers: int, failed: bool) -> dict[str, int]:
         """Remove what the run left in the channel; returns the requests that took."""
@@ -498,8 +530,9 @@ class _DistributedRun:
         self.method = config.partition
 
     def run(self) -> RunResult:
+        self.check_deployment()
         self.plan()
-        self.backend = _Backend(self.config.variant, self.run_id, self.P, self.config.manifest)
+        self.backend = _Backend(self.config.variant, self.run_id, self.P, self.config.manifest, self.config.launcher)
         _STOP_AT_ONCE.pop(self.run_id, None)  # from here the steps and the watch loop look
         _notify(self.progress, self.snap)
         stopped = None
@@ -522,6 +555,16 @@ class _DistributedRun:
         self.snap.phase = result.status
         _notify(self.progress, self.snap)
         return result
+
+    def check_deployment(self) -> None:
+        """A cloud run's deployment can carry it (`run.preflight`, the doctor): a blocker fails
+        the run with one line before anything is planned, leased or staged."""
+        if self.config.variant in ("queue", "object"):
+            from .cleanup import resolve_manifest
+            from .preflight import check_deployment
+
+            manifest = resolve_manifest(self.config.manifest, self.P, self.config.variant)
+            check_deployment(manifest, self.P, needs_function=self.config.launcher == "lambda")
 
     def plan(self) -> None:
         """The communication plan (`cached_plan`: partitioning a large model takes minutes); a
@@ -628,6 +671,7 @@ class _DistributedRun:
         hung worker leaves its slot unusable), delete the run's channel data and stage."""
         if self.root is not None:
             _kill_tree(self.root, graceful=self.error is None)
+        self.backend.stop_workers(graceful=self.error is None)
         if self.pool is not None:
             if self.error is not None:
                 self.pool.recycle()
@@ -784,6 +828,9 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
             return reports, None, "; ".join(
                 f"worker {p} (pid {pid}) stopped after layer {max(snap.workers_done[p], 0)}: exited without a "
                 f"report (killed or crashed)" for p, pid in dead)
+        failed_invocation = backend.failures.look() if backend.failures is not None else None
+        if failed_invocation is not None:  # Lambda's on-failure record of one of this run's workers
+            return reports, None, failed_invocation
         if root is not None and root.poll() is not None and root.returncode not in (0, None) and 0 not in reports:
             if time.monotonic() - last_change > timeout + 5:
                 return reports, None, f"worker 0 exited with code {root.returncode} without a report"

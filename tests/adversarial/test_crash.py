@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 from fsd_core.model.radixnet import radixnet, synthetic_inputs
 from fsd_core.run.coordinator import RunConfig, run
+
+from ..killer import kill_worker
 
 
 def test_a_sigkilled_local_worker_fails_the_run_in_under_5_s(tmp_path, monkeypatch):
@@ -17,21 +16,12 @@ def test_a_sigkilled_local_worker_fails_the_run_in_under_5_s(tmp_path, monkeypat
     monkeypatch.setenv("FSD_RUNS_DB", str(tmp_path / "runs.sqlite"))
     model = radixnet(1024, 120, seed=0)
     inputs = synthetic_inputs(1024, 3000, seed=0)
-    killed: dict[str, float] = {}
 
-    def kill_worker_1() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            for pid_file in (tmp_path / "scratch" / "fsd-runs").glob("*/progress/pid-1"):
-                progress = pid_file.parent / "w1"
-                if progress.exists() and int(progress.read_text() or 0) >= 2:  # mid-run, not at start
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-                    killed["at"] = time.monotonic()
-                    return
-            time.sleep(0.01)
+    def mid_run(pid_file: Path) -> bool:  # its progress file says layer 2: mid-run, not at start
+        progress = pid_file.parent / "w1"
+        return progress.exists() and int(progress.read_text() or 0) >= 2
 
-    killer = threading.Thread(target=kill_worker_1, daemon=True)
-    killer.start()
+    killer, killed = kill_worker(tmp_path / "scratch", 1, mid_run)
     result = run(RunConfig("m", None, "local", 2, partition="block", model=model, inputs=inputs, timeout=60))
     ended = time.monotonic()
     killer.join(5)
