@@ -244,6 +244,18 @@ def test_the_deployment_check_costs_a_cloud_run_little(local_deployment):
 
 def test_a_launcher_other_than_lambda_or_for_a_local_run_is_refused():
     for variant, launcher in (("queue", "docker"), ("local", "lambda")):
-        with pytest.raises(InputError, match="^launcher must be None or 'lambda'"):
+        with pytest.raises(InputError, match="^--launcher .*: only lambda, for queue and object runs"):
             coordinator.check_config(RunConfig(None, None, variant, 2, launcher=launcher))
 
+
+
+def test_fsd_run_takes_the_lambda_launcher_for_cloud_runs_only(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    bad = subprocess.run([sys.executable, "-m", "fsd_core.cli", "run", "--model", str(root / "models" / "tiny"),
+                          "--inputs", str(root / "models" / "tiny-inputs.tsv"), "--variant", "local",
+                          "--launcher", "lambda"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "fsd: error: --launcher lambda: only lambda, for queue and object runs (got --variant local)"]

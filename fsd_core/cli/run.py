@@ -61,6 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", type=Path, metavar="FILE",
                    help="deployment manifest JSON (default: the active one, else the local emulator, "
                    "started on demand)")
+    p.add_argument("--launcher", choices=("lambda",), default=None,
+                   help="queue/object on the local emulator: start the workers through its Lambda API "
+                   "(Invoke, as on AWS; the emulated Lambda runs them) instead of as local processes "
+                   "under the worker role. On AWS workers are always Lambda invocations")
     p.add_argument("--json", action="store_true",
                    help="print the run as one JSON document (human text goes to stderr)")
     p.set_defaults(handler=cmd_run)
@@ -129,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     workers = args.workers or (deployment.workers if deployment else 4)
     config = RunConfig(str(args.model) if args.model else None, str(args.inputs), args.variant, workers,
                        args.partition, args.per_layer, args.branching, args.timeout, verify=args.verify,
-                       manifest=manifest, deployed=args.deployed)
+                       manifest=manifest, deployed=args.deployed, launcher=args.launcher)
     check_config(config)
     truth = read_categories(args.check) if args.check else None
     cloud = args.variant in ("queue", "object") and manifest is None

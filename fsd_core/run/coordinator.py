@@ -336,7 +336,8 @@ def check_config(config: RunConfig, model: SparseDNN | None = None, inputs: sp.s
     if not _is_int(config.memory_mb) or not 128 <= config.memory_mb <= 10240:
         raise InputError(f"memory_mb must be an integer in 128..10240 (Lambda's range), got {config.memory_mb!r}")
     if config.launcher not in (None, "lambda") or (config.launcher and config.variant not in ("queue", "object")):
-        raise InputError(f"launcher must be None or 'lambda' (queue and object runs), got {config.launcher!r}")
+        raise InputError(f"--launcher {config.launcher}: only lambda, for queue and object runs (got --variant "
+                         f"{config.variant})")
     if model is None:
         return
     if inputs is not None and inputs.shape[1] != model.neurons:
