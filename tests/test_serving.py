@@ -220,3 +220,16 @@ def test_the_command_line_deploys_lists_queries_and_undeploys(tmp_path):
     assert gone.returncode == 0 and json.loads(gone.stdout)["status"] == "undeployed"
     missing = _fsd("model", "undeploy", "tiny-p2-block")
     assert missing.returncode == 2 and "no deployed model" in missing.stderr
+
+
+def test_undeploy_of_a_bucket_model_never_starts_an_emulator(small):
+    from fsd_core.aws.emulator import emulator_state
+    from fsd_core.run.serving import Deployment, registry_path
+
+    gone = Deployment("gone", f"{'ab' * 8}-{'cd' * 16}", "s3", 2, "block", True, 0, 96, 6, 100, "m", None, [10, 20])
+    registry_path().parent.mkdir(parents=True, exist_ok=True)
+    registry_path().write_text(json.dumps({"gone": gone.to_dict()}))
+    out = _fsd("model", "undeploy", "gone")
+    assert out.returncode == 0, out.stderr
+    assert "the local emulator is not running; its shards went with it" in out.stderr
+    assert "undeployed" in out.stdout and deployed() == [] and emulator_state() is None

@@ -135,11 +135,19 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
     from ..run.serving import find, undeploy
 
     deployment = find(args.name)
-    manifest = None
+    manifest, reachable = None, True
     if deployment.store == "s3":
-        with Display(live=None) as display:
-            manifest = _manifest_for("object", deployment.workers, args.manifest, display)
-    removed = undeploy(args.name, manifest)
+        from ..aws.manifest import configured_manifest_path
+        from .progress import emulator_running
+
+        # Never start an emulator to delete from it: a stopped one took its bucket with it.
+        reachable = args.manifest is not None or configured_manifest_path() is not None or emulator_running()
+        if reachable:
+            with Display(live=None) as display:
+                manifest = _manifest_for("object", deployment.workers, args.manifest, display)
+        else:
+            say(f"model {deployment.name}: the local emulator is not running; its shards went with it")
+    removed = undeploy(args.name, manifest, delete=reachable)
     if args.json:
         print_json({"name": removed.name, "id": removed.id, "size_bytes": removed.size, "status": "undeployed"})
     else:

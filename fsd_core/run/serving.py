@@ -242,13 +242,14 @@ def default_name(model_path: str | None, model: SparseDNN, workers: int, method:
     return f"{base[:40]}-p{workers}-{method}"
 
 
-def undeploy(name: str, manifest: dict[str, Any] | None) -> Deployment:
-    """Forget `name`; delete its shards unless another name still uses them."""
+def undeploy(name: str, manifest: dict[str, Any] | None, delete: bool = True) -> Deployment:
+    """Forget `name`; delete its shards unless another name still uses them (or `delete` is
+    False: their store is gone, as a stopped emulator's bucket)."""
     deployment = find(name)
     entries = _registry()
     del entries[name]
     shared = any(e.get("id") == deployment.id and e.get("store") == deployment.store for e in entries.values())
-    if not shared:
+    if delete and not shared:
         open_store(deployment, deployment.store, manifest).delete_all()
     _save_registry(entries)
     return deployment
