@@ -68,7 +68,7 @@ class LaunchForm(VerticalScroll):
             yield Input(default_model(), id="launch-model", compact=True, select_on_focus=False)
             yield Label("or a deployed model (name)")
             yield Input("", id="launch-deployed", compact=True, select_on_focus=False,
-                        placeholder="optional: fsd model deployed lists them; only the inputs are staged")
+                        placeholder="optional: stages only the inputs (fsd model deployed)")
             yield Label("inputs (Graph Challenge TSV)")
             yield Input(default_inputs(), id="launch-inputs", compact=True, select_on_focus=False)
             yield Label("variant")
