@@ -141,12 +141,16 @@ def test_worker_may_get_and_put_only_its_stage_and_run_keys(tmp_path: Path, obje
                        {"name": "fsd-test-worker", "s3_bucket": "pkg", "s3_key": "pkg.zip",
                         "bucket_arn": bucket, "object_channel": object_channel})
     statements = _statements(out["objects"])
-    assert set(statements) == {"DeploymentObjects", "DeploymentList"}
+    assert set(statements) == {"DeploymentObjects", "DeployedModels", "DeploymentList"}
     objects, listing = statements["DeploymentObjects"], statements["DeploymentList"]
     assert sorted(_as_list(objects["Action"])) == ["s3:GetObject", "s3:PutObject"]
     assert sorted(_as_list(objects["Resource"])) == sorted(f"{bucket}/{p}*" for p in prefixes)
+    # deployed models' shards (fsd model deploy): read only
+    models = statements["DeployedModels"]
+    assert _as_list(models["Action"]) == ["s3:GetObject"] and _as_list(models["Resource"]) == [f"{bucket}/models/*"]
     assert _as_list(listing["Action"]) == ["s3:ListBucket"] and listing["Resource"] == bucket
-    assert sorted(_as_list(listing["Condition"]["StringLike"]["s3:prefix"])) == sorted(f"{p}*" for p in prefixes)
+    assert sorted(_as_list(listing["Condition"]["StringLike"]["s3:prefix"])) == sorted(
+        f"{p}*" for p in prefixes + ["models/"])
 
 
 def test_root_grants_the_stage_in_every_deployment() -> None:
