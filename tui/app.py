@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -129,7 +130,7 @@ class FsdApp(App[None]):
         if self.quit_on_signals:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(signum, self.exit)
+                loop.add_signal_handler(signum, self._quit_on_signal, signum)
         self.add_mode("deployment", DeploymentScreen)
         self.add_mode("recommend", RecommendScreen)
         self.add_mode("launch", lambda: LaunchScreen(self.runs_db))
@@ -159,6 +160,27 @@ class FsdApp(App[None]):
         if self._run_id is not None and not self.run_ended.is_set():
             self._stop(self._run_id)
         super().exit(*args, **kwargs)
+
+    #: Seconds a signalled dashboard has to end normally before its watchdog ends it.
+    SIGNAL_GRACE_S = 3.0
+
+    def _quit_on_signal(self, signum: int) -> None:
+        """SIGTERM, or SIGHUP (the terminal closed): quit as `q` does. Textual's shutdown writes
+        to the terminal, and one that is gone can wedge it (its writer thread dies on the write,
+        the shutdown then waits on its full queue), so a watchdog finishes the job if the app
+        has not ended within SIGNAL_GRACE_S: stop the run, close the pool, exit."""
+        threading.Thread(target=self._end_after_signal, args=(signum,), daemon=True,
+                         name="fsd-signal-watchdog").start()
+        self.exit()
+
+    def _end_after_signal(self, signum: int) -> None:
+        time.sleep(self.SIGNAL_GRACE_S)  # the normal shutdown's chance (the process ends with it)
+        if self._run_id is not None and not self.run_ended.is_set():
+            self._stop(self._run_id)
+        self.run_ended.wait(self.RUN_STOP_WAIT_S)
+        if self.pool is not None:
+            self.pool.close()
+        os._exit(128 + signum)
 
     @staticmethod
     def _stop(run_id: str) -> None:

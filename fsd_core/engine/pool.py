@@ -87,6 +87,7 @@ class WorkerPool:
         self._procs: dict[int, subprocess.Popen] = {}
         self._holds: dict[int, int] = {}  # our own descriptor on each FIFO (see _spawn)
         self.environment: dict[str, str] = {}  # added to the slots' environment (a role's credentials)
+        self._closing, self._closed = threading.Lock(), False
         self.ensure(size)
 
     def launcher(self) -> PoolLauncher:
@@ -120,6 +121,15 @@ class WorkerPool:
         return [p.pid for _, p in sorted(self._procs.items())]
 
     def close(self) -> None:
+        """End the slots and remove the pool's files; once (a second call, from another thread
+        too, waits for the first and does nothing)."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._close()
+
+    def _close(self) -> None:
         self._stop()
         self._release()
         shutil.rmtree(self.directory, ignore_errors=True)
