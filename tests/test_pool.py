@@ -98,11 +98,13 @@ def test_closing_the_pool_ends_its_processes_and_removes_its_fifos():
     assert not directory.exists() and not pool.spares.exists()
 
 
-def test_warm_workers_end_with_their_client():
-    """A client killed outright (no close) must not leave warm workers behind."""
+def test_warm_workers_end_with_their_client(tmp_path):
+    """A client killed outright (no close) must not leave warm workers behind (its files stay
+    for `fsd gc`: here in the test's own scratch, not the machine's /dev/shm)."""
     code = ("import os, sys; from fsd_core.engine.pool import WorkerPool; p = WorkerPool(2); "
             "print(*p.pids(), flush=True); sys.stdin.readline(); os.kill(os.getpid(), 9)")
-    client = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    client = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, FSD_SCRATCH=str(tmp_path / "scratch")))
     pids = [int(x) for x in client.stdout.readline().split()]
     assert len(pids) == 2 and all(_alive(p) for p in pids)
     client.stdin.write("\n")
