@@ -197,11 +197,7 @@ def _deployment(args: argparse.Namespace):
     if args.partition is not None or args.per_layer is not None:
         raise InputError(f"--deployed {deployment.name}: its plan is deployed ({deployment.method}); "
                          f"--partition and --per-layer/--shared do not apply")
-    if not deployment.serves(args.variant):
-        serving = "local" if deployment.store == "directory" else "queue or object"
-        raise InputError(f"--deployed {deployment.name} was deployed for {serving}, not --variant {args.variant}")
-    if args.workers not in (None, deployment.workers):
-        raise InputError(f"--deployed {deployment.name} has {deployment.workers} workers, not --workers {args.workers}")
+    deployment.check_query(args.variant, args.workers)
     return deployment
 
 

@@ -216,11 +216,7 @@ def _model_of(config: RunConfig) -> Any:
     from .serving import find
 
     deployment = find(config.deployed)
-    if not deployment.serves(config.variant):
-        serving = "local" if deployment.store == "directory" else "queue or object"
-        raise InputError(f"--deployed {deployment.name} was deployed for {serving}, not --variant {config.variant}")
-    if config.workers != deployment.workers:
-        raise InputError(f"--deployed {deployment.name} has {deployment.workers} workers, not --workers {config.workers}")
+    deployment.check_query(config.variant, config.workers)
     if config.verify and config.model is None and not (
             deployment.model_path and (Path(deployment.model_path) / "model.json").is_file()):
         raise InputError(f"--verify: deployed model {deployment.name} was deployed from "

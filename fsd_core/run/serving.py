@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.event import DEPLOYED_ID
 from ..engine.payloads import shard_key, shards_digest
 from ..engine.stage import DirectoryStage, Stage
 from ..errors import InputError
@@ -77,6 +78,18 @@ class Deployment:
     def serves(self, variant: str) -> bool:
         return STORES.get(variant) == self.store
 
+    @property
+    def variants(self) -> str:
+        """The variants whose workers read its store."""
+        return "local" if self.store == "directory" else "queue or object"
+
+    def check_query(self, variant: str, workers: int | None) -> None:
+        """Refuse a query it cannot serve: another variant's store, or another P (None: its own)."""
+        if not self.serves(variant):
+            raise InputError(f"--deployed {self.name} was deployed for {self.variants}, not --variant {variant}")
+        if workers not in (None, self.workers):
+            raise InputError(f"--deployed {self.name} has {self.workers} workers, not --workers {workers}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -86,7 +99,7 @@ class Deployment:
             d = cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
         except (TypeError, KeyError) as exc:
             raise InputError(f"{where}: not a deployed model's record ({exc})") from None
-        if not isinstance(d.id, str) or not re.match(r"^[0-9a-f]{16}-[0-9a-f]{32}$", d.id) \
+        if not isinstance(d.id, str) or not DEPLOYED_ID.match(d.id) \
                 or d.store not in ("directory", "s3"):
             raise InputError(f"{where}: not a deployed model's record (id or store)")
         return d
