@@ -101,12 +101,18 @@ def _slots(event: Mapping[str, Any]) -> int:
     return MAX_WORKERS
 
 
+def _local_parts(path: Any) -> tuple[str, ...]:
+    """The parts of a local path an event may name: none for a non-string, an empty path, a NUL,
+    or a path that climbs with '..'."""
+    if not isinstance(path, str) or not path or "\0" in path:
+        return ()
+    parts = PurePosixPath(path).parts
+    return () if ".." in parts else parts
+
+
 def _run_path(path: Any, run_id: str) -> bool:
     """A local path that names the run: one of its parts is the run id, and no part is '..'."""
-    if not isinstance(path, str) or not path or "\0" in path:
-        return False
-    parts = PurePosixPath(path).parts
-    return run_id in parts and ".." not in parts
+    return run_id in _local_parts(path)
 
 
 def _check_manifest(manifest: Any, variant: str) -> None:
@@ -164,10 +170,9 @@ def _check_shards(event: Mapping[str, Any]) -> None:
         if match is None or not _same_place(store.get("manifest"), event.get("manifest")):
             raise EventError("event: the shards are not a deployed model's (models/<id>/ of the run's deployment)")
     elif kind == "directory":
-        root = store.get("root")
-        parts = PurePosixPath(root).parts if isinstance(root, str) and "\0" not in root else ()
+        parts = _local_parts(store.get("root"))
         match = DEPLOYED_ID.match(parts[-1]) if len(parts) >= 2 and parts[-2] == "models" else None
-        if match is None or ".." in parts or event.get("variant") != "local":
+        if match is None or event.get("variant") != "local":
             raise EventError("event: the shards are not a deployed model's directory (.../models/<id>)")
     else:
         raise EventError(f"event: unknown shards store kind {str(kind)[:40]!r}")
