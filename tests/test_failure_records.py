@@ -16,6 +16,7 @@ from fsd_core.aws.failures import (
     make_record,
     parse_record,
 )
+from fsd_core.aws.lambda_emulation import _error_of
 
 RUN = "0123456789ab"
 #: The record AWS documents for a failed asynchronous invocation ("Capturing records of Lambda
@@ -78,6 +79,20 @@ def test_the_emulators_records_have_the_documented_shape():
     assert (record.run_id, record.worker, record.invoke_count) == (RUN, 1, 1)
     assert record.line() == ("worker 1: its Lambda invocation failed after 1 attempt (RetriesExhausted): "
                              "Runtime.ExitError: RequestId: r Error: Runtime exited with error: signal: killed")
+
+
+@pytest.mark.parametrize("returncode, wording", [
+    (-9, "signal: killed"), (-15, "signal: terminated"), (-11, "signal: segmentation fault"), (3, "exit status 3")])
+def test_the_emulator_words_a_worker_exit_as_lambdas_runtime_does(returncode, wording):
+    error = _error_of(returncode, b"", "r")
+    assert error == {"errorMessage": f"RequestId: r Error: Runtime exited with error: {wording}",
+                     "errorType": "Runtime.ExitError"}
+
+
+def test_a_handler_error_the_runtime_printed_is_reported_as_is():
+    printed = b'log line\n{"errorMessage": "boom", "errorType": "ValueError"}\n'
+    assert _error_of(1, printed, "r") == {"errorMessage": "boom", "errorType": "ValueError"}
+    assert _error_of(0, printed, "r") is None
 
 
 @pytest.mark.parametrize("body, why", [

@@ -215,8 +215,10 @@ def _error_of(returncode: int, out: bytes, request_id: str) -> dict[str, Any] | 
         outcome = None
     if isinstance(outcome, dict) and "errorMessage" in outcome:
         return outcome
-    why = (f"signal: {signal.Signals(-returncode).name[3:].lower()}" if returncode < 0 and
-           -returncode in signal.valid_signals() else f"exit status {returncode}")
+    # Lambda's runtime is Go: it words a signal as Go's os/exec does ("signal: killed"), which is
+    # the C library's description of the signal in lower case.
+    description = signal.strsignal(-returncode) if returncode < 0 else None
+    why = f"signal: {description.lower()}" if description else f"exit status {returncode}"
     return {"errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {why}",
             "errorType": "Runtime.ExitError"}
 
