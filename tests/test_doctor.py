@@ -145,6 +145,25 @@ def test_memory_against_the_models_need(capsys, tmp_path, local_deployment):
     report.raise_for_blockers()  # no blocker: no error
 
 
+def test_memory_against_what_a_worker_of_a_model_needs(capsys, tmp_path, local_deployment):
+    from fsd_core.run.preflight import worker_need_mb
+
+    tiny = Path(__file__).resolve().parents[1] / "models" / "tiny"
+    code, out, err = run_doctor(capsys, local_deployment, tmp_path, "--model", str(tiny), "--workers", "2",
+                                "--batch", "64")
+    assert code == 0 and err == ""
+    (line,) = [line for line in out.splitlines() if " memory: " in line]
+    mf = json.loads((tiny / "model.json").read_text())
+    need = worker_need_mb(mf["neurons"], mf["layers"], 64, [e["nnz"] for e in mf["layer_files"]], 2)
+    assert line.split()[0] == "ok" and f"a worker needs about {need:.0f} MB of the function's 2048 MB" in line
+    for args, why in ((["--model", str(tiny), "--batch", "64"], "--model needs --workers P and --batch B"),
+                      (["--batch", "64"], "--batch is the query's size for --model"),
+                      (["--model", str(tmp_path / "nowhere"), "--workers", "2", "--batch", "1"],
+                       "not a model directory")):
+        code, out, err = run_doctor(capsys, local_deployment, tmp_path, *args)
+        assert code == 2 and out == "" and len(err.splitlines()) == 1 and why in err, err
+
+
 def test_credentials_the_emulator_refuses_are_a_blocker(monkeypatch, capsys, tmp_path, local_deployment):
     monkeypatch.setenv(WORKER_CREDENTIALS_ENV, "not json")  # a process that signs as nobody
     code, out, err = run_doctor(capsys, local_deployment, tmp_path, "--workers", "2")

@@ -227,6 +227,32 @@ def test_a_lambda_launched_run_without_its_function_fails_with_one_line(local_de
                       launcher="lambda"))
 
 
+def test_a_run_whose_workers_need_more_than_the_functions_memory_is_refused_before_staging(local_deployment, rx):
+    from fsd_core.run import preflight
+
+    model, inputs = rx
+    lam, s3 = client(local_deployment, "lambda"), client(local_deployment, "s3")
+    function = local_deployment.function_name
+    memory = lam.get_function_configuration(FunctionName=function)["MemorySize"]
+    staged = s3.list_objects_v2(Bucket=local_deployment.bucket, Prefix="stage/").get("KeyCount", 0)
+    need = preflight.worker_need_mb(model.neurons, model.layers, inputs.shape[0], [w.nnz for w in model.weights], 2)
+    assert 128 < need < memory  # the runtime's 128 MB and a little of this small model
+    preflight.forget()
+    lam.update_function_configuration(FunctionName=function, MemorySize=128)  # deployed with memory_mb = 128
+    try:
+        config = RunConfig(None, None, "queue", 2, "block", record=False, model=model, inputs=inputs,
+                           manifest=local_deployment.to_dict())
+        with pytest.raises(InputError) as refused:
+            run(config)
+        assert str(refused.value) == (f"deployment: memory: a worker needs about {need:.0f} MB, {function} has 128 "
+                                      f"MB: deploy with memory_mb >= 192 (up to 10240), or use more workers")
+        assert s3.list_objects_v2(Bucket=local_deployment.bucket, Prefix="stage/").get("KeyCount", 0) == staged
+    finally:
+        lam.update_function_configuration(FunctionName=function, MemorySize=memory)
+        preflight.forget()
+    assert run(config).status == "ok"
+
+
 def test_the_deployment_check_costs_a_cloud_run_little(local_deployment):
     from fsd_core.run import preflight
 

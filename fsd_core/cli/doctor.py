@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import MAX_WORKERS, int_range, print_json, say
+from .common import MAX_WORKERS, int_range, positive_int, print_json, say
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,17 +16,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="One line per finding (ok, warning or blocker); exit code 2 if any is a blocker. Checks: "
         "credentials and region (STS GetCallerIdentity), the account's Lambda concurrency and its unreserved part "
         "against the run's workers or the deployment's max_workers (new accounts start at 10), the function's "
-        "memory against --memory, the package's size against Lambda's limits, and that the manifest's topics, "
+        "memory against --memory or what a worker of --model needs, the package's size against Lambda's limits, and that the manifest's topics, "
         "queues, bucket and function exist.")
     doctor.add_argument("--manifest", metavar="FILE",
                         help="deployment manifest to check (default: the active deployment, as runs use)")
     doctor.add_argument("--workers", metavar="P", type=int_range(1, MAX_WORKERS, " (Terraform's max_workers)"),
                         help=f"the run's worker count P, 1..{MAX_WORKERS}: checked against the worker slots and "
                         "the Lambda concurrency (default: the deployment's max_workers, a warning if over)")
-    doctor.add_argument("--memory", metavar="MB",
-                        type=int_range(LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB, " (Lambda's maximum)"),
-                        help=f"memory a worker needs in MB ({LAMBDA_MIN_MEMORY_MB}..{LAMBDA_MAX_MEMORY_MB}), "
-                        "checked against the function's memory")
+    need = doctor.add_mutually_exclusive_group()
+    need.add_argument("--memory", metavar="MB",
+                      type=int_range(LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB, " (Lambda's maximum)"),
+                      help=f"memory a worker needs in MB ({LAMBDA_MIN_MEMORY_MB}..{LAMBDA_MAX_MEMORY_MB}), "
+                      "checked against the function's memory")
+    need.add_argument("--model", metavar="DIR",
+                      help="a model directory: the function's memory is checked against what one of --workers "
+                      "workers needs for a query of --batch inputs (the cost model's estimate, as a run checks "
+                      "it before it starts; only model.json is read)")
+    doctor.add_argument("--batch", metavar="B", type=positive_int,
+                        help="inputs per query, with --model")
     doctor.add_argument("--package", metavar="ZIP",
                         help="a worker package zip (fsd package) to check against Lambda's size limits")
     doctor.add_argument("--json", action="store_true",
@@ -52,7 +59,7 @@ def _doctor(args: argparse.Namespace) -> int:
         manifest = Manifest.load(path)
     if args.package is not None and not Path(args.package).is_file():
         raise InputError(f"--package {args.package}: no such file")
-    report = doctor.check(manifest, workers=args.workers, memory_needed_mb=args.memory, package=args.package)
+    report = doctor.check(manifest, workers=args.workers, memory_needed_mb=_memory_needed(args), package=args.package)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -66,3 +73,21 @@ def _doctor(args: argparse.Namespace) -> int:
             f"{first.message}{more}")
         return 2
     return 0
+
+
+def _memory_needed(args: argparse.Namespace) -> float | None:
+    """--memory as given, or a worker's need for --model at --workers and --batch."""
+    from ..errors import InputError
+
+    if args.model is None:
+        if args.batch is not None:
+            raise InputError("--batch is the query's size for --model: pass --model DIR too")
+        return args.memory
+    if args.workers is None or args.batch is None:
+        raise InputError("--model needs --workers P and --batch B: a worker's need depends on both")
+    from ..model.network import read_manifest
+    from ..run.preflight import worker_need_mb
+
+    mf = read_manifest(args.model)
+    nnz = [int(e.get("nnz", 0)) for e in mf["layer_files"]]
+    return worker_need_mb(mf["neurons"], mf["layers"], args.batch, nnz, args.workers)

@@ -561,7 +561,17 @@ class _DistributedRun:
             from .preflight import check_deployment
 
             manifest = resolve_manifest(self.config.manifest, self.P, self.config.variant)
-            check_deployment(manifest, self.P, needs_function=self.config.launcher == "lambda")
+            check_deployment(manifest, self.P, needs_function=self.config.launcher == "lambda",
+                             memory_needed_mb=self._worker_need_mb())
+
+    def _worker_need_mb(self) -> float:
+        """What one worker of this query needs (`preflight.worker_need_mb`): the model's sizes
+        (a deployed model's record keeps its total non-zeros, spread evenly) and the batch."""
+        from .preflight import worker_need_mb
+
+        m = self.model
+        nnz = [w.nnz for w in m.weights] if isinstance(m, SparseDNN) else [m.nnz / m.layers] * m.layers
+        return worker_need_mb(m.neurons, m.layers, self.inputs.shape[0], nnz, self.P)
 
     def plan(self) -> None:
         """The communication plan (`cached_plan`: partitioning a large model takes minutes); a
