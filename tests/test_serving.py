@@ -206,7 +206,11 @@ def test_the_command_line_deploys_lists_queries_and_undeploys(tmp_path):
     assert 0 < result["staged_bytes"] < doc["staged_bytes"] and "stage" in result["timings"]
     assert [w["start"] for w in result["worker_starts"]] == ["cold", "cold"]
     human = _fsd("run", "--deployed", "tiny-p2-block", "--inputs", inputs, "--variant", "local")
-    assert "inputs only: deployed model tiny-p2-block" in human.stdout and "2 cold, 0 warm" in human.stdout
+    assert "inputs only: deployed model tiny-p2-block" in human.stdout
+    (summary,) = [line for line in human.stdout.splitlines() if line.startswith("  workers ")]
+    assert summary.split(None, 1)[1].startswith("2 cold, 0 warm; 0 kept their shard; read ")
+    shown = _fsd("runs", "show", result["run_id"]).stdout  # the record says the same
+    assert "\nworker starts     2 cold, 0 warm; 0 kept their shard; read " in shown
 
     for args, message in ((("--variant", "object"), "deployed for local"), (("--variant", "local", "--workers", "3"),
                           "has 2 workers"), (("--variant", "local", "--partition", "metis"), "plan is deployed")):

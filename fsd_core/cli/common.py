@@ -171,6 +171,19 @@ def most_that_fit(per_unit: float, reserve: float = 0.0) -> int:
 
 
 # ----------------------------------------------------------------------------- JSON
+def starts_line(reports: list[dict]) -> str | None:
+    """How a run's workers started (`fsd run`'s summary, `fsd runs show`): cold or warm, how many
+    kept their shard from an earlier run, what they read; None when no worker reported it."""
+    starts = [w for w in reports if w.get("start")]
+    if not starts:
+        return None
+    warm = sum(1 for w in starts if w["start"] == "warm")
+    kept = sum(1 for w in starts if w.get("shard") == "cached")
+    loaded = sum(w.get("loaded_bytes") or 0 for w in starts)
+    return (f"{len(starts) - warm} cold, {warm} warm; {kept} kept their shard; read {si(loaded, 'B')} "
+            "(shards not kept, and inputs)")
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.bool_):
         return bool(obj)

@@ -13,6 +13,7 @@ from .common import (
     int_range,
     print_json,
     say,
+    starts_line,
 )
 from .progress import Display
 
@@ -220,13 +221,9 @@ def print_summary(result) -> None:
         print(f"  sent        {si(result.bytes_sent, 'B')} in {result.messages:,} messages")
         print(f"  staged      {si(result.staged_bytes, 'B')}"
               + (f" (inputs only: deployed model {result.deployed})" if result.deployed else ""))
-        starts = [w for w in result.worker_reports if w.get("start")]
+        starts = starts_line(result.worker_reports)
         if starts:
-            warm = sum(1 for w in starts if w["start"] == "warm")
-            kept = sum(1 for w in starts if w.get("shard") == "cached")
-            loaded = sum(w.get("loaded_bytes") or 0 for w in starts)
-            print(f"  workers     {len(starts) - warm} cold, {warm} warm; {kept} kept their shard; "
-                  f"read {si(loaded, 'B')} (shards not kept, and inputs)")
+            print(f"  workers     {starts}")
         if result.requests:
             reqs = ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
             print(f"  requests    {reqs}")

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ..units import si, table
-from .common import float_range, positive_int, print_json
+from .common import float_range, positive_int, print_json, starts_line
 
 #: Columns of `fsd runs` (the JSON carries the same keys).
 SUMMARY_KEYS = ("run_id", "created", "status", "variant", "workers", "seconds", "bytes_sent", "messages",
@@ -100,10 +100,9 @@ def _show(args: argparse.Namespace) -> int:
     if extra.get("staged_bytes") is not None:
         print(f"{'staged':17s} {si(extra['staged_bytes'], 'B')}"
               + (f" (inputs only: deployed model {extra['deployed']})" if extra.get("deployed") else ""))
-    starts = [w for w in extra.get("worker_starts") or [] if w.get("start")]
+    starts = starts_line(extra.get("worker_starts") or [])
     if starts:
-        warm = sum(1 for w in starts if w["start"] == "warm")
-        print(f"{'worker starts':17s} {len(starts) - warm} cold, {warm} warm")
+        print(f"{'worker starts':17s} {starts}")
     for key in ("timings", "requests", "billed_requests"):
         if run.get(key):
             print(f"{key:17s} " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
