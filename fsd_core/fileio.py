@@ -10,6 +10,7 @@ store, plans, scratch, leases, Terraform state) are made by `private_dir`, 0700.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -53,6 +54,20 @@ def private_file(path: str | os.PathLike[str]) -> Path:
     with contextlib.suppress(PermissionError):  # (another user's file: theirs to set)
         os.chmod(path, PRIVATE_FILE)
     return path
+
+
+@contextlib.contextmanager
+def held(lock_file: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive `flock` on `lock_file` (created 0600) across processes: a
+    read-modify-write of a shared file inside it loses no other process's update."""
+    lock_file = Path(lock_file)
+    private_dir(lock_file.parent)
+    fd = os.open(private_file(lock_file), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from fsd_core.engine.pool import WorkerPool
 from fsd_core.engine.warm import ShardCache, cache_budget_bytes
 from fsd_core.kernel.serial import infer
 from fsd_core.run.coordinator import RunConfig, activations_equal, run
-from fsd_core.run.serving import deploy_model, deployed, find, input_owners, open_store, undeploy
+from fsd_core.run.serving import deploy_model, deployed, find, input_owners, open_store, registry_path, undeploy
 
 from .conftest import random_inputs, random_model
 
@@ -117,6 +117,61 @@ def test_undeploy_keeps_shards_another_name_uses(small):
     assert registry.stat().st_mode & 0o777 == 0o600
 
 
+def test_a_name_is_never_rebound_to_another_model(small):
+    from fsd_core.errors import InputError
+
+    model, _ = small
+    first = deploy_model(model, None, 2, "local", "block", None, 0, None, name="prod").deployment
+    other = random_model(96, 6, 0.08, seed=5)
+    with pytest.raises(InputError, match=r"^--name prod: already names another deployed model \(models/"
+                                         + first.id + r" in the data directory\); undeploy it first"):
+        deploy_model(other, None, 2, "local", "block", None, 0, None, name="prod")
+    with pytest.raises(InputError, match="already names another"):  # the same model, another plan
+        deploy_model(model, None, 3, "local", "block", None, 0, None, name="prod")
+    assert [(d.name, d.id) for d in deployed()] == [("prod", first.id)]
+    assert deploy_model(model, None, 2, "local", "block", None, 0, None, name="prod").already_deployed
+
+
+def test_a_bad_name_is_refused_before_the_plan(small):
+    from fsd_core.errors import InputError
+    from fsd_core.run.plans import plan_cache_dir
+
+    model, _ = small
+    with pytest.raises(InputError, match=r"^--name 'no spaces'"):
+        deploy_model(model, None, 2, "local", "hypergraph", None, 0, None, name="no spaces")
+    assert not plan_cache_dir().exists() or not any(plan_cache_dir().iterdir())
+
+
+def test_concurrent_deploys_lose_no_name():
+    tiny = str(ROOT / "models" / "tiny")
+    procs = [subprocess.Popen([FSD, "model", "deploy", "--model", tiny, "--workers", "2", "--partition", "block",
+                               "--name", f"n{k}", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for k in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert sorted(d.name for d in deployed()) == ["n0", "n1", "n2", "n3"]
+    assert len({d.id for d in deployed()}) == 1  # one store for the four names
+
+
+def test_damaged_input_owners_fail_a_query_in_one_line(small):
+    from fsd_core import packed
+    from fsd_core.errors import InputError
+
+    model, inputs = small
+    d = deploy_model(model, None, 3, "local", "block", None, 0, None, name="small").deployment
+    owners = Path(os.environ["FSD_HOME"]) / "models" / d.id / "input-owners.fsda"
+    good = owners.read_bytes()
+    for damaged in (b"garbage", good[: len(good) // 2], packed.pack({"other": np.zeros(96, np.int32)}),
+                    packed.pack({"owners0": np.zeros(96, np.float32)}),
+                    packed.pack({"owners0": np.full(96, 3, np.int32)})):
+        owners.write_bytes(damaged)
+        with pytest.raises(InputError, match=r"^--deployed small: its input owners are damaged; deploy it again$"):
+            _query(model, inputs, deployed="small")
+    owners.write_bytes(good)
+    assert _query(model, inputs, deployed="small").status == "ok"
+
+
 def test_the_shard_cache_keeps_the_newest_within_its_budget():
     cache = ShardCache(100)
     assert cache.put("d1", 0, "s0", 60) and cache.put("d1", 1, "s1", 30)
@@ -156,6 +211,35 @@ def test_object_and_queue_queries_share_a_deployed_model_in_the_bucket(local_dep
     assert [w["start"] for w in results[0].worker_reports] == ["cold"] * 2
     for r in results[1:]:  # the pool's processes run under the worker role and stay warm
         assert [(w["start"], w["shard"]) for w in r.worker_reports] == [("warm", "cached")] * 2
+
+
+def test_undeploy_deletes_from_the_bucket_it_recorded_and_refuses_another_deployment(local_deployment, small,
+                                                                                        tmp_path):
+    from fsd_core.aws.clients import client
+
+    model, _ = small
+    m = local_deployment.to_dict()
+    d = deploy_model(model, None, 2, "object", "block", None, 0, m, name="where").deployment
+    assert (d.bucket, d.endpoint) == (local_deployment.bucket, local_deployment.endpoint)
+    on_aws = dict(d.to_dict(), name="on-aws", endpoint=None, bucket="fsd-prod-models")
+    registry = json.loads(registry_path().read_text())
+    registry_path().write_text(json.dumps(dict(registry, **{"on-aws": on_aws})))
+    manifest = tmp_path / "manifest.json"
+    local_deployment.save(manifest)
+    refused = _fsd("model", "undeploy", "on-aws", "--manifest", str(manifest))
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        f"fsd: error: model on-aws is in bucket fsd-prod-models, the deployment at hand is at "
+        f"{local_deployment.endpoint}: pass the holding deployment's --manifest")
+    assert {x.name for x in deployed()} == {"where", "on-aws"}
+
+    s3 = client(local_deployment, "s3")
+    prefix = f"models/{d.id}/"
+    assert s3.list_objects_v2(Bucket=local_deployment.bucket, Prefix=prefix)["KeyCount"] == 4
+    done = _fsd("model", "undeploy", "where", "--manifest", str(manifest), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deleted"] is True
+    assert s3.list_objects_v2(Bucket=local_deployment.bucket, Prefix=prefix)["KeyCount"] == 0
+    assert [x.name for x in deployed()] == ["on-aws"]
 
 
 def test_the_worker_role_reads_deployed_models_and_cannot_write_them(local_deployment, monkeypatch):
@@ -235,5 +319,5 @@ def test_undeploy_of_a_bucket_model_never_starts_an_emulator(small):
     registry_path().write_text(json.dumps({"gone": gone.to_dict()}))
     out = _fsd("model", "undeploy", "gone")
     assert out.returncode == 0, out.stderr
-    assert "the local emulator is not running; its shards went with it" in out.stderr
+    assert "the local emulator that held it has stopped; its shards went with it" in out.stderr
     assert "undeployed" in out.stdout and deployed() == [] and emulator_state() is None

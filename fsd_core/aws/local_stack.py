@@ -9,15 +9,14 @@ has none configured gets the local one from :func:`deployment_for_run`, started 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, RunError
-from ..fileio import atomic_path, private_dir
+from ..fileio import atomic_path, held
 from .credentials import ANONYMOUS, operator, operator_arn
 from .emulator import EmulatorState, _forget_local_deployment, emulator_state, start_emulator, stop_emulator
 from .manifest import Manifest, configured_manifest_path, local_dir, local_manifest_path
@@ -68,16 +67,9 @@ def _local_manifest(state: EmulatorState | None) -> Manifest | None:
     return manifest if manifest.endpoint == state.endpoint else None
 
 
-@contextlib.contextmanager
-def _local_lock() -> Iterator[None]:
+def _local_lock() -> contextlib.AbstractContextManager[None]:
     """Serialise `local up/down` and on-demand provisioning across processes."""
-    private_dir(local_dir())
-    with open(local_dir() / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return held(local_dir() / "lock")
 
 
 def _placeholder_package(directory: Path) -> Path:

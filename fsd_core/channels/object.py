@@ -152,18 +152,31 @@ def delete_run_objects(manifest: Any, run_id: str) -> dict[str, int]:
 
 
 def delete_run_objects_under(manifest: Any, prefix: str) -> dict[str, int]:
-    """Delete every object under `prefix` of the deployment bucket; returns the requests."""
-    from ..aws.clients import client
+    """Delete every object under `prefix` of the deployment bucket; returns the requests.
+    RunError (one line) if S3 refuses or keeps any of them; a bucket that is gone has none."""
+    from ..aws.clients import BotoCoreError, ClientError, aws_failure, client
 
     s3 = client(manifest, "s3")
     counts = {"s3:ListObjectsV2": 0, "s3:DeleteObjects": 0}
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=manifest.bucket, Prefix=prefix):
-        counts["s3:ListObjectsV2"] += 1
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        for i in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=manifest.bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
-            counts["s3:DeleteObjects"] += 1
+    try:
+        for page in paginator.paginate(Bucket=manifest.bucket, Prefix=prefix):
+            counts["s3:ListObjectsV2"] += 1
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            for i in range(0, len(keys), 1000):
+                answer = s3.delete_objects(Bucket=manifest.bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
+                counts["s3:DeleteObjects"] += 1
+                kept = answer.get("Errors") or []
+                if kept:  # (DeleteObjects answers 200 and lists the keys it did not delete)
+                    first = kept[0]
+                    raise RunError(f"S3 DeleteObjects kept {len(kept)} object(s) under {prefix}, e.g. "
+                                   f"{first.get('Key')}: {first.get('Code')} {first.get('Message') or ''}".rstrip())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return counts
+        raise RunError(aws_failure("S3", "ListObjectsV2/DeleteObjects", exc) + f" ({prefix})") from exc
+    except BotoCoreError as exc:
+        raise RunError(aws_failure("S3", "ListObjectsV2/DeleteObjects", exc) + f" ({prefix})") from exc
     return counts
 
 

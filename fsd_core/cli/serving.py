@@ -135,21 +135,41 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
     from ..run.serving import find, undeploy
 
     deployment = find(args.name)
-    manifest, reachable = None, True
-    if deployment.store == "s3":
-        from ..aws.manifest import configured_manifest_path
-        from .progress import emulator_running
-
-        # Never start an emulator to delete from it: a stopped one took its bucket with it.
-        reachable = args.manifest is not None or configured_manifest_path() is not None or emulator_running()
-        if reachable:
-            with Display(live=None) as display:
-                manifest = _manifest_for("object", deployment.workers, args.manifest, display)
-        else:
-            say(f"model {deployment.name}: the local emulator is not running; its shards went with it")
-    removed = undeploy(args.name, manifest, delete=reachable)
+    manifest, delete = _holding_deployment(deployment, args.manifest) if deployment.store == "s3" else (None, True)
+    removed = undeploy(args.name, manifest, delete=delete)
     if args.json:
-        print_json({"name": removed.name, "id": removed.id, "size_bytes": removed.size, "status": "undeployed"})
+        print_json({"name": removed.name, "id": removed.id, "size_bytes": removed.size, "status": "undeployed",
+                    "deleted": delete})
     else:
-        print(f"model {removed.name}: undeployed (models/{removed.id}, {si(removed.size, 'B')})")
+        print(f"model {removed.name}: undeployed (models/{removed.id}, {si(removed.size, 'B')}"
+              + ("" if delete else "; nothing to delete") + ")")
     return 0
+
+
+def _holding_deployment(deployment, path: Path | None) -> tuple[dict | None, bool]:
+    """The deployment to delete a cloud store from (its recorded bucket at the endpoint at
+    hand), and whether there is anything to delete: an emulator that stopped took the store
+    with it. Never starts an emulator or provisions anything to delete from it."""
+    from ..errors import InputError
+    from ..run.gc_cloud import deployment as current
+    from .progress import emulator_running
+
+    emulated = deployment.endpoint is not None or deployment.bucket is None  # (None: recorded before buckets were)
+    gone = f"model {deployment.name}: the local emulator that held it has stopped; its shards went with it"
+    if path is None and emulated and not emulator_running():
+        say(gone)
+        return None, False
+    manifest, why = current(path)
+    if manifest is None:
+        raise InputError(f"model {deployment.name} is in {deployment.where}: {why}; pass that deployment's "
+                         f"--manifest to delete its shards")
+    if deployment.bucket is None:
+        return manifest.to_dict(), True
+    if manifest.endpoint == deployment.endpoint:  # the same account or emulator: its recorded bucket
+        return dict(manifest.to_dict(), bucket=deployment.bucket), True
+    if deployment.endpoint is not None and manifest.endpoint is not None:
+        say(gone)  # (one emulator at a time: another endpoint is a restarted one)
+        return None, False
+    raise InputError(f"model {deployment.name} is in {deployment.where}, the deployment at hand is "
+                     f"{'at ' + manifest.endpoint if manifest.endpoint else 'on AWS'}: pass the holding "
+                     f"deployment's --manifest")

@@ -51,6 +51,16 @@ class S3Stage(Stage):
         except (BotoCoreError, ClientError) as exc:
             raise RunError(f"stage: {aws_failure('S3', 'GetObject', exc)} ({self.prefix}{key})") from exc
 
+    def delete(self, key: str) -> None:
+        self._count("s3:DeleteObject")
+        try:
+            self.s3.delete_object(Bucket=self.manifest.bucket, Key=self.prefix + key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":  # (gone with its bucket)
+                raise RunError(f"stage: {aws_failure('S3', 'DeleteObject', exc)} ({self.prefix}{key})") from exc
+        except BotoCoreError as exc:
+            raise RunError(f"stage: {aws_failure('S3', 'DeleteObject', exc)} ({self.prefix}{key})") from exc
+
     def delete_all(self) -> None:
         from ..channels.object import delete_run_objects_under
 

@@ -29,6 +29,10 @@ class Stage(ABC):
         """The bytes under `key`, or None if nothing is there (yet)."""
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove `key` (nothing if it is not there)."""
+
+    @abstractmethod
     def delete_all(self) -> None:
         """Remove everything this run staged."""
 
@@ -60,6 +64,9 @@ class DirectoryStage(Stage):
             return (self.root / key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
 
     def delete_all(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -43,6 +43,11 @@ def _ours(pid: int) -> bool:
         return False
 
 
+def running(progress_dir: Path) -> list[int]:
+    """The announced worker processes still running (`fsd gc` kills those of a dead run)."""
+    return sorted(pid for pid in announced(progress_dir).values() if process_running(pid) and _ours(pid))
+
+
 def stop_workers(progress_dir: Path, graceful: bool) -> list[int]:
     """Stop every announced worker process still running; returns the pids killed.
 
@@ -50,7 +55,7 @@ def stop_workers(progress_dir: Path, graceful: bool) -> list[int]:
     killed at once, and again for SETTLE_S any that announce themselves late."""
     deadline = time.monotonic() + (GRACE_S if graceful else 0.0)
     while graceful and time.monotonic() < deadline:
-        if not any(process_running(pid) and _ours(pid) for pid in announced(progress_dir).values()):
+        if not running(progress_dir):
             return []
         time.sleep(0.02)
     killed: list[int] = []

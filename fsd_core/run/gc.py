@@ -12,7 +12,8 @@ that dies without recording an end (SIGKILL, a crash, the OOM killer) leaves tha
   the deployment bucket, and frames in its queues. (Its slot leases were flocks: they ended
   with it.)
 
-A gc stops those workers (found by the run id in their event), removes the local files, deletes
+A gc stops those workers (found by the run id in their event, or for workers the emulated
+Lambda started, by the pids they announced in the run's progress directory), removes the local files, deletes
 the objects, drains the queues of the slots no live run holds, and records the run `abandoned`
 with what it reclaimed. When the cloud part cannot be done (no deployment known, its endpoint
 does not answer), the run is recorded abandoned with the cloud part pending, and the next gc
@@ -177,8 +178,13 @@ def _workers_by_run() -> dict[str, list[int]]:
 
 
 def _reclaim_local(run: dict[str, Any], workers: list[int], dry_run: bool) -> RunReclaim:
+    from .emulated_workers import running
+
     extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
     r = RunReclaim(run["run_id"], str(run.get("variant")), extra.get("pid"))
+    # (the emulated Lambda's workers got their event on stdin: they are named by the pids they
+    # announced, which go with the run's directory, so they are found before it is removed)
+    workers = sorted(set(workers) | set(running(runs_root() / r.run_id / "progress")))
     if workers and not dry_run:
         _kill(workers)
     r.workers_killed = sorted(workers)

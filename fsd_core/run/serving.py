@@ -11,8 +11,12 @@ directory (`models/<id>`). `deployment.json` is written last: a store without it
 deployed model (an interrupted deploy is simply redone).
 
 This machine's registry (`deployed.json` in the data directory, 0600) maps the names that
-`fsd run --deployed NAME` takes to ids; the store's own `deployment.json` is the truth, so a
-store that is gone (an emulator that restarted) is reported, not used.
+`fsd run --deployed NAME` takes to ids and where their store is (the bucket and endpoint of a
+cloud store); a query first checks that the store still holds `deployment.json`, so a store
+that is gone (an emulator that restarted, a bucket emptied) is reported, not used. Every
+change to the registry, and a deploy's or undeploy's check of who uses a store, happens under
+the registry's lock (`fileio.held`): concurrent deploys lose no name, and an undeploy never
+deletes a store another deploy is registering.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +35,8 @@ import numpy as np
 from ..engine.event import DEPLOYED_ID
 from ..engine.payloads import shard_key, shards_digest
 from ..engine.stage import DirectoryStage, Stage
-from ..errors import InputError
-from ..fileio import atomic_write_text
+from ..errors import InputError, RunError
+from ..fileio import atomic_write_text, held
 from ..model.network import SparseDNN
 from ..paths import data_dir
 from .plans import cached_plan, model_fingerprint
@@ -65,6 +70,8 @@ class Deployment:
     model_path: str | None
     shard_bytes: list[int] = field(default_factory=list)
     deployed_at: float = 0.0
+    bucket: str | None = None    # a cloud store's bucket and endpoint (None: AWS's), where it lives
+    endpoint: str | None = None
 
     @property
     def plan_digest(self) -> str:
@@ -89,6 +96,18 @@ class Deployment:
             raise InputError(f"--deployed {self.name} was deployed for {self.variants}, not --variant {variant}")
         if workers not in (None, self.workers):
             raise InputError(f"--deployed {self.name} has {self.workers} workers, not --workers {workers}")
+
+    @property
+    def where(self) -> str:
+        """Where its store is, for messages."""
+        if self.store == "directory":
+            return "the data directory"
+        return f"bucket {self.bucket}" + (f" at {self.endpoint}" if self.endpoint else "") if self.bucket \
+            else "the deployment bucket"
+
+    def same_store(self, other: Deployment) -> bool:
+        return (self.id, self.store, self.bucket, self.endpoint) == (other.id, other.store, other.bucket,
+                                                                     other.endpoint)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,6 +173,21 @@ def _save_registry(entries: dict[str, dict[str, Any]]) -> None:
     atomic_write_text(registry_path(), json.dumps(entries, indent=1, sort_keys=True) + "\n", mode=0o600)
 
 
+@contextmanager
+def _registry_held() -> Iterator[None]:
+    """The registry's lock: one deploy or undeploy at a time reads, checks and writes it."""
+    with held(registry_path().with_name("deployed.lock")):
+        yield
+
+
+def check_name(name: str) -> str:
+    """`name` if it is one an operator may give a deployed model, else InputError."""
+    if not NAME.match(name):
+        raise InputError(f"--name {name!r}: letters, digits, '.', '_' and '-' (up to 64, starting with a "
+                         f"letter or digit)")
+    return name
+
+
 def deployed() -> list[Deployment]:
     """The models deployed from this machine, by name."""
     return [Deployment.from_dict(doc, f"{registry_path()}: {name}") for name, doc in sorted(_registry().items())]
@@ -183,6 +217,10 @@ def open_store(deployment: Deployment | str, store: str, manifest: dict[str, Any
 
 def check_stored(deployment: Deployment, store: Stage) -> None:
     """Refuse a deployed model whose store lost it (an emulator restarted, a bucket emptied)."""
+    bucket = getattr(getattr(store, "manifest", None), "bucket", None)
+    if deployment.bucket and bucket and bucket != deployment.bucket:
+        raise InputError(f"--deployed {deployment.name} is in {deployment.where}, not in this run's deployment "
+                         f"(bucket {bucket}): run with that deployment's --manifest, or deploy it here")
     raw = store.get(DOCUMENT_KEY)
     if raw is None:
         where = "this deployment's bucket" if deployment.store == "s3" else "the data directory"
@@ -197,9 +235,14 @@ def input_owners(store: Stage, deployment: Deployment) -> np.ndarray:
     raw = store.get(OWNERS_KEY)
     if raw is None:
         raise InputError(f"--deployed {deployment.name}: the store has no input owners; deploy it again")
-    owners = packed.unpack(raw)["owners0"]
-    if owners.shape != (deployment.neurons,) or owners.min(initial=0) < 0 or owners.max(initial=0) >= deployment.workers:
-        raise InputError(f"--deployed {deployment.name}: its input owners are damaged; deploy it again")
+    damaged = InputError(f"--deployed {deployment.name}: its input owners are damaged; deploy it again")
+    try:
+        owners = packed.unpack(raw).get("owners0")
+    except (packed.PackError, ValueError):
+        raise damaged from None
+    if not isinstance(owners, np.ndarray) or owners.dtype.kind not in "iu" or owners.shape != (deployment.neurons,) \
+            or owners.min(initial=0) < 0 or owners.max(initial=0) >= deployment.workers:
+        raise damaged
     return owners
 
 
@@ -213,37 +256,45 @@ def deploy_model(model: SparseDNN, model_path: str | None, workers: int, variant
     say = progress or (lambda _line: None)
     if variant not in STORES:
         raise InputError(f"--variant {variant}: a model is deployed for local, queue or object")
+    if name is not None:
+        check_name(name)  # before the plan, which can take minutes
     say(f"planning ({method or 'default'}, {workers} workers; cached)")
     plan = cached_plan(model, workers, method, per_layer, seed)
     say("splitting the model into the workers' shards")
     blobs = [shard.to_bytes() for shard in plan.shards(model)]
     ident = f"{model_fingerprint(model)}-{shards_digest(blobs)}"
-    name = name or default_name(model_path, model, workers, plan.method)
-    if not NAME.match(name):
-        raise InputError(f"--name {name!r}: letters, digits, '.', '_' and '-' (up to 64, starting with a "
-                         f"letter or digit)")
+    name = check_name(name or default_name(model_path, model, workers, plan.method))
+    cloud = STORES[variant] == "s3" and manifest is not None
     deployment = Deployment(name, ident, STORES[variant], workers, plan.method, plan.per_layer, seed,
                             model.neurons, model.layers, model.nnz, model.name,
                             str(Path(model_path).resolve()) if model_path else None,
-                            [len(b) for b in blobs], time.time())
+                            [len(b) for b in blobs], time.time(),
+                            manifest.get("bucket") if cloud else None, manifest.get("endpoint") if cloud else None)
     store = open_store(deployment, deployment.store, manifest)
     before = dict(getattr(store, "requests", {}))
-    already = store.get(DOCUMENT_KEY) is not None
     staged = 0
     owners = packed.pack({"owners0": plan.owners[0].astype(np.int32)})
     document = json.dumps(dict(deployment.to_dict(), format=FORMAT, version=VERSION)).encode()
-    if not already:
-        say(f"uploading {len(blobs)} shards ({sum(deployment.shard_bytes):,} bytes)")
-        for p, blob in enumerate(blobs):
-            store.put(shard_key(p), blob)
-        store.put(OWNERS_KEY, owners)
-        store.put(DOCUMENT_KEY, document)  # last: the store is complete
-        staged = sum(deployment.shard_bytes) + len(owners) + len(document)
+    with _registry_held():  # (an undeploy of the same store waits: it must see this name)
+        entries = _registry()
+        if name in entries:
+            held_by = Deployment.from_dict(entries[name], f"{registry_path()}: {name}")
+            if not held_by.same_store(deployment):
+                raise InputError(f"--name {name}: already names another deployed model (models/{held_by.id} in "
+                                 f"{held_by.where}); undeploy it first (fsd model undeploy {name}) or choose "
+                                 f"another --name")
+        already = store.get(DOCUMENT_KEY) is not None
+        if not already:
+            say(f"uploading {len(blobs)} shards ({sum(deployment.shard_bytes):,} bytes)")
+            for p, blob in enumerate(blobs):
+                store.put(shard_key(p), blob)
+            store.put(OWNERS_KEY, owners)
+            store.put(DOCUMENT_KEY, document)  # last: the store is complete
+            staged = sum(deployment.shard_bytes) + len(owners) + len(document)
+        entries[name] = deployment.to_dict()
+        _save_registry(entries)
     requests = {api: n - before.get(api, 0) for api, n in getattr(store, "requests", {}).items()
                 if n - before.get(api, 0)}
-    entries = _registry()
-    entries[name] = deployment.to_dict()
-    _save_registry(entries)
     return DeployOutcome(deployment, staged, requests, already, time.perf_counter() - started,
                          deployment.shard_bytes + [len(owners), len(document)])
 
@@ -257,12 +308,22 @@ def default_name(model_path: str | None, model: SparseDNN, workers: int, method:
 
 def undeploy(name: str, manifest: dict[str, Any] | None, delete: bool = True) -> Deployment:
     """Forget `name`; delete its shards unless another name still uses them (or `delete` is
-    False: their store is gone, as a stopped emulator's bucket)."""
-    deployment = find(name)
-    entries = _registry()
-    del entries[name]
-    shared = any(e.get("id") == deployment.id and e.get("store") == deployment.store for e in entries.values())
-    if delete and not shared:
-        open_store(deployment, deployment.store, manifest).delete_all()
-    _save_registry(entries)
+    False: their store is gone, as a stopped emulator's bucket). The document goes first, so a
+    store whose deletion stopped half-way is no longer a deployed model; the name is dropped
+    only once its store is deleted (RunError, one line, and the name kept, if it cannot be)."""
+    with _registry_held():
+        deployment = find(name)
+        entries = _registry()
+        del entries[name]
+        shared = any(Deployment.from_dict(e, f"{registry_path()}: {other}").same_store(deployment)
+                     for other, e in entries.items())
+        if delete and not shared:
+            store = open_store(deployment, deployment.store, manifest)
+            try:
+                store.delete(DOCUMENT_KEY)
+                store.delete_all()
+            except OSError as exc:
+                raise RunError(f"model {name}: its shards could not be deleted ({exc}); the name is kept: "
+                               f"run fsd model undeploy {name} again") from None
+        _save_registry(entries)
     return deployment

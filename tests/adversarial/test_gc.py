@@ -155,6 +155,31 @@ def test_gc_deletes_a_sigkilled_cloud_runs_staged_objects(workload, variant, env
             assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
+@pytest.mark.slow
+def test_gc_stops_the_workers_the_emulated_lambda_started(workload, env, scratch, local_deployment):
+    from fsd_core.channels.object import count_objects_under
+    from fsd_core.processes import process_running
+    from fsd_core.run.emulated_workers import running
+
+    env["FSD_MANIFEST"] = local_deployment.source
+    proc = start(workload, "object", env, "--launcher", "lambda")
+    run_id = running_run(proc, scratch, "object")
+    progress = scratch / "fsd-runs" / run_id / "progress"
+    deadline = time.monotonic() + 60
+    while len(running(progress)) < 2 and time.monotonic() < deadline:  # both workers invoked and running
+        time.sleep(0.05)
+    workers = running(progress)
+    assert len(workers) == 2 and not workers_of(run_id)  # (their event came on stdin, not FSD_EVENT)
+    kill(proc)
+
+    gc = fsd("gc", "--json", env=env)
+    assert gc.returncode == 0, gc.stderr
+    (run,) = json.loads(gc.stdout)["runs"]
+    assert run["run_id"] == run_id and sorted(run["workers_killed"]) == workers and run["cloud"] == "done"
+    assert not any(process_running(pid) for pid in workers)
+    assert not left(run_id, scratch) and count_objects_under(local_deployment, f"stage/{run_id}/") == 0
+
+
 def test_dry_run_lists_and_changes_nothing(env, scratch, capsys):
     run_id = record_abandoned("local", scratch)
     code, doc, err = gc_json(capsys, "--dry-run")

@@ -20,10 +20,10 @@ def fsd(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([FSD, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def start(workload, variant: str, env: dict) -> subprocess.Popen:
+def start(workload, variant: str, env: dict, *more: str) -> subprocess.Popen:
     model, inputs = workload
     return subprocess.Popen([FSD, "run", "--model", str(model), "--inputs", str(inputs), "--variant", variant,
-                             "--workers", "2", "--partition", "block", "--json"],
+                             "--workers", "2", "--partition", "block", "--json", *more],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
