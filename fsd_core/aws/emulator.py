@@ -65,6 +65,21 @@ def endpoint_answers(endpoint: str, timeout: float = 2.0) -> bool:
     return _answers(endpoint, timeout)
 
 
+def endpoint_listens(endpoint: str, timeout: float = 1.0) -> bool:
+    """False if nothing listens at `endpoint` any more (a stopped emulator: the connection is
+    refused); a frozen one still listens, though it does not answer."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(endpoint)
+        with socket.create_connection((parts.hostname or "", parts.port or 80), timeout):
+            return True
+    except ConnectionRefusedError:
+        return False
+    except (OSError, ValueError):
+        return True  # (a timeout or an unreachable host: not known to be gone)
+
+
 def _answers(endpoint: str, timeout: float = 2.0) -> bool:
     """True if an HTTP server answers at `endpoint` (any status)."""
     try:

@@ -530,6 +530,7 @@ class _DistributedRun:
         self.check_deployment()
         self.plan()
         self.backend = _Backend(self.config.variant, self.run_id, self.P, self.config.manifest, self.config.launcher)
+        self.note_deployment()
         _STOP_AT_ONCE.pop(self.run_id, None)  # from here the steps and the watch loop look
         _notify(self.progress, self.snap)
         stopped = None
@@ -563,6 +564,17 @@ class _DistributedRun:
             manifest = resolve_manifest(self.config.manifest, self.P, self.config.variant)
             check_deployment(manifest, self.P, needs_function=self.config.launcher == "lambda",
                              memory_needed_mb=self._worker_need_mb())
+
+    def note_deployment(self) -> None:
+        """The run's record names the deployment its objects go to: `fsd gc` deletes what a
+        dead run left there, or knows it went with an emulator that stopped."""
+        manifest = self.backend.manifest
+        if self.config.record and manifest and self.config.variant in ("queue", "object"):
+            store = RunStore(self.config.runs_db)
+            record = store.get(self.run_id)
+            if record is not None:
+                where = {"endpoint": manifest.get("endpoint"), "bucket": manifest.get("bucket")}
+                store.mark(self.run_id, "running", None, dict(record.get("extra") or {}, deployment=where))
 
     def _worker_need_mb(self) -> float:
         """What one worker of this query needs (`preflight.worker_need_mb`): the model's sizes
@@ -954,6 +966,9 @@ def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: 
     row.update(model=str(config.model_path or model.name), inputs=str(config.inputs_path or ""),
                branching=config.branching, batch=inputs.shape[0], neurons=model.neurons, layers=model.layers,
                extra={k: row.pop(k) for k in ("staged_bytes", "deployed", "worker_starts", "workers_cost")})
+    before = store.get(result.run_id) or {}
+    if isinstance(before.get("extra"), dict) and "deployment" in before["extra"]:
+        row["extra"]["deployment"] = before["extra"]["deployment"]  # (where gc finds what it left)
     pending = row.pop("cleanup_pending", None)
     if pending:  # `fsd gc` deletes what the clean-up left (gc.abandoned)
         row["extra"]["gc"] = {"cloud": f"pending: the run's clean-up failed: {pending}"}

@@ -285,28 +285,37 @@ def _is_channel_entry(path: Path) -> bool:
 # ---------------------------------------------------------------------------- cloud part
 def _reclaim_cloud(cloud_runs: list[tuple[dict[str, Any], RunReclaim]], report: GcReport, dry_run: bool,
                    manifest: Any, why: str) -> None:
-    """Delete the runs' objects and drain the queues of free slots, in the deployment runs use
-    now (`gc_cloud.deployment`); without one, leave the cloud part pending, saying `why`."""
+    """Delete the runs' objects in the deployment each run's record names (`gc_cloud.target`),
+    and drain the queues of that deployment's free slots; a run whose emulator has stopped has
+    nothing left; without its deployment at hand, leave the cloud part pending, saying why."""
     from ..errors import RunError
-    from .gc_cloud import drain_free_slots, objects_of
+    from .gc_cloud import GONE, drain_free_slots, objects_of, target
 
-    if manifest is None:
-        for _, r in cloud_runs:
-            r.cloud = f"pending: {why}"
-        if why != LATER:
-            report.notes.append(f"the cloud part of {len(cloud_runs)} abandoned run(s) is left for the next gc: {why}")
-        return
+    waiting, drain = 0, False
     try:
-        for _, r in cloud_runs:
-            r.objects = objects_of(manifest, r.run_id, dry_run)
-            r.cloud = "done"
-        if any(run.get("variant") == "queue" for run, _ in cloud_runs):
+        for run, r in cloud_runs:
+            holder, because = target(run, manifest, why)
+            if because == GONE:
+                r.cloud = "done"
+                report.notes.append(f"run {r.run_id}: its objects went with the emulator that held them (stopped)")
+            elif holder is None:
+                r.cloud = because
+                waiting += because == f"pending: {why}"
+                if because != f"pending: {why}":
+                    report.notes.append(f"run {r.run_id}: {because[len('pending: '):]}")
+            else:
+                r.objects = objects_of(holder, r.run_id, dry_run)
+                r.cloud = "done"
+                drain |= run.get("variant") == "queue" and holder.endpoint == manifest.endpoint
+        if drain:
             report.messages = drain_free_slots(manifest, dry_run)
     except RunError as exc:  # an AWS call that failed (gc_cloud names the service)
         for _, r in cloud_runs:
-            if r.cloud != "done":
+            if r.cloud == "none":  # (not reached, or the one that failed)
                 r.cloud = f"pending: {exc}"
         report.notes.append(f"cloud part stopped: {exc}")
+    if waiting and why != LATER:
+        report.notes.append(f"the cloud part of {waiting} abandoned run(s) is left for the next gc: {why}")
 
 
 def _record(store: RunStore, run: dict[str, Any], r: RunReclaim) -> None:

@@ -33,6 +33,34 @@ def deployment(manifest_path: str | os.PathLike[str] | None = None) -> tuple[Man
     return manifest, ""
 
 
+#: `target`'s answer for a run whose objects went with the emulator that held them.
+GONE = "gone"
+
+
+def target(run: dict, manifest: Manifest | None, why: str) -> tuple[Manifest | None, str]:
+    """The deployment holding a run's objects (the one its record names: `deployment` in its
+    extra, else the one at hand), or None and why not: GONE when the emulator that held them
+    has stopped (nothing listens at its endpoint), else "pending: ..." for the next gc."""
+    from dataclasses import replace
+
+    from ..aws.emulator import endpoint_listens
+
+    extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
+    recorded = extra.get("deployment") if isinstance(extra.get("deployment"), dict) else None
+    if recorded is None:  # (recorded before runs named their deployment)
+        return (manifest, "") if manifest is not None else (None, f"pending: {why}")
+    endpoint, bucket = recorded.get("endpoint"), recorded.get("bucket")
+    if isinstance(endpoint, str) and not endpoint_listens(endpoint):
+        return None, GONE
+    if manifest is None:
+        return None, f"pending: {why}"
+    if manifest.endpoint == endpoint:  # the same account or emulator: the bucket the run used
+        return (replace(manifest, bucket=bucket) if isinstance(bucket, str) else manifest), ""
+    where = f"at {endpoint}" if endpoint else "on AWS"
+    return None, (f"pending: its objects are in bucket {bucket} {where}, not in the deployment at hand: "
+                  f"fsd gc --manifest <that deployment's manifest>")
+
+
 def objects_of(manifest: Manifest, run_id: str, dry_run: bool) -> int:
     """Delete (or, `dry_run`, count) the run's staged and object-channel objects; how many."""
     from ..aws.clients import BotoCoreError, ClientError, aws_failure

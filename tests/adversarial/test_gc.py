@@ -63,11 +63,13 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def record_abandoned(variant: str, scratch: Path) -> str:
-    """A run recorded running by a coordinator that is gone, with its scratch left behind."""
+def record_abandoned(variant: str, scratch: Path, deployment: dict | None = None) -> str:
+    """A run recorded running by a coordinator that is gone, with its scratch left behind (and
+    for a cloud run, the deployment it named)."""
     run_id = uuid.uuid4().hex[:12]
+    extra = {"pid": dead_pid(), "host": os.uname().nodename}
     RunStore().record({"run_id": run_id, "status": "running", "variant": variant, "workers": 2,
-                       "extra": {"pid": dead_pid(), "host": os.uname().nodename}})
+                       "extra": dict(extra, deployment=deployment) if deployment else extra})
     (scratch / "fsd-runs" / run_id / "progress").mkdir(parents=True)
     (scratch / "fsd-runs" / run_id / "progress" / "w0").write_text("3")
     if variant == "local":
@@ -139,6 +141,8 @@ def test_gc_deletes_a_sigkilled_cloud_runs_staged_objects(workload, variant, env
     run_id = running_run(proc, scratch, variant)
     kill(proc)
     assert count_objects_under(local_deployment, f"stage/{run_id}/") > 0  # shards and inputs, for good
+    assert shown(run_id, env)["extra"]["deployment"] == {"endpoint": local_deployment.endpoint,
+                                                         "bucket": local_deployment.bucket}
 
     gc = fsd("gc", "--json", env=env)
     assert gc.returncode == 0, gc.stderr
@@ -210,6 +214,49 @@ def test_endpoint_down_says_so_in_one_line_and_does_the_local_part(env, scratch,
     assert record["status"] == "abandoned" and record["extra"]["gc"]["cloud"].startswith("pending")
     code, doc, _ = gc_json(capsys)  # the next gc tries the cloud part again
     assert [r["run_id"] for r in doc["runs"]] == [run_id] and doc["runs"][0]["cloud"].startswith("pending")
+
+
+def dead_endpoint() -> str:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_run_whose_emulator_stopped_left_nothing_in_the_cloud(env, scratch, capsys):
+    run_id = record_abandoned("queue", scratch, {"endpoint": dead_endpoint(), "bucket": "fsd-local-gone"})
+    code, doc, err = gc_json(capsys)  # no deployment configured, none up
+    assert code == 0 and [(r["run_id"], r["cloud"]) for r in doc["runs"]] == [(run_id, "done")]
+    assert doc["notes"] == [f"run {run_id}: its objects went with the emulator that held them (stopped)"]
+    assert RunStore().get(run_id)["extra"]["gc"]["cloud"] == "done"
+    code, doc, _ = gc_json(capsys)
+    assert code == 0 and doc["runs"] == []  # nothing pending for ever
+
+
+def test_gc_deletes_in_the_bucket_the_run_named_and_leaves_another_deployments_runs(
+        env, scratch, capsys, local_deployment, tmp_path):
+    import dataclasses
+
+    from fsd_core.aws.clients import client
+    from fsd_core.channels.object import count_objects_under
+
+    here = {"endpoint": local_deployment.endpoint, "bucket": local_deployment.bucket}
+    ours = record_abandoned("object", scratch, here)
+    client(local_deployment, "s3").put_object(Bucket=local_deployment.bucket, Key=f"stage/{ours}/shard-0.fsda",
+                                              Body=b"left")
+    on_aws = record_abandoned("object", scratch, {"endpoint": None, "bucket": "fsd-prod"})
+    elsewhere = tmp_path / "manifest.json"  # the deployment at hand stages in another bucket now
+    dataclasses.replace(local_deployment, bucket="fsd-local-elsewhere").save(elsewhere)
+    code, doc, err = gc_json(capsys, "--manifest", str(elsewhere))
+    assert code == 0, err
+    runs = {r["run_id"]: r for r in doc["runs"]}
+    assert runs[ours]["cloud"] == "done" and runs[ours]["objects"] == 1
+    assert count_objects_under(local_deployment, f"stage/{ours}/") == 0
+    why = ("its objects are in bucket fsd-prod on AWS, not in the deployment at hand: fsd gc --manifest "
+           "<that deployment's manifest>")
+    assert runs[on_aws]["cloud"] == f"pending: {why}" and doc["notes"] == [f"run {on_aws}: {why}"]
+    assert RunStore().get(on_aws)["status"] == "abandoned"
 
 
 def test_a_bad_manifest_is_one_json_error(env, tmp_path, capsys):
