@@ -310,6 +310,23 @@ def test_the_command_line_deploys_lists_queries_and_undeploys(tmp_path):
     assert missing.returncode == 2 and "no deployed model" in missing.stderr
 
 
+def test_a_warm_environment_makes_room_for_the_next_invocations_need():
+    from fsd_core.engine.warm import Environment
+
+    env = Environment()
+    env.shards = ShardCache(900 << 20)
+    for worker in range(3):
+        assert env.shards.put("d1", worker, f"s{worker}", 250 << 20)
+    memory = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}
+    env.make_room(None, memory)  # no estimate: nothing dropped
+    env.make_room(300.0, {})  # no function memory (a local process): nothing dropped
+    assert len(env.shards) == 3
+    env.make_room(600.0, memory)  # 424 MB left beside the need: the oldest two go
+    assert len(env.shards) == 1 and env.shards.get("d1", 2) == "s2" and env.shards.nbytes == 250 << 20
+    env.make_room(1024.0, memory)
+    assert len(env.shards) == 0
+
+
 def test_undeploy_of_a_bucket_model_never_starts_an_emulator(small):
     from fsd_core.aws.emulator import emulator_state
     from fsd_core.run.serving import Deployment, registry_path

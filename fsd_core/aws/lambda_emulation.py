@@ -172,6 +172,9 @@ def start(fn: Any, payload: bytes, account: str, region: str, endpoint: str) -> 
     env.update({str(k): str(v) for k, v in (fn.environment_vars or {}).items()})
     env.update({WORKER_CREDENTIALS_ENV: json.dumps(creds), "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
                 "FSD_EMULATED_FUNCTION_NAME": fn.function_name, "FSD_EMULATED_MEMORY_MB": str(fn.memory_size),
+                # (Lambda's own variable: the warm shard cache sizes itself by it. Its
+                # AWS_LAMBDA_FUNCTION_NAME is left out: it tells a worker it is on AWS.)
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
                 "PYTHONUNBUFFERED": "1"})
     proc = subprocess.Popen(
         [sys.executable, "-m", "fsd_core.aws.lambda_runtime", fn.handler, request_id, str(timeout)],

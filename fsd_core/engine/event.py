@@ -41,6 +41,11 @@ DEPLOYED_PREFIX = re.compile(r"^models/[0-9a-f]{16}-[0-9a-f]{32}/$")
 RUN_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
+#: Largest `need_mb` an event may carry (a worker's estimated memory need; Lambda's largest
+#: function has 10,240 MB, a local process may need more).
+MAX_NEED_MB = 1 << 20
+
+
 class EventError(InputError):
     """An event the handler refuses (one line naming the field)."""
 
@@ -64,6 +69,10 @@ def check_event(event: Any) -> None:
     grace = event.get("launch_grace", 0.0)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= MAX_TIMEOUT_S:
         raise EventError("event: launch_grace must be a number of seconds in [0, 3600]")
+    need = event.get("need_mb")
+    if need is not None and (isinstance(need, bool) or not isinstance(need, (int, float)) or not math.isfinite(need)
+                             or not 0 < need <= MAX_NEED_MB):
+        raise EventError(f"event: need_mb must be a number of MB in (0, {MAX_NEED_MB}]")
     _check_manifest(event.get("manifest"), variant)
     _check_stage(_field(event, "stage", Mapping), run_id, event.get("manifest"))
     _check_shards(event)

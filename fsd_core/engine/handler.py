@@ -131,6 +131,7 @@ def _load_shard(event: dict[str, Any], stage: Any, me: int, report: dict[str, An
     if shard is not None:
         report["shard"] = "cached"
         return shard
+    ENVIRONMENT.make_room(event.get("need_mb"))
     store = open_stage(event["shards"]) if event.get("shards") else stage
     data = store.get(shard_key(me))
     if data is None:

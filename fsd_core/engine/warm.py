@@ -66,6 +66,11 @@ class ShardCache:
         self._shards[(digest, worker)] = (shard, size)
         return True
 
+    def evict_to(self, limit: int) -> None:
+        """Drop the oldest shards until the kept ones take at most `limit` bytes."""
+        while self._shards and self.nbytes > limit:
+            self._shards.popitem(last=False)
+
     def __len__(self) -> int:
         return len(self._shards)
 
@@ -91,6 +96,14 @@ class Environment:
         """The environment is initialised and waits for its first event (a warm pool's slot):
         its INIT phase ends here, not when an event arrives."""
         self.ready_at = time.time()
+
+    def make_room(self, need_mb: float | None, environ: dict[str, str] | None = None) -> None:
+        """Before a shard is loaded: keep only what fits beside this invocation's need (the
+        coordinator's estimate, which the doctor checked alone against the function's memory),
+        so kept shards never push a warm worker over a memory a cold one fits in."""
+        memory = (os.environ if environ is None else environ).get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+        if need_mb is not None and memory.isdigit():
+            self.shards.evict_to(max(0, int((int(memory) - need_mb) * 2**20)))
 
     def begin(self, now: float | None = None) -> Start:
         """Count an invocation; cold if it is this process's first."""

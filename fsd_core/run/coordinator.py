@@ -672,6 +672,7 @@ class _DistributedRun:
             "variant": c.variant, "channel": dict(b.channel_config, **h.channel_options),
             "stage": b.stage.config(), "launcher": b.launcher.config(), "manifest": b.manifest,
             "timeout": c.timeout, "launch_grace": c.launch_grace, "plan_digest": self.digest,
+            "need_mb": round(self._worker_need_mb(), 1),
             **({"shards": self.shard_store.config()} if c.deployed is not None else {}),
             # Progress files are a local side channel; Lambda workers report only at the end.
             "progress_dir": str(b.progress_dir) if b.launcher.kind in ("local", "pool") else None,

@@ -25,7 +25,7 @@ def local_event(tmp: Path) -> dict:
     return {"run_id": RUN, "worker": 0, "workers": 4, "branching": 2, "variant": "local",
             "channel": {"root": str(tmp / "fsd-local-channel" / RUN)},
             "stage": {"kind": "directory", "root": str(scratch / "stage")}, "launcher": {"kind": "local"},
-            "manifest": None, "timeout": 60.0, "launch_grace": 30.0, "plan_digest": DIGEST,
+            "manifest": None, "timeout": 60.0, "launch_grace": 30.0, "plan_digest": DIGEST, "need_mb": 150.3,
             "progress_dir": str(scratch / "progress"), "requested_at": 1.0}
 
 
@@ -71,6 +71,12 @@ FORGED_LOCAL = {
     "more workers than anyone has": ("workers", 10**6),
     "bool branching": ("branching", True),
     "unknown variant": ("variant", "shell"),
+    "a need of nothing": ("need_mb", 0),
+    "a negative need": ("need_mb", -1.0),
+    "an infinite need": ("need_mb", float("inf")),
+    "a need that is not a number": ("need_mb", "150"),
+    "a need as a bool": ("need_mb", True),
+    "a need beyond any memory": ("need_mb", 2.0**21),
     "nan timeout": ("timeout", float("nan")),
     "infinite timeout": ("timeout", float("inf")),
     "zero timeout": ("timeout", 0),
