@@ -157,6 +157,31 @@ def test_a_refused_event_lands_on_the_failure_queue_for_its_run_only(local_deplo
     assert mine.look() is None  # consumed
 
 
+def test_one_look_consumes_every_record_of_its_run_it_reads_and_leaves_the_others(local_deployment):
+    run_id, other = uuid.uuid4().hex[:12], uuid.uuid4().hex[:12]
+    sqs, lam = client(local_deployment, "sqs"), client(local_deployment, "lambda")
+    mine, theirs = FailureWatch(local_deployment, run_id, 0.0), FailureWatch(local_deployment, other, 0.0)
+
+    def waiting() -> int:
+        attrs = sqs.get_queue_attributes(QueueUrl=local_deployment.failure_queue_url,
+                                         AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"])
+
+    before = waiting()
+    for rid, worker in ((run_id, 1), (run_id, 2), (run_id, 3), (other, 5)):  # a whole run failing, and another's
+        lam.invoke(FunctionName=local_deployment.function_name, InvocationType="Event",
+                   Payload=json.dumps({"run_id": rid, "worker": worker, "workers": "many"}).encode())
+    deadline = time.monotonic() + 20
+    while waiting() < before + 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert waiting() >= before + 4
+    found = mine.look()
+    assert found is not None and found.split(":")[0] in ("worker 1", "worker 2", "worker 3"), (found, mine.problem)
+    assert mine.look() is None  # the other two of its run went with it
+    assert theirs.look().startswith("worker 5: ")  # shown again at once, for its own watch
+    assert waiting() == before
+
+
 def test_the_handler_raises_a_refusal_on_lambda_and_returns_it_locally():
     event = {"run_id": "not a run", "worker": 0}
     assert handler(event)["status"] == "failed"

@@ -190,22 +190,28 @@ class FailureWatch:
 
     def _sweep(self) -> str | None:
         others: list[str] = []  # receipt handles of other runs' records, shown again at the end
+        found: list[str] = []  # this run's records (all of a batch are consumed, the first named)
         try:
             for _ in range(BATCHES_PER_LOOK):
                 answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                                   VisibilityTimeout=PEEK_VISIBILITY_S, AttributeNames=["SentTimestamp"])
                 messages = answer.get("Messages", [])
-                if not messages:
-                    return None
                 for message in messages:
-                    found = self._consider(message, others)
-                    if found is not None:
-                        return found
-            return None
+                    line = self._consider(message, others)
+                    if line is not None:
+                        found.append(line)
+                if found or not messages:
+                    break
         finally:
-            self._show_again(others)
+            try:
+                self._show_again(others)
+            except Exception:  # noqa: BLE001 - they show again by themselves after PEEK_VISIBILITY_S
+                pass
+        return found[0] if found else None
 
     def _consider(self, message: dict[str, Any], others: list[str]) -> str | None:
+        """This run's record: consumed, its line returned; another run's: kept aside to be
+        shown again, or deleted once stale (`STALE_S`), whoever it belongs to."""
         try:
             record: FailureRecord | None = parse_record(message.get("Body", ""))
         except RecordError:
