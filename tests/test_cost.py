@@ -603,6 +603,7 @@ def test_price_workers_bills_init_only_for_cold_workers():
     assert w.usd == pytest.approx((1.5 + 1.0) * gbs) and w.duration_usd == pytest.approx(2.0 * gbs)
     doc = w.as_dict()
     assert doc["cold"] == 1 and doc["warm"] == 1 and doc["loaded_bytes"] == 1010 and doc["init_s"] == 0.5
+    assert w.unpriced == doc["unpriced"] == 1  # worker 2 reported no times: the figures are a lower bound
     assert doc["by_start"]["cold"]["usd"] == pytest.approx(1.5 * gbs)
     # a price table from before 2025-08-01 bills no INIT; INIT and handler round up to 1 ms together
     off = dataclasses.replace(PR, rules={**PR.rules, "lambda_init_billed": dataclasses.replace(
@@ -627,7 +628,7 @@ def test_worker_cost_is_the_sum_of_its_parts_and_init_only_for_cold(workers, mem
     close = {"rel": 1e-9, "abs": 1e-15}
     assert w.usd == pytest.approx(w.init_usd + w.duration_usd, **close)
     assert w.usd == pytest.approx(w.cold.usd + w.warm.usd, **close)
-    assert w.cold.workers + w.warm.workers == len(workers)
+    assert w.cold.workers + w.warm.workers == len(workers) and w.unpriced == 0
     rate = PR["lambda_gb_second_x86"] * memory / 1024
     cold_init = sum(i for s, i, _ in workers if s == "cold")
     assert w.init_usd == pytest.approx(cold_init * rate, **close) and w.warm.init_usd == 0.0
@@ -655,6 +656,25 @@ def test_the_coordinator_prices_cold_and_warm_workers_in_run_json():
     assert result.cost_usd == pytest.approx(requests + wc["usd"])
     assert result.predicted["cost_usd"] == pytest.approx(requests - PR["sns_publish"] + wc["usd"])
     assert result.summary()["workers_cost"] == wc  # run --json
+
+
+def test_a_run_with_a_worker_that_reported_no_times_says_its_cost_is_a_lower_bound(capsys):
+    from fsd_core.cli.run import print_summary
+    from fsd_core.run.coordinator import RunResult, _price
+
+    reports = [_report(0, "cold", 0.8, 2.0), {"worker": 1, "status": "missing"}]
+    result = RunResult("r", "failed", "queue", 2, 2.5, 0.0, np.zeros(0, np.int64), None,
+                       billed_requests={"lambda:Invoke": 2}, worker_reports=reports, error="worker 1: crashed")
+    _price(result, 2048, None)
+    print_summary(result)
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  cost ")]
+    assert line == (f"  cost        at least ${result.cost_usd:.6f} (1 worker(s) reported no times: what Lambda "
+                    f"bills for them is not in it)")
+    result.worker_reports = reports[:1]
+    _price(result, 2048, None)
+    print_summary(result)
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  cost ")]
+    assert line == f"  cost        ${result.cost_usd:.6f}"
 
 
 def test_serving_default_keeps_the_figures_warm_skips_init_and_the_shard_load():

@@ -228,7 +228,10 @@ def print_summary(result) -> None:
             reqs = ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
             print(f"  requests    {reqs}")
     if result.cost_usd is not None:
-        print(f"  cost        ${result.cost_usd:.6f}")
+        unpriced = (result.workers_cost or {}).get("unpriced") or 0
+        print(f"  cost        {'at least ' if unpriced else ''}${result.cost_usd:.6f}"
+              + (f" ({unpriced} worker(s) reported no times: what Lambda bills for them is not in it)"
+                 if unpriced else ""))
     print(f"  categories  {len(result.categories)}")
     if result.verified is not None:
         print(f"  verified    {'equal to the serial kernel' if result.verified else 'DIFFERENT from the serial kernel'}")

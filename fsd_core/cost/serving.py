@@ -1,7 +1,7 @@
 """Serving: what deploying a model once costs, and what a query's workers cost cold or warm.
 
 A model is deployed once per (model, plan) (`fsd model deploy`): its shards are written under a
-content-addressed prefix, so a second deploy of the same model and plan finds them (one HEAD)
+content-addressed prefix, so a second deploy of the same model and plan finds them (one GET of its document)
 and writes nothing. `deploy_cost` prices that one-time upload (a PUT per object and, with
 S3 Express One Zone, its bytes) and the storage that keeps the shards, per month. A model
 deployed on the local directory store is priced as the same deploy in S3: the figures are what
@@ -164,6 +164,9 @@ class WorkerCost:
     memory_mb: int
     arch: str
     init_billed: bool
+    #: Workers that reported no times (a crash, a kill, a run stopped first): Lambda bills
+    #: whatever they ran, which is not known here, so the figures are a lower bound then.
+    unpriced: int = 0
 
     @property
     def init_usd(self) -> float:
@@ -184,12 +187,14 @@ class WorkerCost:
                 "usd": self.usd, "loaded_bytes": self.cold.loaded_bytes + self.warm.loaded_bytes,
                 "shards": {"loaded": self.shards_loaded, "cached": self.shards_cached},
                 "memory_mb": self.memory_mb, "arch": self.arch, "init_billed": self.init_billed,
+                "unpriced": self.unpriced,
                 "by_start": {"cold": self.cold.as_dict(), "warm": self.warm.as_dict()}}
 
 
 def price_workers(reports: Iterable[Mapping[str, Any]], memory_mb: int, prices: PriceTable | None = None,
                   arch: str = "x86_64") -> WorkerCost:
-    """The Lambda time of the workers that ran, split into cold and warm starts.
+    """The Lambda time of the workers that ran, split into cold and warm starts (and how many
+    reported no times: `unpriced`).
 
     Each worker is billed its handler's seconds and, when it started cold and INIT is billed
     (since 2025-08-01), its INIT seconds, rounded up to 1 ms together (as Lambda's billed
@@ -198,10 +203,12 @@ def price_workers(reports: Iterable[Mapping[str, Any]], memory_mb: int, prices: 
     """
     prices = prices or default_table()
     rate = prices.lambda_gb_second(arch) * memory_mb / 1024.0
-    bills = [b for b in map(worker_bill, reports) if b is not None]
+    every = [worker_bill(r) for r in reports]
+    bills = [b for b in every if b is not None]
     groups = {kind: _group([b for b in bills if b.start == kind], rate, prices.init_billed) for kind in START_KINDS}
     return WorkerCost(groups["cold"], groups["warm"], sum(b.shard == "loaded" for b in bills),
-                      sum(b.shard == "cached" for b in bills), memory_mb, arch, prices.init_billed)
+                      sum(b.shard == "cached" for b in bills), memory_mb, arch, prices.init_billed,
+                      len(every) - len(bills))
 
 
 def _group(bills: list[WorkerBill], usd_per_s: float, init_billed: bool) -> StartGroup:
