@@ -46,3 +46,22 @@ def test_show_of_an_unknown_run_is_one_line_exit_2(store, capsys):
     assert main(["runs", "show", "zzzz"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no run 'zzzz'" in err
+
+
+@pytest.mark.parametrize("content", [b"not a database, just text " * 20, b"SQLite format 3\x00" + b"\xff" * 200])
+def test_a_damaged_run_store_is_one_line_naming_it_for_every_command(tmp_path, monkeypatch, capsys, content):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    db = tmp_path / "runs.sqlite"
+    db.write_bytes(content)
+    monkeypatch.setenv("FSD_RUNS_DB", str(db))
+    for args in (["runs"], ["runs", "show", "abc"], ["gc"], ["cancel", "0123456789ab"],
+                 ["run", "--model", str(root / "models" / "tiny"), "--inputs", str(root / "models" / "tiny-inputs.tsv"),
+                  "--variant", "serial"]):
+        code = main(args)
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "", (args, out)
+        assert err.strip() == (f"fsd: error: {db}: not a run store (file is not a database); move it aside and "
+                               f"runs start a new one (FSD_RUNS_DB names another)"), (args, err)
+    assert db.read_bytes() == content  # nothing written over it

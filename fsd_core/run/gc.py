@@ -37,6 +37,7 @@ from typing import Any
 
 from ..channels.local import default_root, scratch_base
 from ..engine.event import RUN_ID
+from ..errors import InputError, RunError
 from ..processes import environment_values, open_paths, process_running
 from .records import RunStore
 from .scratch import cancel_marker, channel_dir, runs_root
@@ -153,7 +154,7 @@ def reclaim_on_start(runs_db: str | None = None) -> None:
         if not dead:
             return
         report = reclaim(store, cloud=False, orphans=False, runs=dead)
-    except OSError:  # (a gc that fails must not stop the run: `fsd gc` says why)
+    except (OSError, InputError, RunError):  # (a gc that fails must not stop the run: `fsd gc` says why)
         return
     if report.runs:
         ids = ", ".join(r.run_id for r in report.runs)
@@ -288,7 +289,6 @@ def _reclaim_cloud(cloud_runs: list[tuple[dict[str, Any], RunReclaim]], report: 
     """Delete the runs' objects in the deployment each run's record names (`gc_cloud.target`),
     and drain the queues of that deployment's free slots; a run whose emulator has stopped has
     nothing left; without its deployment at hand, leave the cloud part pending, saying why."""
-    from ..errors import RunError
     from .gc_cloud import GONE, drain_free_slots, objects_of, target
 
     waiting, drain = 0, False

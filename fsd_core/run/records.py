@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, RunError
 from ..fileio import private_dir, private_file
 from ..paths import data_dir
 
@@ -69,13 +70,21 @@ class RunStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
+        """A transaction; a store SQLite cannot use is one line naming it: InputError for a
+        file that is not a run store, RunError for one it cannot use now (locked, disk full)."""
         try:
-            with db:
-                yield db
-        finally:
-            db.close()
+            db = sqlite3.connect(self.path, timeout=30)
+            db.row_factory = sqlite3.Row
+            try:
+                with db:
+                    yield db
+            finally:
+                db.close()
+        except sqlite3.OperationalError as exc:
+            raise RunError(f"{self.path}: the run store cannot be used now ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path}: not a run store ({exc}); move it aside and runs start a new "
+                             f"one (FSD_RUNS_DB names another)") from None
 
     def record(self, run: dict[str, Any], workers: list[dict[str, Any]] | None = None) -> None:
         """Insert or replace a run and its per-worker / per-layer rows."""

@@ -157,7 +157,12 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="runs-history", exit_on_error=False)
     def load_history(self, select: str | None = None) -> None:
-        self.post_message(self.HistoryLoaded(services.history(runs_db=self.runs_db), select))
+        try:
+            runs = services.history(runs_db=self.runs_db)
+        except Exception as exc:  # noqa: BLE001 - a run store it cannot read: said, not raised into the UI
+            self.app.call_from_thread(self.notify, f"history: {exc}", severity="error", timeout=10)
+            return
+        self.post_message(self.HistoryLoaded(runs, select))
 
     @work(thread=True, exclusive=True, group="runs-live-record", exit_on_error=False)
     def load_live_record(self, live: LiveRun) -> None:
