@@ -125,9 +125,10 @@ def cmd_deployed(args: argparse.Namespace) -> int:
     from ..units import table
 
     rows = [[d.name, "local" if d.store == "directory" else "queue/object", f"{d.neurons}x{d.layers}",
-             str(d.workers), d.method, si(d.size, "B"), time.strftime("%Y-%m-%d %H:%M", time.localtime(d.deployed_at))]
+             str(d.workers), d.method, si(d.size, "B"), time.strftime("%Y-%m-%d %H:%M", time.localtime(d.deployed_at)),
+             d.bucket or ("data directory" if d.store == "directory" else "?")]
             for d in models]
-    print(table(["name", "variants", "model", "workers", "partition", "size", "deployed"], rows))
+    print(table(["name", "variants", "model", "workers", "partition", "size", "deployed", "where"], rows))
     return 0
 
 
