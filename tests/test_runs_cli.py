@@ -40,6 +40,8 @@ def test_runs_table_and_show_by_prefix(store, capsys):
     assert main(["runs", "show", "aaaa", "--json"]) == 0
     run = json.loads(capsys.readouterr().out)["run"]
     assert run["workers_detail"][0]["status"] == "ok"
+    assert main(["runs", "--json", "show", "aaaa"]) == 0  # the flag before the verb counts too
+    assert json.loads(capsys.readouterr().out)["run"]["run_id"] == "aaaa00000001"
 
 
 def test_show_of_an_unknown_run_is_one_line_exit_2(store, capsys):
@@ -65,3 +67,38 @@ def test_a_damaged_run_store_is_one_line_naming_it_for_every_command(tmp_path, m
         assert err.strip() == (f"fsd: error: {db}: not a run store (file is not a database); move it aside and "
                                f"runs start a new one (FSD_RUNS_DB names another)"), (args, err)
     assert db.read_bytes() == content  # nothing written over it
+
+
+def test_a_run_that_ends_before_the_cancel_reaches_it_is_an_error_in_one_line(store, capsys):
+    """A coordinator (a real process) that records its run ok when the SIGTERM comes."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    for as_json in (True, False):
+        run_id = f"cccc0000000{int(as_json)}"
+        coordinator = subprocess.Popen([sys.executable, "-c", (
+            "import signal, sys, time\n"
+            "from fsd_core.run.records import RunStore\n"
+            f"signal.signal(signal.SIGTERM, lambda *_: (RunStore().mark({run_id!r}, 'ok', None, {{}}), sys.exit(0)))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+        try:
+            store.record({"run_id": run_id, "status": "running", "variant": "local", "workers": 2,
+                          "extra": {"pid": coordinator.pid, "host": os.uname().nodename}})
+            assert coordinator.stdout.readline().strip() == "ready"
+            started = time.monotonic()
+            code = main(["cancel", run_id, "--wait", "20"] + (["--json"] if as_json else []))
+            out, err = capsys.readouterr()
+            assert code == 1 and time.monotonic() - started < 20
+            assert err == f"fsd: error: run {run_id} ended ok before the cancel reached it\n"
+            if as_json:
+                doc = json.loads(out)
+                assert doc["status"] == "error" and doc["run_status"] == "ok" and doc["exit_code"] == 1
+                assert doc["error"] == f"run {run_id} ended ok before the cancel reached it"
+            else:
+                assert out == ""
+        finally:
+            coordinator.kill()
+            coordinator.wait()

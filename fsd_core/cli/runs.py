@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ..units import si, table
-from .common import float_range, positive_int, print_json, starts_line
+from .common import float_range, positive_int, print_json, say, starts_line
 
 #: Columns of `fsd runs` (the JSON carries the same keys).
 SUMMARY_KEYS = ("run_id", "created", "status", "variant", "workers", "seconds", "bytes_sent", "messages",
@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     show = verbs.add_parser("show", help="one run in detail: timings, requests, workers")
     show.add_argument("run_id", metavar="RUN_ID", help="a run id, or a unique prefix of one")
-    show.add_argument("--json", action="store_true", help="print the run as one JSON document")
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS,  # (`fsd runs --json show` too)
+                      help="print the run as one JSON document")
     show.set_defaults(handler=_show)
     cancel = sub.add_parser("cancel", help="stop a running run: its workers stop, its channels are cleaned, "
                             "it is recorded cancelled")
@@ -58,11 +59,15 @@ def _cancel(args: argparse.Namespace) -> int:
     store = _store()
     status = cancel(args.run_id, args.wait, store)
     run_id = store.get(args.run_id)["run_id"]
+    error = None if status == "cancelled" else f"run {run_id} ended {status} before the cancel reached it"
     if args.json:
-        print_json({"status": "ok" if status == "cancelled" else "error", "run_id": run_id, "run_status": status})
-    else:
+        print_json({"status": "ok", "run_id": run_id, "run_status": status} if error is None else
+                   {"status": "error", "error": error, "exit_code": 1, "run_id": run_id, "run_status": status})
+    elif error is None:
         print(f"run {run_id}: {status}")
-    return 0 if status == "cancelled" else 1
+    if error is not None:
+        say(f"fsd: error: {error}")
+    return 0 if error is None else 1
 
 
 def _list(args: argparse.Namespace) -> int:
