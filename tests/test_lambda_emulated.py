@@ -293,6 +293,13 @@ def test_the_deployment_check_costs_a_cloud_run_little(local_deployment):
     assert again < 0.005 and first < 3.0
 
 
+def test_on_aws_every_cloud_run_needs_the_function(local_deployment):
+    on_aws = dict(local_deployment.to_dict(), endpoint=None)
+    assert coordinator.needs_function(on_aws, None) and coordinator.needs_function(on_aws, "lambda")
+    emulated = local_deployment.to_dict()
+    assert coordinator.needs_function(emulated, "lambda") and not coordinator.needs_function(emulated, None)
+
+
 def test_a_launcher_other_than_lambda_or_for_a_local_run_is_refused():
     for variant, launcher in (("queue", "docker"), ("local", "lambda")):
         with pytest.raises(InputError, match="^--launcher .*: only lambda, for queue and object runs"):

@@ -50,3 +50,27 @@ async def test_x_then_y_cancels_the_run_in_flight(long_query, tmp_path, monkeypa
         run_id = app.live.result.run_id
     assert RunStore(db).get(run_id)["status"] == "cancelled"
     assert not (tmp_path / "scratch" / "fsd-runs" / run_id).exists()
+
+
+async def test_the_deployment_screens_stop_asks_first(tmp_path, monkeypatch):
+    """x on the Deployment screen stops the emulator only after a yes (no emulator runs here:
+    the stop then says it was not running)."""
+    from textual.widgets import RichLog
+
+    monkeypatch.setenv("FSD_HOME", str(tmp_path / "home"))
+    app = FsdApp(runs_db=str(tmp_path / "runs.sqlite"))
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.press("1")  # Deployment
+        log = app.screen.query_one(RichLog)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert "Stop the local emulator?" in str(app.screen.question) and "deployed in it go" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert not any("emulator" in str(line.text) for line in log.lines)  # nothing stopped
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any("local emulator was not running" in str(line.text) for line in log.lines),
+                       what="the stop's outcome in the log")

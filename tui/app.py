@@ -165,13 +165,29 @@ class FsdApp(App[None]):
     SIGNAL_GRACE_S = 3.0
 
     def _quit_on_signal(self, signum: int) -> None:
-        """SIGTERM, or SIGHUP (the terminal closed): quit as `q` does. Textual's shutdown writes
+        """SIGTERM, or SIGHUP (the terminal closed): quit as `q` does (unless `fsd cancel` sent the
+        SIGTERM for the run in flight: `_cancelled_from_outside`). Textual's shutdown writes
         to the terminal, and one that is gone can wedge it (its writer thread dies on the write,
         the shutdown then waits on its full queue), so a watchdog finishes the job if the app
         has not ended within SIGNAL_GRACE_S: stop the run, close the pool, exit."""
+        if signum == signal.SIGTERM and self._cancelled_from_outside():
+            return  # `fsd cancel` of the run in flight: that run stops, the dashboard stays
         threading.Thread(target=self._end_after_signal, args=(signum,), daemon=True,
                          name="fsd-signal-watchdog").start()
         self.exit()
+
+    def _cancelled_from_outside(self) -> bool:
+        """`fsd cancel` in another process signals a run's coordinator, which for the dashboard's
+        runs is the dashboard: its marker says the SIGTERM was for that run, which is stopped
+        and recorded cancelled."""
+        from fsd_core.errors import Interrupted
+        from fsd_core.run.coordinator import cancel_requested, request_stop
+
+        run_id = self._run_id
+        if run_id is None or self.run_ended.is_set() or not cancel_requested(run_id):
+            return False
+        request_stop(run_id, Interrupted("cancelled", status="cancelled"))
+        return True
 
     def _end_after_signal(self, signum: int) -> None:
         time.sleep(self.SIGNAL_GRACE_S)  # the normal shutdown's chance (the process ends with it)

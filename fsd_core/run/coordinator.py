@@ -159,6 +159,13 @@ def worker_starts(reports: list[dict]) -> list[dict[str, Any]]:
     return [{k: r.get(k) for k in keys} for r in reports if "worker" in r]
 
 
+def needs_function(manifest: dict[str, Any], launcher: str | None) -> bool:
+    """Do the run's workers need the deployment's function? Always on AWS (a worker is an
+    invocation of it: nothing else may run there with the operator's credentials); at the
+    emulator only for the Lambda launcher (else local processes play them, under the role)."""
+    return launcher == "lambda" or not manifest.get("endpoint")
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -562,7 +569,7 @@ class _DistributedRun:
             from .preflight import check_deployment
 
             manifest = resolve_manifest(self.config.manifest, self.P, self.config.variant)
-            check_deployment(manifest, self.P, needs_function=self.config.launcher == "lambda",
+            check_deployment(manifest, self.P, needs_function=needs_function(manifest, self.config.launcher),
                              memory_needed_mb=self._worker_need_mb())
 
     def note_deployment(self) -> None:

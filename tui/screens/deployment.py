@@ -12,6 +12,7 @@ from textual.widgets import Footer, Header, Label, RichLog
 from .. import services
 from ..widgets.emulator_panel import EmulatorPanel
 from ..widgets.resource_table import ResourceTable
+from .confirm import ConfirmScreen
 
 
 class DeploymentScreen(Screen):
@@ -67,7 +68,17 @@ class DeploymentScreen(Screen):
         self.emulator(True)
 
     def action_stop(self) -> None:
-        self.emulator(False)
+        """Stop the emulator after a yes: everything in it goes (queues, bucket, deployed models)."""
+        live = getattr(self.app, "live", None)
+        in_flight = live is not None and not live.finished and live.snap is not None
+        question = ("Stop the local emulator? Its queues, topics, bucket and the models deployed in it go with "
+                    "it." + (f" Run {live.snap.run_id}, in flight, would fail." if in_flight else ""))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.emulator(False)
+
+        self.app.push_screen(ConfirmScreen(question), answered)
 
     @work(thread=True, exclusive=True, group="emulator", exit_on_error=False)
     def emulator(self, up: bool) -> None:
