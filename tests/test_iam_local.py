@@ -40,6 +40,17 @@ def test_the_manifest_names_the_worker_role(local_deployment):
     assert local_deployment.worker_role_arn and local_deployment.worker_role_arn.endswith("-worker-role")
 
 
+def test_a_role_that_does_not_exist_cannot_be_assumed(local_deployment):
+    from fsd_core.aws.clients import client
+
+    sts = client(local_deployment, "sts")
+    missing = local_deployment.worker_role_arn.rsplit("/", 1)[0] + "/fsd-no-such-role"
+    with pytest.raises(ClientError) as refused:
+        sts.assume_role(RoleArn=missing, RoleSessionName="probe")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied" and missing in str(refused.value)
+    assert sts.assume_role(RoleArn=local_deployment.worker_role_arn, RoleSessionName="probe")["Credentials"]
+
+
 def test_the_operator_has_keys_and_anonymous_callers_are_refused(local_deployment):
     keys = operator(local_deployment.endpoint)
     assert keys and keys["aws_access_key_id"].startswith("AKIA")

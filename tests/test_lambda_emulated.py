@@ -278,6 +278,23 @@ def test_a_run_whose_workers_need_more_than_the_functions_memory_is_refused_befo
     assert run(config).status == "ok"
 
 
+@pytest.mark.parametrize("role", [None, "arn:aws:iam::123456789012:role/fsd-nobody"])
+def test_a_worker_role_the_run_cannot_take_fails_it_recorded_and_leaves_nothing(local_deployment, rx, role,
+                                                                               tmp_path, monkeypatch):
+    from fsd_core.run.records import RunStore
+
+    monkeypatch.setenv("FSD_SCRATCH", str(tmp_path / "scratch"))
+    db = str(tmp_path / "runs.sqlite")
+    model, inputs = rx
+    manifest = dict(local_deployment.to_dict(), worker_role_arn=role)
+    with pytest.raises(RunError) as failed:
+        run(RunConfig(None, None, "object", 2, "block", model=model, inputs=inputs, manifest=manifest, runs_db=db))
+    assert "\n" not in str(failed.value) and ("worker_role_arn" in str(failed.value) or "AssumeRole" in str(failed.value))
+    (record,) = RunStore(db).list()
+    assert record["status"] == "failed" and record["error"] == str(failed.value)
+    assert list((tmp_path / "scratch" / "fsd-runs").iterdir()) == []  # its scratch went
+
+
 def test_the_deployment_check_costs_a_cloud_run_little(local_deployment):
     from fsd_core.run import preflight
 

@@ -123,8 +123,13 @@ def worker_credentials(manifest: Manifest, run_id: str) -> dict[str, str]:
 
     if not manifest.worker_role_arn:
         raise RunError(f"{manifest.source}: the deployment names no worker_role_arn (re-apply: fsd local up)")
-    answer = client(manifest, "sts").assume_role(RoleArn=manifest.worker_role_arn,
-                                                 RoleSessionName=f"fsd-run-{run_id}", DurationSeconds=3600)
+    from .clients import BotoCoreError, ClientError, aws_failure
+
+    try:
+        answer = client(manifest, "sts").assume_role(RoleArn=manifest.worker_role_arn,
+                                                     RoleSessionName=f"fsd-run-{run_id}", DurationSeconds=3600)
+    except (BotoCoreError, ClientError) as exc:
+        raise RunError(f"the worker role {manifest.worker_role_arn}: {aws_failure('STS', 'AssumeRole', exc)}") from None
     c = answer["Credentials"]
     return {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
             "aws_session_token": c["SessionToken"]}

@@ -1,6 +1,6 @@
 """Moto's server, made as strict as AWS where the local stack depends on it.
 
-`python -m fsd_core.aws.strict_moto -H 127.0.0.1 -p PORT` runs moto's own server after four
+`python -m fsd_core.aws.strict_moto -H 127.0.0.1 -p PORT` runs moto's own server after these
 changes to how moto evaluates IAM (its access control is enabled by `emulator.py` once the
 local operator exists):
 
@@ -17,6 +17,8 @@ local operator exists):
 - Batch APIs are authorized by the single action's permission, as AWS does (PublishBatch by
   sns:Publish, DeleteMessageBatch by sqs:DeleteMessage), and Lambda's Invoke by
   lambda:InvokeFunction on the function's ARN.
+- AssumeRole of a role that does not exist is refused (AccessDenied), as AWS refuses it:
+  moto hands out credentials for any ARN ("the role does not need to exist").
 - The worker function runs: an asynchronous `Invoke` starts it in a local process under its
   execution role, and a failed invocation goes to its on-failure destination
   (`lambda_emulation.py`).
@@ -90,12 +92,28 @@ def _authorizing_action(init: Any) -> Any:
     return __init__
 
 
+def _existing_roles_only(assume_role: Any) -> Any:
+    """STS AssumeRole, refused with AccessDenied when the role ARN names no role."""
+    from moto.iam.models import iam_backends
+    from moto.sts.exceptions import STSClientError
+
+    def patched(self: Any, region_name: str, role_session_name: str, role_arn: str, *args: Any, **kwargs: Any) -> Any:
+        parts = str(role_arn).split(":")  # arn:<partition>:iam::<account>:role/<name>
+        roles = iam_backends[parts[4]][parts[1]].get_roles() if len(parts) == 6 and parts[4].isdigit() else []
+        if not any(role.arn == role_arn for role in roles):
+            raise STSClientError("AccessDenied", f"Not authorized to perform sts:AssumeRole on resource: {role_arn}")
+        return assume_role(self, region_name, role_session_name, role_arn, *args, **kwargs)
+
+    return patched
+
+
 def patch() -> None:
     """Apply the changes to this process's moto."""
     from moto.awslambda.models import LambdaBackend
     from moto.awslambda.responses import LambdaResponse
     from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
     from moto.sns.responses import SNSResponse
+    from moto.sts.models import STSBackend
 
     from .lambda_emulation import function_resource, patched_invoke
 
@@ -105,6 +123,7 @@ def patch() -> None:
     IAMPolicyStatement.is_unknown_principal = _is_unknown_principal  # type: ignore[method-assign]
     IAMRequestBase._create_aws_request = _signed_request  # type: ignore[method-assign]
     IAMRequestBase.__init__ = _authorizing_action(IAMRequestBase.__init__)  # type: ignore[method-assign]
+    STSBackend.assume_role = _existing_roles_only(STSBackend.assume_role)  # type: ignore[method-assign]
 
 
 def _stop(signum: int, _frame: Any) -> None:
