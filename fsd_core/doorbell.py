@@ -23,13 +23,15 @@ class Doorbell:
             pass
         self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
 
-    def drain(self) -> None:
-        """Forget the rings so far (call before looking at what they announce)."""
+    def drain(self) -> bool:
+        """Forget the rings so far (call before looking at what they announce); True if it rang."""
+        rang = False
         try:
             while os.read(self.fd, 4096):
-                pass
+                rang = True
         except BlockingIOError:
             pass
+        return rang
 
     def wait(self, timeout: float) -> None:
         """Until a ring (or one not yet drained) or `timeout` seconds."""

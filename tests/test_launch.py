@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -67,3 +68,25 @@ def test_a_running_process_can_take_the_workers_malloc_settings():
     code = "from fsd_core.engine.launch import keep_freed_memory; print(keep_freed_memory())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_the_watch_reads_each_report_once_from_one_listing(tmp_path):
+    from fsd_core.engine.stage import DirectoryStage
+    from fsd_core.run.coordinator import _new_reports
+
+    stage = DirectoryStage(tmp_path / "stage")
+    for key, doc in (("report-0.json", {"worker": 0}), ("report-3.json", {"worker": 3}), ("report-9.json", {}),
+                     ("result.msg", {}), ("report-x.json", {})):
+        stage.put(key, json.dumps(doc).encode())
+    (tmp_path / "stage" / ".report-1.json.abc.tmp").write_text("{")  # a report being written
+    assert stage.keys("report-") == ["report-0.json", "report-3.json", "report-9.json", "report-x.json"]
+    assert _new_reports(stage, 4, {}) == [(0, {"worker": 0}), (3, {"worker": 3})]
+    assert _new_reports(stage, 4, {0: {}, 3: {}}) == []
+
+
+def test_a_run_without_progress_here_waits_as_long_as_lambda_lets_a_worker_run():
+    from fsd_core.aws.limits import LAMBDA_MAX_SECONDS
+    from fsd_core.run.coordinator import stall_after
+
+    assert stall_after(True, 60.0, 30.0) == 105.0
+    assert stall_after(False, 60.0, 30.0) == LAMBDA_MAX_SECONDS + 30.0

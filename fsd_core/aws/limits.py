@@ -39,8 +39,10 @@ SNS_MAX_PAYLOAD = 256 * 1024  # 262,144
 #: event of every worker. AWS allowed 256 KiB until October 2025 and 1 MiB since (Lambda API
 #: reference, Invoke); the lower bound holds in every region and keeps events small.
 LAMBDA_ASYNC_MAX_PAYLOAD = 256 * 1024
+#: Seconds a Lambda invocation may run at most (its timeout's upper bound): Lambda ends it then.
+LAMBDA_MAX_SECONDS = 900.0
 
-__all__ = ["LAMBDA_ASYNC_MAX_PAYLOAD", "SNS_MAX_BATCH_ENTRIES", "SNS_MAX_PAYLOAD", "BILLING_CHUNK", "attribute_bytes",
+__all__ = ["LAMBDA_ASYNC_MAX_PAYLOAD", "LAMBDA_MAX_SECONDS", "SNS_MAX_BATCH_ENTRIES", "SNS_MAX_PAYLOAD", "BILLING_CHUNK", "attribute_bytes",
            "base64_len", "max_frame_bytes_for_sns", "wire_size", "pack_batches",
            "billed_publish_chunks"]
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..aws.limits import (
     BILLING_CHUNK,
+    LAMBDA_MAX_SECONDS,
     SNS_MAX_BATCH_ENTRIES,
     SNS_MAX_PAYLOAD,
     max_frame_bytes_for_sns,
@@ -61,7 +62,6 @@ from .workload import DENSE_THRESHOLD, CommProfile, Workload
 FRAME_HEADER_BYTES = 24
 LAMBDA_MAX_MEMORY_MB = 10240
 LAMBDA_MIN_MEMORY_MB = 128
-LAMBDA_MAX_SECONDS = 900.0
 #: Lambda gives one full vCPU at 1,769 MB and CPU in proportion to memory, up to 6 vCPUs
 #: (AWS Lambda developer guide, "Configuring Lambda function memory").
 LAMBDA_FULL_VCPU_MB = 1769

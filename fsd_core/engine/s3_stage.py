@@ -51,6 +51,17 @@ class S3Stage(Stage):
         except (BotoCoreError, ClientError) as exc:
             raise RunError(f"stage: {aws_failure('S3', 'GetObject', exc)} ({self.prefix}{key})") from exc
 
+    def keys(self, prefix: str = "") -> list[str]:
+        found: list[str] = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.manifest.bucket,
+                                                                          Prefix=self.prefix + prefix):
+                self._count("s3:ListObjectsV2")
+                found += [o["Key"][len(self.prefix):] for o in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise RunError(f"stage: {aws_failure('S3', 'ListObjectsV2', exc)} ({self.prefix}{prefix})") from exc
+        return sorted(found)
+
     def delete(self, key: str) -> None:
         self._count("s3:DeleteObject")
         try:

@@ -29,6 +29,10 @@ class Stage(ABC):
         """The bytes under `key`, or None if nothing is there (yet)."""
 
     @abstractmethod
+    def keys(self, prefix: str = "") -> list[str]:
+        """The keys there are that start with `prefix` (one listing, not a read of each)."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove `key` (nothing if it is not there)."""
 
@@ -64,6 +68,12 @@ class DirectoryStage(Stage):
             return (self.root / key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def keys(self, prefix: str = "") -> list[str]:
+        try:  # (atomic writes' temporary files start with "."; a key never does)
+            return sorted(name for name in os.listdir(self.root) if name.startswith(prefix) and name[:1] != ".")
+        except FileNotFoundError:
+            return []
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)

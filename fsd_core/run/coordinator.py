@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..aws.limits import LAMBDA_MAX_SECONDS
 from ..channels.frames import KEY_SIZE
 from ..doorbell import Doorbell
 from ..engine.handler import REPORT_BELL, STOP_KEY
@@ -429,6 +430,9 @@ class _Backend:
         self.bell = Doorbell(self.progress_dir / REPORT_BELL)  # local workers ring it when they report
         self.launcher: Launcher = LocalLauncher(new_session=True)
         self.environment: dict[str, str] | None = None  # the worker role's, for emulated Lambdas
+        # Do the workers write progress files and ring the doorbell here? Not on AWS: there
+        # the run hears of them through their reports and the failure queue only.
+        self.local_progress = True
         if variant == "local":
             from ..channels.local import default_root
 
@@ -459,6 +463,7 @@ class _Backend:
                     progress_dir=str(self.progress_dir) if emulated else None)
                 if self.manifest.get("failure_queue_url"):
                     self.failures = FailureWatch(Manifest.from_dict(self.manifest), run_id)
+                self.local_progress = emulated
             elif emulated:
                 # The local emulator enforces IAM: the worker processes play Lambda workers and
                 # run with the deployment's worker role, as a Lambda does, never as the operator.
@@ -535,7 +540,8 @@ class _DistributedRun:
         self.timings: dict[str, float] = {}
         self.snap = Progress(run_id, "staging", model.layers, [-1] * self.P)
         self.pool: Any = None  # the warm pool this run holds (locked), if any
-        self.root: Any = None  # the launch tree's first process, once launched
+        self.root: Any = None  # the launch tree's first process, once launched (None for Lambda)
+        self.launched: float | None = None  # when worker 0 was started
         self.reports: dict[int, dict] = {}
         self.final: sp.csr_matrix | None = None
         self.error: str | None = "the run did not start"
@@ -564,7 +570,6 @@ class _DistributedRun:
         except (Interrupted, KeyboardInterrupt) as exc:  # a signal, Ctrl-C or `fsd cancel`
             stopped = exc if isinstance(exc, Interrupted) else Interrupted("interrupted by SIGINT")
             self.error = str(stopped)
-            self.signal_workers_to_stop()
         except RunError as exc:  # an AWS call that failed or timed out: a failed run, recorded
             self.error = str(exc)
         finally:  # whatever happened: no process, message, object or staged file is left behind
@@ -711,7 +716,14 @@ class _DistributedRun:
 
     def clean_up(self) -> None:
         """Kill the launch tree, hand the pool back (restarted after a failure: a crashed or
-        hung worker leaves its slot unusable), delete the run's channel data and stage."""
+        hung worker leaves its slot unusable), delete the run's channel data and stage.
+
+        After a failure the workers are told to stop (the stop key) before anything is killed;
+        on AWS, where they cannot be killed, the stop key is left in the stage for workers
+        still running to find (the bucket's lifecycle rule expires `stage/`)."""
+        stop_left = self.error is not None and self.launched is not None
+        if stop_left:
+            self.signal_workers_to_stop()
         if self.root is not None:
             _kill_tree(self.root, graceful=self.error is None)
         self.backend.stop_workers(graceful=self.error is None)
@@ -723,6 +735,8 @@ class _DistributedRun:
             try:
                 self.cleanup_requests = self.backend.cleanup_channel(self.run_id, self.P, failed=self.error is not None)
                 self.backend.stage.delete_all()
+                if stop_left and not self.backend.local_progress:
+                    self.signal_workers_to_stop()
             except Exception as exc:  # noqa: BLE001 - an endpoint that froze or failed now: `fsd gc` finishes
                 self.cleanup_pending = " ".join(str(exc).split())[:300] or type(exc).__name__
                 _say(f"run {self.run_id}: clean-up incomplete ({self.cleanup_pending}); `fsd gc` deletes what is left")
@@ -832,11 +846,12 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
     reports: dict[int, dict] = {}
     last_change = time.monotonic()
     next_liveness = last_change + LIVENESS_INTERVAL
-    stall_limit = timeout + launch_grace + 15.0
+    stall_limit = stall_after(backend.local_progress, timeout, launch_grace)
+    next_look, finishing = 0.0, False
     while True:
         check_stop(snap.run_id)  # a signal or `fsd cancel`
         changed = False
-        backend.bell.drain()  # rings before this look are answered by it
+        rang = backend.bell.drain()  # rings before this look are answered by it
         for p in range(P):
             try:
                 done = int((backend.progress_dir / f"w{p}").read_text())
@@ -844,12 +859,14 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
                 done = snap.workers_done[p]
             if done != snap.workers_done[p]:
                 snap.workers_done[p], changed = done, True
-            if p not in reports:
-                raw = backend.stage.get(f"report-{p}.json")
-                if raw is not None:
-                    reports[p] = json.loads(raw)
-                    snap.reports[p] = reports[p]
-                    changed = True
+        # Reports are looked for when a worker rang (it reported), once every layer is done,
+        # and every REPORT_LOOK_S: one listing of the stage, then a read of each new report (a
+        # read per worker per loop cost thousands of S3 GETs a run).
+        if rang or finishing or time.monotonic() >= next_look:
+            next_look = time.monotonic() + REPORT_LOOK_S
+            for p, report in _new_reports(backend.stage, P, reports):
+                reports[p] = snap.reports[p] = report
+                changed = True
         if changed:
             last_change = time.monotonic()
             _notify(progress, snap)
@@ -881,6 +898,30 @@ def _watch(backend: _Backend, P: int, layers: int, timeout: float, launch_grace:
         # again soon once every layer is done (the gather takes milliseconds).
         finishing = all(d >= layers for d in snap.workers_done) and time.monotonic() - last_change < 1.0
         backend.bell.wait(0.002 if finishing else 0.02 if P <= 8 else 0.05)
+
+
+def stall_after(local_progress: bool, timeout: float, launch_grace: float) -> float:
+    """Seconds without news after which a run has stalled. With progress here, a message
+    timeout and the launch's grace; without (Lambda on AWS) a silent worker is a long one:
+    Lambda ends it at its timeout at the latest, and its failure record says so."""
+    return timeout + launch_grace + 15.0 if local_progress else LAMBDA_MAX_SECONDS + launch_grace
+
+
+#: Seconds between looks for reports when no worker rang (a missed ring; Lambda on AWS).
+REPORT_LOOK_S = 0.25
+
+
+def _new_reports(stage: Stage, P: int, known: dict[int, dict]) -> list[tuple[int, dict]]:
+    """(worker, report) of the reports in the stage not yet in `known`."""
+    found = []
+    for key in stage.keys("report-"):
+        worker = key[len("report-"):-len(".json")]
+        if not key.endswith(".json") or not worker.isdigit() or int(worker) in known or int(worker) >= P:
+            continue
+        raw = stage.get(key)
+        if raw is not None:
+            found.append((int(worker), json.loads(raw)))
+    return found
 
 
 #: Seconds a queue run waits for free worker slots while other runs hold them.
