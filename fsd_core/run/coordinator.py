@@ -243,6 +243,7 @@ def _execute(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_ma
     else:
         result = _DistributedRun(run_id, config, model, inputs, progress, hooks or TestHooks()).run()
     if config.verify and result.status == "ok":
+        _STOP_AT_ONCE[run_id] = True  # the serial kernel does not look: a signal stops it at once
         _notify(progress, Progress(run_id, "verifying", model.layers, [model.layers] * result.workers))
         result.verified = _verify(_weights_of(config, model), inputs, result)
         if not result.verified:
@@ -252,9 +253,12 @@ def _execute(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_ma
 
 @contextmanager
 def _signals_interrupt(run_id: str) -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the run like SIGINT does: cleaned up like a failure and recorded
-    as interrupted (or as cancelled, when `fsd cancel` sent it). Only in the main thread (the
-    TUI runs queries in worker threads: it cancels through the same marker and signal)."""
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the run: cleaned up like a failure and recorded
+    as interrupted (or as cancelled, when `fsd cancel` sent it). While the run cleans up a
+    signal is only noted: cut short, the clean-up would leave processes, frames and objects
+    behind (each of its calls is bounded; SIGKILL, then `fsd gc`, remains). Only in the main
+    thread (the TUI runs queries in worker threads: it cancels through the same marker and
+    signal)."""
     if threading.current_thread() is not threading.main_thread():
         try:
             yield
@@ -266,11 +270,16 @@ def _signals_interrupt(run_id: str) -> Iterator[None]:
         # Noted, not raised: an exception raised here could land inside a library's broad
         # `except` (botocore's retries) and be lost. The watch loop and the steps look at it.
         first = _STOP.get(run_id) is None
-        _STOP[run_id] = _stop_reason(run_id, signal.Signals(signum).name)
+        if first:
+            _STOP[run_id] = _stop_reason(run_id, signal.Signals(signum).name)
+        if run_id in _CLEANING:
+            if first or signum == signal.SIGINT:
+                _say(f"run {run_id}: cleaning up first (its workers, channel and stage); this takes seconds")
+            return
         if not first or _STOP_AT_ONCE.get(run_id):
             raise _STOP[run_id]  # a second signal, or a phase that does not look: stop now
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -279,9 +288,11 @@ def _signals_interrupt(run_id: str) -> Iterator[None]:
         _STOP.pop(run_id, None)
 
 
-#: Runs asked to stop (by a signal), and why; runs whose current phase does not look at it.
+#: Runs asked to stop (by a signal), and why; runs whose current phase does not look at it;
+#: runs cleaning up (a signal is noted, not raised).
 _STOP: dict[str, Interrupted] = {}
 _STOP_AT_ONCE: dict[str, bool] = {}
+_CLEANING: set[str] = set()
 
 
 def _stop_reason(run_id: str, signame: str) -> Interrupted:
@@ -710,8 +721,11 @@ class _DistributedRun:
     def watch(self) -> None:
         """Follow the workers until worker 0's result, a failure or a stall (`_watch`)."""
         c = self.config
-        self.reports, self.final, self.error = _watch(self.backend, self.P, self.model.layers, c.timeout,
-                                                      c.launch_grace, self.root, self.snap, self.progress)
+        try:
+            self.reports, self.final, self.error = _watch(self.backend, self.P, self.model.layers, c.timeout,
+                                                          c.launch_grace, self.root, self.snap, self.progress)
+        finally:  # (stopped by a signal or `fsd cancel`: the reports it had read are the run's)
+            self.reports = self.reports or dict(self.snap.reports)
         self.timings["run"] = time.perf_counter() - self.launched
 
     def clean_up(self) -> None:
@@ -721,6 +735,13 @@ class _DistributedRun:
         After a failure the workers are told to stop (the stop key) before anything is killed;
         on AWS, where they cannot be killed, the stop key is left in the stage for workers
         still running to find (the bucket's lifecycle rule expires `stage/`)."""
+        _CLEANING.add(self.run_id)
+        try:
+            self._clean_up()
+        finally:
+            _CLEANING.discard(self.run_id)
+
+    def _clean_up(self) -> None:
         stop_left = self.error is not None and self.launched is not None
         if stop_left:
             self.signal_workers_to_stop()

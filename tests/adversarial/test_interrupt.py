@@ -80,6 +80,22 @@ def test_fsd_cancel_stops_the_run_and_records_it_cancelled(workload, variant, tm
 
 
 @pytest.mark.slow
+def test_ctrl_c_twice_interrupts_and_the_clean_up_still_finishes(workload, tmp_path):
+    env, scratch = environment(tmp_path)
+    proc = start(workload, "local", env)
+    run_id = running_run(env, proc, scratch, "local")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # impatient: during the clean-up, or before the run noticed the first
+    out, err = proc.communicate(timeout=60)
+    doc = json.loads(out)
+    assert proc.returncode == 1 and doc["status"] == "interrupted" and doc["error"] == "interrupted by SIGINT"
+    assert "Traceback" not in err
+    assert json.loads(fsd("runs", "--json", env=env).stdout)["runs"][0]["status"] == "interrupted"
+    assert gone(run_id, scratch)
+
+
+@pytest.mark.slow
 def test_sigterm_interrupts_and_sigkill_abandons(workload, tmp_path):
     env, scratch = environment(tmp_path)
     proc = start(workload, "local", env)
