@@ -15,7 +15,9 @@ import importlib
 import io
 import json
 import os
+import signal
 import sys
+import threading
 
 from ..errors import FsdError
 
@@ -85,6 +87,16 @@ def _os_error(exc: OSError) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`fsd`: run the command `argv` (default: the process's arguments); its exit code."""
+    code = _main(argv)
+    if argv is None and threading.current_thread() is threading.main_thread():
+        # The command is done and has said so: a Ctrl-C between here and the exit changes
+        # nothing, and must not kill the process with a signal instead of its exit code.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -123,5 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             _fail(f"internal error: {type(exc).__name__}: {exc}", 1, True)
         raise
     if held is not None:
-        _write_stdout(held.getvalue())
+        try:
+            _write_stdout(held.getvalue())
+        except KeyboardInterrupt:  # (Ctrl-C as the document is written: it ends, said in one line)
+            sys.stderr.write("fsd: interrupted while writing the output\n")
+            return 130
     return code

@@ -211,8 +211,12 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
             raise
         finally:
             _STOP_AT_ONCE.pop(run_id, None)
-    if config.record:
-        _record(config, model, inputs, result)
+        if config.record:
+            _CLEANING.add(run_id)  # (a signal now is noted: the run is recorded whatever comes)
+            try:
+                _record(config, model, inputs, result)
+            finally:
+                _CLEANING.discard(run_id)
     return result
 
 
@@ -274,7 +278,7 @@ def _signals_interrupt(run_id: str) -> Iterator[None]:
             _STOP[run_id] = _stop_reason(run_id, signal.Signals(signum).name)
         if run_id in _CLEANING:
             if first or signum == signal.SIGINT:
-                _say(f"run {run_id}: cleaning up first (its workers, channel and stage); this takes seconds")
+                _say(f"run {run_id}: its clean-up and record finish first (workers, channel, stage); seconds")
             return
         if not first or _STOP_AT_ONCE.get(run_id):
             raise _STOP[run_id]  # a second signal, or a phase that does not look: stop now
