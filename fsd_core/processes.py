@@ -19,6 +19,15 @@ def process_running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def started_at(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after boot (/proc/<pid>/stat field 22): with
+    the pid, it names one process, never a later one that reuses the pid; None if none runs."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _pids() -> list[int]:
     try:
         return [int(name) for name in os.listdir("/proc") if name.isdigit()]

@@ -102,3 +102,34 @@ def test_a_run_that_ends_before_the_cancel_reaches_it_is_an_error_in_one_line(st
         finally:
             coordinator.kill()
             coordinator.wait()
+
+
+def test_cancel_never_signals_a_process_that_is_not_the_runs_coordinator(store, capsys):
+    """A run of another machine, and a pid the coordinator's death freed and another process
+    took: neither is signalled."""
+    import os
+    import subprocess
+
+    from fsd_core.processes import process_running, started_at
+    from fsd_core.run.gc import coordinator_alive
+
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        store.record({"run_id": "dddd00000001", "status": "running", "variant": "local", "workers": 2,
+                      "extra": {"pid": other.pid, "pid_started": started_at(other.pid) - 1,
+                                "host": os.uname().nodename}})
+        store.record({"run_id": "dddd00000002", "status": "running", "variant": "local", "workers": 2,
+                      "extra": {"pid": other.pid, "pid_started": started_at(other.pid), "host": "elsewhere"}})
+        assert not coordinator_alive(store.get("dddd00000001"))  # its pid names another process now
+        assert main(["cancel", "dddd00000001", "--wait", "1"]) == 1
+        assert "was abandoned: its coordinator is gone" in capsys.readouterr().err
+        assert main(["cancel", "dddd00000002", "--wait", "1"]) == 2
+        assert capsys.readouterr().err == ("fsd: error: run dddd00000002 runs on elsewhere: cancel it there (its "
+                                           "coordinator is a process of that machine)\n")
+        assert process_running(other.pid) and other.poll() is None  # never signalled
+        assert main(["runs", "--json"]) == 0
+        shown = {r["run_id"]: r["status"] for r in json.loads(capsys.readouterr().out)["runs"]}
+        assert shown["dddd00000001"] == "abandoned" and shown["dddd00000002"] == "running"
+    finally:
+        other.kill()
+        other.wait()

@@ -16,7 +16,7 @@ import time
 from ..errors import InputError, Interrupted, RunError
 from ..fileio import atomic_write_text, private_dir
 from .coordinator import cancel_marker, request_stop
-from .gc import coordinator_alive
+from .gc import coordinator_alive, on_this_host
 from .records import RunStore
 
 
@@ -31,6 +31,9 @@ def cancel(run_id: str, wait: float = 60.0, store: RunStore | None = None) -> st
     run_id = run["run_id"]
     if run["status"] != "running":
         raise InputError(f"run {run_id} is not running (it is {run['status']})")
+    if not on_this_host(run):
+        raise InputError(f"run {run_id} runs on {run['extra'].get('host')}: cancel it there (its coordinator is "
+                         f"a process of that machine)")
     if not coordinator_alive(run):
         raise RunError(f"run {run_id} was abandoned: its coordinator is gone (fsd gc reclaims what it left)")
     pid = int(run["extra"]["pid"])

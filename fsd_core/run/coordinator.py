@@ -43,7 +43,7 @@ from ..engine.stage import DirectoryStage, Stage
 from ..errors import InputError, Interrupted, RunError
 from ..kernel.serial import categories_of, infer
 from ..model.network import SparseDNN, read_inputs
-from ..processes import process_running
+from ..processes import process_running, started_at
 from .plans import cached_plan, model_fingerprint, plan_cache_dir  # noqa: F401 (re-exported)
 from .records import RunStore
 
@@ -1047,7 +1047,7 @@ def _record_start(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, ru
         "workers": 1 if config.variant == "serial" else config.workers,
         "model": str(config.model_path or model.name), "inputs": str(config.inputs_path or ""),
         "branching": config.branching, "batch": inputs.shape[0], "neurons": model.neurons, "layers": model.layers,
-        "extra": {"pid": os.getpid(), "host": os.uname().nodename}})
+        "extra": {"pid": os.getpid(), "pid_started": started_at(os.getpid()), "host": os.uname().nodename}})
 
 
 def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: RunResult) -> None:

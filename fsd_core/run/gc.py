@@ -38,7 +38,7 @@ from typing import Any
 from ..channels.local import default_root, scratch_base
 from ..engine.event import RUN_ID
 from ..errors import InputError, RunError
-from ..processes import environment_values, open_paths, process_running
+from ..processes import environment_values, open_paths, process_running, started_at
 from .records import RunStore
 from .scratch import cancel_marker, channel_dir, runs_root
 
@@ -92,12 +92,20 @@ class GcReport:
 
 
 def coordinator_alive(run: dict[str, Any]) -> bool:
-    """Is the process that runs `run` alive (a run of another machine: assumed so)?"""
+    """Is the process that runs `run` alive (a run of another machine: assumed so)? A pid
+    that now names another process (its start time is not the recorded one) is not."""
     extra = run.get("extra") or {}
     pid = extra.get("pid") if isinstance(extra, dict) else None
-    if not isinstance(pid, int) or extra.get("host") not in (None, os.uname().nodename):
+    if not isinstance(pid, int) or not on_this_host(run):
         return True
-    return process_running(pid)
+    recorded = extra.get("pid_started")
+    return process_running(pid) and (not isinstance(recorded, int) or started_at(pid) == recorded)
+
+
+def on_this_host(run: dict[str, Any]) -> bool:
+    """Was `run` started on this machine (as far as its record says)?"""
+    extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
+    return extra.get("host") in (None, os.uname().nodename)
 
 
 def _cloud_pending(run: dict[str, Any]) -> bool:
