@@ -74,3 +74,21 @@ async def test_the_deployment_screens_stop_asks_first(tmp_path, monkeypatch):
         await pilot.press("y")
         await wait_for(pilot, lambda: any("local emulator was not running" in str(line.text) for line in log.lines),
                        what="the stop's outcome in the log")
+
+
+async def test_a_cloud_run_without_a_deployment_is_refused_not_provisioned(tmp_path, monkeypatch):
+    """The dashboard never starts the emulator and Terraform on its own for a queue or object
+    run: it says where to start one, and nothing is launched or left running."""
+    from fsd_core.aws.emulator import emulator_state
+
+    monkeypatch.setenv("FSD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FSD_MANIFEST", raising=False)
+    app = FsdApp(runs_db=str(tmp_path / "runs.sqlite"))
+    async with app.run_test(size=(120, 35)) as pilot:
+        for variant in ("queue", "object"):
+            assert not app.launch(RunConfig("models/tiny", "models/tiny-inputs.tsv", variant, 2))
+            await pilot.pause()
+            (note,) = [n for n in app._notifications if variant in n.message]
+            assert note.message.startswith(f"no deployment for a {variant} run: start the local emulator on the "
+                                           "Deployment screen (1, then s)") and note.severity == "error"
+        assert app.live is None and emulator_state() is None

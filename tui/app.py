@@ -290,6 +290,10 @@ class FsdApp(App[None]):
         if self.live is not None and not self.live.finished:
             self.notify("a run is already in progress", severity="warning")
             return False
+        refusal = services.cloud_run_refusal(config.variant, config.workers) if config.manifest is None else None
+        if refusal is not None:
+            self.notify(refusal, severity="error", timeout=10)
+            return False
         self.run_ended.clear()
         self.live = LiveRun(config, clock=self.clock, truth_path=truth)
         workers = 1 if config.variant == "serial" else config.workers

@@ -214,6 +214,27 @@ def deployment_status() -> DeploymentStatus:
     return status
 
 
+def cloud_run_refusal(variant: str, workers: int) -> str | None:
+    """Why a queue or object run cannot start from the dashboard now, or None. The dashboard
+    never provisions on its own (`fsd run` starts the local emulator when nothing else is
+    configured: a minute and more of Terraform the dashboard could not show or cancel)."""
+    if variant not in ("queue", "object"):
+        return None
+    status = deployment_status()
+    if status.error:
+        return f"deployment: {status.error}"
+    if status.manifest is None:
+        return (f"no deployment for a {variant} run: start the local emulator on the Deployment screen "
+                f"(1, then s), or deploy to AWS (fsd deploy)")
+    if status.manifest_source == "local emulator" and not status.running:
+        return "the local emulator is not running: start it on the Deployment screen (1, then s)"
+    slots = int(status.manifest.get("max_workers") or 0)
+    if workers > slots:
+        return (f"the deployment has {slots} worker slots, the run asks for {workers}: use fewer workers, or "
+                f"provision more (fsd local up --workers {workers}, or max_workers for fsd deploy)")
+    return None
+
+
 def emulator_up(log: Any) -> None:
     """Start the local emulator and provision it (`fsd local up`); `log(line)` gets progress."""
     from fsd_core.aws import local_stack as cloud
