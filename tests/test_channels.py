@@ -406,6 +406,16 @@ def test_cloud_variants_equal_serial_generated(local_deployment, rx_small, varia
     assert run_objects(local_deployment, r.run_id) == []
     if variant == "queue":
         assert queue_depths(local_deployment, workers) == [0] * workers
+    # The stage's requests, apart and priced: each worker's shard and inputs staged and read,
+    # its report written (and read by the coordinator), worker 0's result; listings and the clean-up.
+    st = r.stage_requests
+    assert st["s3:PutObject"] == 2 * workers + workers + 1
+    assert st["s3:GetObject"] >= 2 * workers + workers + 1 and st["s3:ListObjectsV2"] >= 2
+    assert st.get("s3:DeleteObjects", 0) >= 1
+    from fsd_core.cost.model import price_workers, requests_usd
+
+    billed = requests_usd(r.billed_requests) + price_workers(r.worker_reports, 2048).usd
+    assert r.cost_usd == pytest.approx(billed + requests_usd(st), rel=1e-12) and requests_usd(st) > 0
 
 
 @pytest.mark.parametrize("variant", ["queue", "object"])

@@ -172,6 +172,7 @@ class FailureWatch:
         self.interval = interval
         self.sqs = client(manifest, "sqs")
         self.problem: str | None = None  # why the last look could not read the queue
+        self.requests: dict[str, int] = {}  # the SQS requests its looks made (priced with the run)
         self._next = 0.0
 
     def look(self) -> str | None:
@@ -193,6 +194,7 @@ class FailureWatch:
         found: list[str] = []  # this run's records (all of a batch are consumed, the first named)
         try:
             for _ in range(BATCHES_PER_LOOK):
+                self._count("sqs:ReceiveMessage")
                 answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                                   VisibilityTimeout=PEEK_VISIBILITY_S, AttributeNames=["SentTimestamp"])
                 messages = answer.get("Messages", [])
@@ -229,8 +231,13 @@ class FailureWatch:
     def _show_again(self, handles: list[str]) -> None:
         """Other runs' records: visible to their own watchers again at once."""
         for i in range(0, len(handles), 10):
+            self._count("sqs:ChangeMessageVisibilityBatch")
             self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(k), "ReceiptHandle": h, "VisibilityTimeout": 0} for k, h in enumerate(handles[i:i + 10])])
 
+    def _count(self, api: str) -> None:
+        self.requests[api] = self.requests.get(api, 0) + 1
+
     def _delete(self, message: dict[str, Any]) -> None:
+        self._count("sqs:DeleteMessage")
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])

@@ -227,6 +227,9 @@ def print_summary(result) -> None:
         if result.requests:
             reqs = ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
             print(f"  requests    {reqs}")
+        if result.stage_requests:
+            reqs = ", ".join(f"{k} {v:,}" for k, v in sorted(result.stage_requests.items()))
+            print(f"  stage       {reqs} (staging, reports, the watch; priced in the cost)")
     if result.cost_usd is not None:
         unpriced = (result.workers_cost or {}).get("unpriced") or 0
         print(f"  cost        {'at least ' if unpriced else ''}${result.cost_usd:.6f}"

@@ -133,7 +133,11 @@ def _load_shard(event: dict[str, Any], stage: Any, me: int, report: dict[str, An
         return shard
     ENVIRONMENT.make_room(event.get("need_mb"))
     store = open_stage(event["shards"]) if event.get("shards") else stage
-    data = store.get(shard_key(me))
+    try:
+        data = store.get(shard_key(me))
+    finally:
+        if store is not stage:  # (the deployed model's store: its reads are the worker's too)
+            count_requests(report, store)
     if data is None:
         raise RuntimeError(f"worker {me}: shard not found in the {'deployed model' if event.get('shards') else 'stage'}")
     report["loaded_bytes"] += len(data)
@@ -142,6 +146,17 @@ def _load_shard(event: dict[str, Any], stage: Any, me: int, report: dict[str, An
     report["shard"] = "loaded"
     ENVIRONMENT.shards.put(digest, me, shard, shard.nbytes)
     return shard
+
+
+def count_requests(report: dict[str, Any], store: Any, then: dict[str, int] | None = None) -> None:
+    """Add the S3 requests `store` made (an S3 stage counts them; a directory makes none), and
+    with `then` those about to be made, to the report's "stage_requests" (priced with the run)."""
+    made = getattr(store, "requests", None)
+    if made is None:
+        return
+    counts = report.setdefault("stage_requests", {})
+    for api, n in list(made.items()) + list((then or {}).items()):
+        counts[api] = counts.get(api, 0) + n
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -202,6 +217,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     finally:
         report["finished_at"] = time.time()
         report["resources"] = _resources(at_start)
+        count_requests(report, stage, then={"s3:PutObject": 1})  # (the report's own PUT, next)
         stage.put(f"report-{me}.json", json.dumps(report).encode())
         _ring_coordinator(event.get("progress_dir"))
         if channel is not None:

@@ -137,6 +137,9 @@ class RunResult:
     deployed: str | None = None
     workers_cost: dict[str, Any] | None = None  # Lambda time by cold/warm start (`_price`)
     cleanup_pending: str | None = None  # the clean-up failed (a frozen endpoint): `fsd gc` finishes it
+    #: Requests of the run's stage, a deployed model's store and the failure queue (the
+    #: coordinator's and the workers'): priced in cost_usd, apart from the channel's requests.
+    stage_requests: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The `run --json` document (command line contract)."""
@@ -147,7 +150,7 @@ class RunResult:
             "messages": self.messages, "requests": self.requests, "billed_requests": self.billed_requests,
             "cost_usd": self.cost_usd, "predicted": self.predicted, "verified": self.verified,
             "error": self.error, "partition": self.partition, "timings": self.timings,
-            "staged_bytes": self.staged_bytes, "deployed": self.deployed,
+            "staged_bytes": self.staged_bytes, "deployed": self.deployed, "stage_requests": self.stage_requests,
             "worker_starts": worker_starts(self.worker_reports), "workers_cost": self.workers_cost,
             "cleanup_pending": self.cleanup_pending,
         }
@@ -787,7 +790,20 @@ class _DistributedRun:
             messages=sum(r.get("channel", {}).get("messages_sent", 0) for r in ordered),
             requests=requests, billed_requests=billed, error=self.error, partition=self.method,
             worker_reports=ordered, timings=self.timings, staged_bytes=self.staged_bytes,
-            deployed=self.config.deployed, cleanup_pending=self.cleanup_pending)
+            deployed=self.config.deployed, cleanup_pending=self.cleanup_pending,
+            stage_requests=self._stage_requests(ordered))
+
+    def _stage_requests(self, reports: list[dict]) -> dict[str, int]:
+        """The stage's, the deployed model's store's and the failure queue's requests: the
+        coordinator's (staging, looking for reports, clean-up) and the workers' (reports)."""
+        total: dict[str, int] = {}
+        sources = [self.backend.stage, getattr(self, "shard_store", None), self.backend.failures]
+        for counts in [getattr(src, "requests", None) or {} for src in sources] + \
+                [r.get("stage_requests") or {} for r in reports]:
+            for api, n in counts.items():
+                if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                    total[api] = total.get(api, 0) + n
+        return dict(sorted(total.items()))
 
     def signal_workers_to_stop(self) -> None:
         """Leave the stop signal the workers look for between layers (`engine.handler`): Lambda
@@ -817,7 +833,9 @@ def _price(result: RunResult, memory_mb: int, predicted: dict | None) -> None:
 
     The prediction covers the deterministic requests (invocations, publishes and their
     billed chunks, PUTs) and bytes; polls, GET retries and clean-up depend on timing, so the
-    predicted dollars take those from the measurement (listed under "measured_apis").
+    predicted dollars take those from the measurement (listed under "measured_apis"). The
+    stage's requests (`stage_requests`: staging, reports, the watch's looks, the failure
+    queue) are priced in both, as measured.
     """
     from ..cost.model import price_workers, requests_usd
 
@@ -825,14 +843,15 @@ def _price(result: RunResult, memory_mb: int, predicted: dict | None) -> None:
     result.workers_cost = workers.as_dict()
     # The local channel is free (files); its workers are priced as the Lambdas they stand for.
     billed = {api: n for api, n in result.billed_requests.items() if not api.startswith("local:")}
-    result.cost_usd = requests_usd(billed) + workers.usd
+    stage_usd = requests_usd(result.stage_requests)
+    result.cost_usd = requests_usd(billed) + workers.usd + stage_usd
     if predicted is not None:
         expected = dict(predicted["billed_requests"])
         measured = sorted(set(billed) - set(expected))
         for api in measured:
             expected[api] = billed[api]
         predicted["measured_apis"] = measured
-        predicted["cost_usd"] = requests_usd(expected) + workers.usd
+        predicted["cost_usd"] = requests_usd(expected) + workers.usd + stage_usd
         result.predicted = predicted
 
 
@@ -1055,7 +1074,8 @@ def _record(config: RunConfig, model: SparseDNN, inputs: sp.csr_matrix, result: 
     row = dict(result.summary())
     row.update(model=str(config.model_path or model.name), inputs=str(config.inputs_path or ""),
                branching=config.branching, batch=inputs.shape[0], neurons=model.neurons, layers=model.layers,
-               extra={k: row.pop(k) for k in ("staged_bytes", "deployed", "worker_starts", "workers_cost")})
+               extra={k: row.pop(k) for k in ("staged_bytes", "deployed", "worker_starts", "workers_cost",
+                                              "stage_requests")})
     before = store.get(result.run_id) or {}
     if isinstance(before.get("extra"), dict) and "deployment" in before["extra"]:
         row["extra"]["deployment"] = before["extra"]["deployment"]  # (where gc finds what it left)
