@@ -19,7 +19,9 @@ def store(tmp_path, monkeypatch):
                   "timings": {"run": 1.2}, "requests": {"local:write": 8}},
                  [{"worker": 0, "requested_at": 100.0, "started_at": 100.1, "finished_at": 101.0, "status": "ok"}])
     store.record({"run_id": "bbbb00000002", "created": 200.0, "variant": "queue", "workers": 4,
-                  "status": "failed", "error": "worker 3 crashed"})
+                  "status": "failed", "error": "worker 3 crashed",
+                  "extra": {"stage_requests": {"s3:GetObject": 9, "s3:PutObject": 13},
+                            "deployment": {"endpoint": None, "bucket": "fsd-prod"}}})
     return store
 
 
@@ -37,6 +39,9 @@ def test_runs_table_and_show_by_prefix(store, capsys):
     assert main(["runs", "show", "aaaa"]) == 0
     out = capsys.readouterr().out
     assert "run_id            aaaa00000001" in out and "local:write 8" in out and "$0.000100" in out
+    assert main(["runs", "show", "bbbb"]) == 0
+    out = capsys.readouterr().out
+    assert "stage_requests    s3:GetObject 9, s3:PutObject 13" in out and "deployment        bucket fsd-prod (AWS)" in out
     assert main(["runs", "show", "aaaa", "--json"]) == 0
     run = json.loads(capsys.readouterr().out)["run"]
     assert run["workers_detail"][0]["status"] == "ok"

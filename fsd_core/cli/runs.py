@@ -108,10 +108,15 @@ def _show(args: argparse.Namespace) -> int:
     starts = starts_line(extra.get("worker_starts") or [])
     if starts:
         print(f"{'worker starts':17s} {starts}")
-    for key in ("timings", "requests", "billed_requests"):
-        if run.get(key):
+    for key, counts in (("timings", run.get("timings")), ("requests", run.get("requests")),
+                        ("billed_requests", run.get("billed_requests")), ("stage_requests", extra.get("stage_requests"))):
+        if counts:
             print(f"{key:17s} " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                                            for k, v in run[key].items()))
+                                            for k, v in counts.items()))
+    where = extra.get("deployment") if isinstance(extra.get("deployment"), dict) else None
+    if where:
+        print(f"{'deployment':17s} bucket {where.get('bucket')}" + (f" at {where['endpoint']}" if where.get("endpoint")
+                                                                    else " (AWS)"))
     workers = run.get("workers_detail") or []
     if workers:
         print(table(["worker", "status", "started s", "finished s", "error"],
