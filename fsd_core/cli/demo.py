@@ -82,6 +82,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                              run_progress(display, method, workers))
                 failed |= result.status != "ok"
                 rows.append(_row(variant, result))
+                if result.status in ("interrupted", "cancelled"):  # (Ctrl-C stops the demo, not just one run)
+                    say(f"fsd demo: {result.error}; the variants after {variant} are not run")
+                    break
         finally:
             notice = emulator_notice(was_running, emulator_running()) if cloud else None
             display.stop()

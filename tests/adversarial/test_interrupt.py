@@ -115,3 +115,19 @@ def test_sigterm_interrupts_and_sigkill_abandons(workload, tmp_path):
     proc.communicate(timeout=60)
     runs = json.loads(fsd("runs", "--json", env=env).stdout)["runs"]
     assert runs[0]["run_id"] == run_id and runs[0]["status"] == "abandoned"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_demo_not_just_its_current_run(tmp_path):
+    env, scratch = environment(tmp_path)
+    proc = subprocess.Popen([FSD, "demo", "--inputs", "20000", "--workers", "2", "--variants", "local,serial"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = running_run(env, proc, scratch, "local")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "fsd demo: interrupted by SIGINT; the variants after local are not run" in err
+    assert "      serial ..." not in out  # the next variant never started
+    runs = json.loads(fsd("runs", "--json", env=env).stdout)["runs"]
+    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "interrupted")]
+    assert gone(run_id, scratch)
