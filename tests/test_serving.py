@@ -327,6 +327,25 @@ def test_a_warm_environment_makes_room_for_the_next_invocations_need():
     assert len(env.shards) == 0
 
 
+def test_undeploy_of_a_model_whose_emulator_stopped_forgets_it(small):
+    import socket
+
+    from fsd_core.aws.emulator import emulator_state
+    from fsd_core.run.serving import Deployment, registry_path
+
+    with socket.socket() as s:  # a port nothing listens on: the emulator that held it
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    gone = Deployment("gone", f"{'ab' * 8}-{'cd' * 16}", "s3", 2, "block", True, 0, 96, 6, 100, "m", None, [10, 20],
+                      0.0, "fsd-local-old", endpoint)
+    registry_path().parent.mkdir(parents=True, exist_ok=True)
+    registry_path().write_text(json.dumps({"gone": gone.to_dict()}))
+    out = _fsd("model", "undeploy", "gone", "--json")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == "model gone: the local emulator that held it has stopped; its shards went with it"
+    assert json.loads(out.stdout)["deleted"] is False and deployed() == [] and emulator_state() is None
+
+
 def test_undeploy_of_a_bucket_model_never_starts_an_emulator(small):
     from fsd_core.aws.emulator import emulator_state
     from fsd_core.run.serving import Deployment, registry_path

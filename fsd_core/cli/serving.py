@@ -155,9 +155,12 @@ def _holding_deployment(deployment, path: Path | None) -> tuple[dict | None, boo
     from ..run.gc_cloud import deployment as current
     from .progress import emulator_running
 
-    emulated = deployment.endpoint is not None or deployment.bucket is None  # (None: recorded before buckets were)
+    from ..aws.emulator import endpoint_listens
+
     gone = f"model {deployment.name}: the local emulator that held it has stopped; its shards went with it"
-    if path is None and emulated and not emulator_running():
+    legacy = deployment.bucket is None  # (recorded before records named their bucket: the local emulator's)
+    if (deployment.endpoint is not None and not endpoint_listens(deployment.endpoint)) or \
+            (legacy and path is None and not emulator_running()):
         say(gone)
         return None, False
     manifest, why = current(path)
