@@ -79,11 +79,16 @@ def test_fsd_cancel_stops_the_run_and_records_it_cancelled(workload, variant, tm
     assert fsd("cancel", run_id, env=env).returncode == 2  # not running any more: one line
 
 
-@pytest.mark.slow
-def test_ctrl_c_twice_interrupts_and_the_clean_up_still_finishes(workload, tmp_path):
+def local_run_under_way(workload, tmp_path: Path) -> tuple[dict, Path, subprocess.Popen, str]:
+    """`fsd run` of a local query, once its workers are past layer 1: env, scratch, process, run id."""
     env, scratch = environment(tmp_path)
     proc = start(workload, "local", env)
-    run_id = running_run(env, proc, scratch, "local")
+    return env, scratch, proc, running_run(env, proc, scratch, "local")
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_interrupts_and_the_clean_up_still_finishes(workload, tmp_path):
+    env, scratch, proc, run_id = local_run_under_way(workload, tmp_path)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # impatient: during the clean-up, or before the run noticed the first
@@ -100,9 +105,7 @@ def test_ctrl_c_twice_interrupts_and_the_clean_up_still_finishes(workload, tmp_p
 
 @pytest.mark.slow
 def test_sigterm_interrupts_and_sigkill_abandons(workload, tmp_path):
-    env, scratch = environment(tmp_path)
-    proc = start(workload, "local", env)
-    run_id = running_run(env, proc, scratch, "local")
+    env, scratch, proc, run_id = local_run_under_way(workload, tmp_path)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert json.loads(out)["status"] == "interrupted"
