@@ -297,7 +297,7 @@ def _reclaim_cloud(cloud_runs: list[tuple[dict[str, Any], RunReclaim]], report: 
     """Delete the runs' objects in the deployment each run's record names (`gc_cloud.target`),
     and drain the queues of that deployment's free slots; a run whose emulator has stopped has
     nothing left; without its deployment at hand, leave the cloud part pending, saying why."""
-    from .gc_cloud import GONE, drain_free_slots, objects_of, target
+    from .gc_cloud import GONE, drain_free_slots, leave_stop, objects_of, target, workers_may_run
 
     waiting, drain = 0, False
     try:
@@ -314,6 +314,10 @@ def _reclaim_cloud(cloud_runs: list[tuple[dict[str, Any], RunReclaim]], report: 
             else:
                 r.objects = objects_of(holder, r.run_id, dry_run)
                 r.cloud = "done"
+                if not dry_run and workers_may_run(run, holder, time.time()):
+                    leave_stop(holder, r.run_id)
+                    report.notes.append(f"run {r.run_id}: its Lambda workers may still run (up to 15 minutes "
+                                        f"after it started): a stop key is left for them under stage/")
                 drain |= run.get("variant") == "queue" and holder.endpoint == manifest.endpoint
         if drain:
             report.messages = drain_free_slots(manifest, dry_run)

@@ -61,6 +61,24 @@ def target(run: dict, manifest: Manifest | None, why: str) -> tuple[Manifest | N
                   f"fsd gc --manifest <that deployment's manifest>")
 
 
+def workers_may_run(run: dict, holder: Manifest, now: float) -> bool:
+    """Can Lambda workers of a dead run still be running? On AWS, until Lambda's limit after the
+    run started (no one can kill them); at the emulator gc has killed them."""
+    from ..aws.limits import LAMBDA_MAX_SECONDS
+
+    created = run.get("created")
+    return holder.endpoint is None and isinstance(created, (int, float)) and now - created < LAMBDA_MAX_SECONDS + 60
+
+
+def leave_stop(holder: Manifest, run_id: str) -> None:
+    """The run's stop key, for its workers still running to find at their next look (they end
+    then, not at their message timeout); `stage/` expires by the bucket's lifecycle rule."""
+    from ..engine.handler import STOP_KEY
+    from ..engine.s3_stage import S3Stage
+
+    S3Stage(holder, f"stage/{run_id}/").put(STOP_KEY, b"stop")
+
+
 def objects_of(manifest: Manifest, run_id: str, dry_run: bool) -> int:
     """Delete (or, `dry_run`, count) the run's staged and object-channel objects; how many."""
     from ..aws.clients import BotoCoreError, ClientError, aws_failure
