@@ -604,6 +604,8 @@ def test_price_workers_bills_init_only_for_cold_workers():
     doc = w.as_dict()
     assert doc["cold"] == 1 and doc["warm"] == 1 and doc["loaded_bytes"] == 1010 and doc["init_s"] == 0.5
     assert w.unpriced == doc["unpriced"] == 1  # worker 2 reported no times: the figures are a lower bound
+    never = reports[:2] + [{"worker": 2, "status": "not started"}]  # a run stopped before its launch
+    assert price_workers(never, 2048).unpriced == 0
     assert doc["by_start"]["cold"]["usd"] == pytest.approx(1.5 * gbs)
     # a price table from before 2025-08-01 bills no INIT; INIT and handler round up to 1 ms together
     off = dataclasses.replace(PR, rules={**PR.rules, "lambda_init_billed": dataclasses.replace(

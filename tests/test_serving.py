@@ -132,6 +132,21 @@ def test_a_name_is_never_rebound_to_another_model(small):
     assert deploy_model(model, None, 2, "local", "block", None, 0, None, name="prod").already_deployed
 
 
+def test_a_record_without_a_bucket_may_be_the_same_store():
+    from fsd_core.run.serving import Deployment
+
+    ident = f"{'ab' * 8}-{'cd' * 16}"
+
+    def record(bucket, endpoint=None, store="s3", id_=ident):
+        return Deployment("m", id_, store, 2, "block", True, 0, 96, 6, 100, "m", None, [10], 0.0, bucket, endpoint)
+
+    assert record(None).same_store(record("b")) and record("b").same_store(record(None))  # (written before)
+    assert record("b", "http://e").same_store(record("b", "http://e"))
+    assert not record("b").same_store(record("c")) and not record("b").same_store(record("b", "http://e"))
+    assert not record(None).same_store(record(None, store="directory"))
+    assert not record("b").same_store(record("b", id_=f"{'ab' * 8}-{'ce' * 16}"))
+
+
 def test_a_bad_name_is_refused_before_the_plan(small):
     from fsd_core.errors import InputError
     from fsd_core.run.plans import plan_cache_dir

@@ -295,6 +295,7 @@ class FsdApp(App[None]):
             self.notify(refusal, severity="error", timeout=10)
             return False
         self.run_ended.clear()
+        self._run_id = None  # (the run says its id with its first snapshot)
         self.live = LiveRun(config, clock=self.clock, truth_path=truth)
         workers = 1 if config.variant == "serial" else config.workers
         what = f"deployed model {config.deployed}" if config.deployed else config.model_path

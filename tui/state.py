@@ -189,7 +189,7 @@ class LiveRun:
     def workers_view(self) -> tuple[list[str], list[int]]:
         """Each worker's state and last finished layer ([] before any worker is started)."""
         snap = self._settled()
-        if snap is None or snap.phase in ("planning", "staging"):
+        if snap is None or snap.phase in ("starting", "planning", "staging"):
             return [], []
         return worker_states(snap), layers_done(snap)
 

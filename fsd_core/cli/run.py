@@ -78,7 +78,9 @@ def run_progress(display: Display, method: str | None, workers: int, deployed: b
     def update(snap) -> None:
         if snap.phase != seen["phase"]:
             seen["phase"] = snap.phase
-            if snap.phase == "planning":
+            if snap.phase == "starting":
+                display.phase(f"run {snap.run_id}: starting")
+            elif snap.phase == "planning":
                 display.phase(f"partitioning ({method or 'default'}, {workers} workers; cached)")
             elif snap.phase == "staging":
                 display.phase("staging the inputs (the shards are deployed)" if deployed

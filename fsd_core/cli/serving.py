@@ -158,9 +158,11 @@ def _holding_deployment(deployment, path: Path | None) -> tuple[dict | None, boo
     from ..aws.emulator import endpoint_listens
 
     gone = f"model {deployment.name}: the local emulator that held it has stopped; its shards went with it"
-    legacy = deployment.bucket is None  # (recorded before records named their bucket: the local emulator's)
+    from ..aws.manifest import configured_manifest_path
+
+    legacy = deployment.bucket is None  # (recorded before records named their bucket: whichever is at hand)
     if (deployment.endpoint is not None and not endpoint_listens(deployment.endpoint)) or \
-            (legacy and path is None and not emulator_running()):
+            (legacy and path is None and configured_manifest_path() is None and not emulator_running()):
         say(gone)
         return None, False
     manifest, why = current(path)

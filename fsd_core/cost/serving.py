@@ -203,7 +203,7 @@ def price_workers(reports: Iterable[Mapping[str, Any]], memory_mb: int, prices: 
     """
     prices = prices or default_table()
     rate = prices.lambda_gb_second(arch) * memory_mb / 1024.0
-    every = [worker_bill(r) for r in reports]
+    every = [worker_bill(r) for r in reports if r.get("status") != "not started"]
     bills = [b for b in every if b is not None]
     groups = {kind: _group([b for b in bills if b.start == kind], rate, prices.init_billed) for kind in START_KINDS}
     return WorkerCost(groups["cold"], groups["warm"], sum(b.shard == "loaded" for b in bills),

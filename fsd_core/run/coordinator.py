@@ -199,6 +199,10 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
 
         reclaim_on_start(config.runs_db)  # what runs of this store killed earlier left here
         _record_start(config, model, inputs, run_id)
+    # The run's id, before anything that takes time (the doctor, a lease, the plan): the dashboard
+    # knows which run is its own from here (`fsd cancel` of it stops the run, not the dashboard).
+    _notify(progress, Progress(run_id, "starting", model.layers, [-1] * (1 if config.variant == "serial"
+                                                                       else config.workers)))
     with _signals_interrupt(run_id):
         try:
             _STOP_AT_ONCE[run_id] = True  # planning and the serial kernel do not look: stop at once
@@ -208,18 +212,19 @@ def run(config: RunConfig, progress: Callable[[Progress], None] | None = None, *
             result = RunResult(run_id, stopped.status, config.variant, config.workers, 0.0, 0.0,
                                np.zeros(0, np.int64), None, error=str(stopped))
         except (InputError, RunError) as exc:  # refused or failed before launch (the doctor, the
-            if config.record:                     # deployment, the worker role): recorded failed
+            _CLEANING.discard(run_id)             # deployment, the worker role): recorded failed
+            if config.record:
                 _record(config, model, inputs, RunResult(run_id, "failed", config.variant, config.workers, 0.0, 0.0,
                                                          np.zeros(0, np.int64), None, error=str(exc)))
             raise
         finally:
             _STOP_AT_ONCE.pop(run_id, None)
-        if config.record:
-            _CLEANING.add(run_id)  # (a signal now is noted: the run is recorded whatever comes)
-            try:
+        _CLEANING.add(run_id)  # (a signal now is noted: the run is recorded whatever comes)
+        try:
+            if config.record:
                 _record(config, model, inputs, result)
-            finally:
-                _CLEANING.discard(run_id)
+        finally:
+            _CLEANING.discard(run_id)
     return result
 
 
@@ -250,11 +255,17 @@ def _execute(run_id: str, config: RunConfig, model: SparseDNN, inputs: sp.csr_ma
     else:
         result = _DistributedRun(run_id, config, model, inputs, progress, hooks or TestHooks()).run()
     if config.verify and result.status == "ok":
+        _CLEANING.discard(run_id)
         _STOP_AT_ONCE[run_id] = True  # the serial kernel does not look: a signal stops it at once
         _notify(progress, Progress(run_id, "verifying", model.layers, [model.layers] * result.workers))
-        result.verified = _verify(_weights_of(config, model), inputs, result)
-        if not result.verified:
-            result.status, result.error = "failed", "verification failed: result differs from the serial kernel"
+        try:
+            result.verified = _verify(_weights_of(config, model), inputs, result)
+            if not result.verified:
+                result.status, result.error = "failed", "verification failed: result differs from the serial kernel"
+        except Interrupted as exc:  # the run's figures stay; it is recorded stopped, unverified
+            result.status, result.error = exc.status, str(exc)
+        finally:
+            _CLEANING.add(run_id)
     return result
 
 
@@ -593,6 +604,10 @@ class _DistributedRun:
         finally:  # whatever happened: no process, message, object or staged file is left behind
             self.clean_up()
         result = self.gather()
+        if stopped is None and self.error is None:
+            stopped = _STOP.get(self.run_id)  # a signal its clean-up noted: said, not lost
+            if stopped is not None:
+                result.error = str(stopped)
         if stopped is not None:
             result.status = stopped.status
         self.price(result)
@@ -742,11 +757,8 @@ class _DistributedRun:
         After a failure the workers are told to stop (the stop key) before anything is killed;
         on AWS, where they cannot be killed, the stop key is left in the stage for workers
         still running to find (the bucket's lifecycle rule expires `stage/`)."""
-        _CLEANING.add(self.run_id)
-        try:
-            self._clean_up()
-        finally:
-            _CLEANING.discard(self.run_id)
+        _CLEANING.add(self.run_id)  # (until `run` has recorded it: a signal from here is noted only)
+        self._clean_up()
 
     def _clean_up(self) -> None:
         stop_left = self.error is not None and self.launched is not None
@@ -763,19 +775,20 @@ class _DistributedRun:
             try:
                 self.cleanup_requests = self.backend.cleanup_channel(self.run_id, self.P, failed=self.error is not None)
                 self.backend.stage.delete_all()
-                if stop_left and not self.backend.local_progress:
-                    self.signal_workers_to_stop()
             except Exception as exc:  # noqa: BLE001 - an endpoint that froze or failed now: `fsd gc` finishes
                 self.cleanup_pending = " ".join(str(exc).split())[:300] or type(exc).__name__
                 _say(f"run {self.run_id}: clean-up incomplete ({self.cleanup_pending}); `fsd gc` deletes what is left")
             finally:
+                if stop_left and not self.backend.local_progress:
+                    self.signal_workers_to_stop()  # (again: the delete took it; it swallows its own errors)
                 self.backend.close()
 
     def gather(self) -> RunResult:
         """The run's result: worker 0's final activations, the workers' reports (one per worker,
         "missing" for a silent one) and the requests they and the clean-up made."""
         seconds = time.perf_counter() - self.started
-        ordered = [self.reports.get(p, {"worker": p, "status": "missing"}) for p in range(self.P)]
+        silent = "missing" if self.launched is not None else "not started"
+        ordered = [self.reports.get(p, {"worker": p, "status": silent}) for p in range(self.P)]
         requests, billed = _sum_requests(ordered)
         requests["lambda:Invoke"] = billed["lambda:Invoke"] = sum(1 for r in ordered if r.get("started_at"))
         for api, n in self.cleanup_requests.items():

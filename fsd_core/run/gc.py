@@ -300,32 +300,34 @@ def _reclaim_cloud(cloud_runs: list[tuple[dict[str, Any], RunReclaim]], report: 
     from .gc_cloud import GONE, drain_free_slots, leave_stop, objects_of, target, workers_may_run
 
     waiting, drain = 0, False
-    try:
-        for run, r in cloud_runs:
-            holder, because = target(run, manifest, why)
-            if because == GONE:
-                r.cloud = "done"
-                report.notes.append(f"run {r.run_id}: its objects went with the emulator that held them (stopped)")
-            elif holder is None:
-                r.cloud = because
-                waiting += because == f"pending: {why}"
-                if because != f"pending: {why}":
-                    report.notes.append(f"run {r.run_id}: {because[len('pending: '):]}")
-            else:
+    for run, r in cloud_runs:
+        holder, because = target(run, manifest, why)
+        if because == GONE:
+            r.cloud = "done"
+            report.notes.append(f"run {r.run_id}: its objects went with the emulator that held them (stopped)")
+        elif holder is None:
+            r.cloud = because
+            waiting += because == f"pending: {why}"
+            if because != f"pending: {why}":
+                report.notes.append(f"run {r.run_id}: {because[len('pending: '):]}")
+        else:
+            try:  # (one run's failure leaves the others to be done: each its own bucket)
                 r.objects = objects_of(holder, r.run_id, dry_run)
                 r.cloud = "done"
-                if not dry_run and workers_may_run(run, holder, time.time()):
+                if not dry_run and workers_may_run(holder):
                     leave_stop(holder, r.run_id)
-                    report.notes.append(f"run {r.run_id}: its Lambda workers may still run (up to 15 minutes "
-                                        f"after it started): a stop key is left for them under stage/")
-                drain |= run.get("variant") == "queue" and holder.endpoint == manifest.endpoint
-        if drain:
-            report.messages = drain_free_slots(manifest, dry_run)
-    except RunError as exc:  # an AWS call that failed (gc_cloud names the service)
-        for _, r in cloud_runs:
-            if r.cloud == "none":  # (not reached, or the one that failed)
+                    report.notes.append(f"run {r.run_id}: a stop key is left under stage/ for any of its Lambda "
+                                        f"workers still running")
+            except RunError as exc:  # an AWS call that failed (gc_cloud names the service)
                 r.cloud = f"pending: {exc}"
-        report.notes.append(f"cloud part stopped: {exc}")
+                report.notes.append(f"run {r.run_id}: cloud part left for the next gc: {exc}")
+                continue
+            drain |= run.get("variant") == "queue" and holder.endpoint == manifest.endpoint
+    if drain:
+        try:
+            report.messages = drain_free_slots(manifest, dry_run)
+        except RunError as exc:
+            report.notes.append(f"queues not drained: {exc}")
     if waiting and why != LATER:
         report.notes.append(f"the cloud part of {waiting} abandoned run(s) is left for the next gc: {why}")
 

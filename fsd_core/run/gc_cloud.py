@@ -61,13 +61,11 @@ def target(run: dict, manifest: Manifest | None, why: str) -> tuple[Manifest | N
                   f"fsd gc --manifest <that deployment's manifest>")
 
 
-def workers_may_run(run: dict, holder: Manifest, now: float) -> bool:
-    """Can Lambda workers of a dead run still be running? On AWS, until Lambda's limit after the
-    run started (no one can kill them); at the emulator gc has killed them."""
-    from ..aws.limits import LAMBDA_MAX_SECONDS
-
-    created = run.get("created")
-    return holder.endpoint is None and isinstance(created, (int, float)) and now - created < LAMBDA_MAX_SECONDS + 60
+def workers_may_run(holder: Manifest) -> bool:
+    """Can Lambda workers of a dead run still be running? On AWS nobody can kill them (and its
+    record does not say when they were launched: one PUT, whose key expires with `stage/`, is
+    cheaper than guessing); at the emulator gc has killed them."""
+    return holder.endpoint is None
 
 
 def leave_stop(holder: Manifest, run_id: str) -> None:

@@ -106,8 +106,12 @@ class Deployment:
             else "the deployment bucket"
 
     def same_store(self, other: Deployment) -> bool:
-        return (self.id, self.store, self.bucket, self.endpoint) == (other.id, other.store, other.bucket,
-                                                                     other.endpoint)
+        """The same shards in the same place (a record without a bucket, written before records
+        named it, matches any bucket: it may be the same)."""
+        if (self.id, self.store) != (other.id, other.store):
+            return False
+        return self.bucket is None or other.bucket is None or (self.bucket, self.endpoint) == (other.bucket,
+                                                                                                 other.endpoint)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -322,7 +326,9 @@ def undeploy(name: str, manifest: dict[str, Any] | None, delete: bool = True) ->
             try:
                 store.delete(DOCUMENT_KEY)
                 store.delete_all()
-            except OSError as exc:
+                if isinstance(store, DirectoryStage) and store.root.exists():  # (its rmtree says nothing)
+                    raise OSError(f"{store.root} is still there")
+            except (OSError, RunError) as exc:
                 raise RunError(f"model {name}: its shards could not be deleted ({exc}); the name is kept: "
                                f"run fsd model undeploy {name} again") from None
         _save_registry(entries)
