@@ -106,7 +106,7 @@ async def test_launch_local_run_watch_it_and_find_it_in_history(monkeypatch, iso
 
         # the progress snapshots the live view was built from
         phases = [m.snap.phase for m in snapshots]
-        assert phases[0] == "planning" and phases[-1] == "ok" and "running" in phases
+        assert phases[0] == "starting" and "planning" in phases and phases[-1] == "ok" and "running" in phases
         assert worker_states(snapshots[0].snap) == ["launching"] * 3
         assert worker_states(snapshots[-1].snap) == ["done"] * 3
 
