@@ -151,15 +151,13 @@ def _holding_deployment(deployment, path: Path | None) -> tuple[dict | None, boo
     """The deployment to delete a cloud store from (its recorded bucket at the endpoint at
     hand), and whether there is anything to delete: an emulator that stopped took the store
     with it. Never starts an emulator or provisions anything to delete from it."""
+    from ..aws.emulator import endpoint_listens
+    from ..aws.manifest import configured_manifest_path
     from ..errors import InputError
     from ..run.gc_cloud import deployment as current
     from .progress import emulator_running
 
-    from ..aws.emulator import endpoint_listens
-
     gone = f"model {deployment.name}: the local emulator that held it has stopped; its shards went with it"
-    from ..aws.manifest import configured_manifest_path
-
     legacy = deployment.bucket is None  # (recorded before records named their bucket: whichever is at hand)
     if (deployment.endpoint is not None and not endpoint_listens(deployment.endpoint)) or \
             (legacy and path is None and configured_manifest_path() is None and not emulator_running()):

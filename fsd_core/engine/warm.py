@@ -17,6 +17,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ..processes import started_at
+
 #: Share of the function's memory the kept shards may take (the run needs the rest).
 CACHE_SHARE = 0.4
 #: Without a Lambda memory setting (a local process): the budget in MiB, overridable.
@@ -118,10 +120,11 @@ class Environment:
 def process_started_at() -> float:
     """This process's start (epoch seconds), from /proc; where there is none, the import of
     this module (close: the handler imports it first)."""
+    ticks = started_at(os.getpid())  # (clock ticks after boot)
+    if ticks is None:
+        return _IMPORTED_AT
     try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: after boot
+        started = ticks / os.sysconf("SC_CLK_TCK")
         with open("/proc/uptime", "rb") as f:
             uptime = float(f.read().split()[0])  # (btime has whole seconds; uptime 10 ms)
         return time.time() - (uptime - started)

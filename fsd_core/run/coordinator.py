@@ -9,6 +9,7 @@ exactly as on AWS.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import secrets
@@ -624,7 +625,7 @@ class _DistributedRun:
 
             manifest = resolve_manifest(self.config.manifest, self.P, self.config.variant)
             check_deployment(manifest, self.P, needs_function=needs_function(manifest, self.config.launcher),
-                             memory_needed_mb=self._worker_need_mb())
+                             memory_needed_mb=self.need_mb)
 
     def note_deployment(self) -> None:
         """The run's record names the deployment its objects go to: `fsd gc` deletes what a
@@ -637,7 +638,8 @@ class _DistributedRun:
                 where = {"endpoint": manifest.get("endpoint"), "bucket": manifest.get("bucket")}
                 store.mark(self.run_id, "running", None, dict(record.get("extra") or {}, deployment=where))
 
-    def _worker_need_mb(self) -> float:
+    @functools.cached_property
+    def need_mb(self) -> float:
         """What one worker of this query needs (`preflight.worker_need_mb`): the model's sizes
         (a deployed model's record keeps its total non-zeros, spread evenly) and the batch."""
         from .preflight import worker_need_mb
@@ -733,7 +735,7 @@ class _DistributedRun:
             "variant": c.variant, "channel": dict(b.channel_config, **h.channel_options),
             "stage": b.stage.config(), "launcher": b.launcher.config(), "manifest": b.manifest,
             "timeout": c.timeout, "launch_grace": c.launch_grace, "plan_digest": self.digest,
-            "need_mb": round(self._worker_need_mb(), 1),
+            "need_mb": round(self.need_mb, 1),
             **({"shards": self.shard_store.config()} if c.deployed is not None else {}),
             # Progress files are a local side channel; Lambda workers report only at the end.
             "progress_dir": str(b.progress_dir) if b.launcher.kind in ("local", "pool") else None,
