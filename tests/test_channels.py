@@ -458,19 +458,26 @@ def test_foreign_messages_waiting_in_queues_are_ignored(local_deployment, rx_sma
 
 def test_the_drain_waits_for_messages_a_dead_receiver_left_in_flight(local_deployment):
     """A worker that ends during a long poll leaves the poll open at the server, which takes
-    what arrives next (the flake this test pins down: a previous run's worker took the next
-    run's first messages) and leaves them invisible for the visibility timeout."""
-    from fsd_core.channels.queue import DEFAULT_POLL_WAIT, drain_queues
+    what arrives or reappears next (the flake this test pins down: a previous run's worker
+    took the next run's first messages, and that run's own ended worker took them again when
+    they reappeared during its drain) and leaves them invisible for the visibility timeout.
+    The latest such a message reappears is POLL_LINGER + VISIBILITY_TIMEOUT after the drain
+    starts: the drain must still take it."""
+    from fsd_core.channels.queue import DEFAULT_POLL_WAIT, POLL_LINGER, VISIBILITY_TIMEOUT, drain_queues
 
     time.sleep(DEFAULT_POLL_WAIT + 0.5)  # the long polls earlier tests' workers left open end first
+    drain_queues(local_deployment, 1)  # and what they left
     sqs = client(local_deployment, "sqs")
     url = local_deployment.queue_urls[0]
     for k in range(3):
         sqs.send_message(QueueUrl=url, MessageBody=f"stale {k}")
-    taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=2)["Messages"]
+    hidden = POLL_LINGER + VISIBILITY_TIMEOUT - 1
+    taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=hidden)["Messages"]
     assert len(taken) == 3 and queue_depths(local_deployment, 1) == [3]  # in flight, never deleted
+    start = time.monotonic()
     counts = drain_queues(local_deployment, 1)
     assert queue_depths(local_deployment, 1) == [0]
+    assert time.monotonic() - start >= hidden - 0.5  # (it waited for them)
     assert counts["sqs:DeleteMessageBatch"] >= 1 and counts["sqs:GetQueueAttributes"] >= 2
 
 

@@ -46,6 +46,11 @@ DEFAULT_POLL_WAIT = 1  # seconds of long polling per ReceiveMessage (0..20)
 # request, a dropped connection) is delivered again within seconds, not after SQS's default
 # 30 s; the extra copy is a duplicate, which the base class drops.
 VISIBILITY_TIMEOUT = 5
+# How long a receive a worker left open when it ended can still take messages: its wait,
+# plus the emulator's one-second look (moto rechecks a waiting queue once a second) and the
+# server's latency on a loaded machine. The end-of-run drain waits this long and a
+# visibility timeout more for messages in flight.
+POLL_LINGER = DEFAULT_POLL_WAIT + 2
 PUBLISH_THREADS = 4
 MAX_RETRIES = 8
 THROTTLE_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
@@ -234,9 +239,11 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False, slots: list[i
     first calls `PurgeQueue`, which removes those too (AWS allows one purge per queue per
     60 s; a refused purge falls back to draining). A worker that ended during a long poll
     can leave messages in flight too, even after a run that went well: its poll stays open
-    at the server for up to `poll_wait` and takes whatever arrives (another run's messages,
-    if one starts that soon), so messages still in flight after the drain are waited for
-    (they are visible again within `VISIBILITY_TIMEOUT`) and drained as well.
+    at the server for up to `POLL_LINGER` and takes whatever arrives or becomes visible
+    (another run's messages, or messages an earlier dead poll hid), so messages still in
+    flight after the drain are waited for and drained as well: every poll open when the drain
+    starts has ended `POLL_LINGER` later, and what it took is visible `VISIBILITY_TIMEOUT`
+    after that.
     """
     from ..aws.clients import ClientError, botocore_config, client
 
@@ -250,7 +257,7 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False, slots: list[i
                 counts["sqs:PurgeQueue"] = counts.get("sqs:PurgeQueue", 0) + 1
             except ClientError:
                 pass
-        deadline = time.monotonic() + VISIBILITY_TIMEOUT + 1.0
+        deadline = time.monotonic() + POLL_LINGER + VISIBILITY_TIMEOUT + 1.0
         while True:
             resp = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=SQS_MAX_MESSAGES, WaitTimeSeconds=0,
                                        VisibilityTimeout=30)
