@@ -85,9 +85,7 @@ def _memory_needed(args: argparse.Namespace) -> float | None:
         return args.memory
     if args.workers is None or args.batch is None:
         raise InputError("--model needs --workers P and --batch B: a worker's need depends on both")
-    from ..model.network import read_manifest
-    from ..run.preflight import worker_need_mb
+    from ..cost.recommend import workload_from_model
+    from ..run.preflight import workload_need_mb
 
-    mf = read_manifest(args.model)
-    nnz = [int(e.get("nnz", 0)) for e in mf["layer_files"]]
-    return worker_need_mb(mf["neurons"], mf["layers"], args.batch, nnz, args.workers)
+    return workload_need_mb(workload_from_model(args.model, args.batch), args.workers)

@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..aws.doctor import check
 from ..aws.manifest import Manifest
@@ -26,13 +26,22 @@ CACHE_S = 300.0
 _passed: dict[tuple[str, int, bool, int | None], float] = {}
 _lock = threading.Lock()
 
+if TYPE_CHECKING:
+    from ..cost.workload import Workload
+
 
 def worker_need_mb(neurons: int, layers: int, batch: int, nnz: Sequence[float], workers: int) -> float:
     """MB one of `workers` workers needs for a query of `batch` inputs (the cost model's peak:
     its weight shard, its activations, the runtime), what the function's memory must cover."""
-    from ..cost.model import Workload, load_params, memory_needed_mb
+    from ..cost.model import Workload
 
-    workload = Workload.build(neurons, layers, batch, list(nnz))
+    return workload_need_mb(Workload.build(neurons, layers, batch, list(nnz)), workers)
+
+
+def workload_need_mb(workload: Workload, workers: int) -> float:
+    """`worker_need_mb` of a cost-model Workload (a saved model's: `cost.recommend.workload_from_model`)."""
+    from ..cost.model import load_params, memory_needed_mb
+
     return float(memory_needed_mb(workload, workers, load_params()[0]))
 
 
