@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def kill_worker(scratch: Path, worker: int, ready: Callable[[Path], bool],
@@ -29,3 +30,21 @@ def kill_worker(scratch: Path, worker: int, ready: Callable[[Path], bool],
     thread = threading.Thread(target=kill, daemon=True)
     thread.start()
     return thread, killed
+
+
+def watch_end(monkeypatch: Any) -> dict[str, float]:
+    """Record (as "at", monotonic) when the run's watch ends: the moment the coordinator has
+    noticed the failure, before its clean-up (which a loaded machine may stretch)."""
+    from fsd_core.run import coordinator
+
+    ended: dict[str, float] = {}
+    watch = coordinator._watch
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return watch(*args, **kwargs)
+        finally:
+            ended["at"] = time.monotonic()
+
+    monkeypatch.setattr(coordinator, "_watch", timed)
+    return ended

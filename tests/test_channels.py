@@ -232,17 +232,17 @@ def test_local_frame_files_outlive_the_run_in_a_spares_directory(tmp_path):
     from fsd_core.channels.local import LocalChannel
 
     spares, block = tmp_path / "spares", np.ones((40, 30), dtype=np.float32)
-    for run in range(2):
-        run_id, root = uuid.uuid4().hex[:12], tmp_path / f"run{run}"
+    for k in range(2):
+        run_id, root = uuid.uuid4().hex[:12], tmp_path / f"run{k}"
         receiver, sender = LocalChannel(run_id, 0, root, spares), LocalChannel(run_id, 1, root, spares)
         kept = {p.stat().st_ino for p in (spares / "spare-w1").iterdir()}
-        assert bool(kept) == (run == 1)  # the first run's file, handed back
+        assert bool(kept) == (k == 1)  # the first run's file, handed back
         for layer in (1, 2):
             sender.send(layer, 0, Message(block * layer, np.arange(30), None))
             sender.flush()
             (_, msg), = list(receiver.receive(layer, [1], timeout=30))
             assert np.array_equal(msg.block, block * layer)
-        if run == 1:  # layer 1's frame went into the file kept from the first run
+        if k == 1:  # layer 1's frame went into the file kept from the first run
             assert kept <= {p.stat().st_ino for p in (spares / "spare-w1").iterdir()}
         receiver.cleanup()
         sender.cleanup()
@@ -463,9 +463,9 @@ def test_the_drain_waits_for_messages_a_dead_receiver_left_in_flight(local_deplo
     they reappeared during its drain) and leaves them invisible for the visibility timeout.
     The latest such a message reappears is POLL_LINGER + VISIBILITY_TIMEOUT after the drain
     starts: the drain must still take it."""
-    from fsd_core.channels.queue import DEFAULT_POLL_WAIT, POLL_LINGER, VISIBILITY_TIMEOUT, drain_queues
+    from fsd_core.channels.queue import POLL_LINGER, VISIBILITY_TIMEOUT, drain_queues
 
-    time.sleep(DEFAULT_POLL_WAIT + 0.5)  # the long polls earlier tests' workers left open end first
+    time.sleep(POLL_LINGER + 0.5)  # the long polls earlier tests' workers left open end first
     drain_queues(local_deployment, 1)  # and what they left
     sqs = client(local_deployment, "sqs")
     url = local_deployment.queue_urls[0]

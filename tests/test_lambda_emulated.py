@@ -39,7 +39,7 @@ from fsd_core.run import coordinator
 from fsd_core.run.coordinator import RunConfig, TestHooks, run
 
 from .cloud_fixtures import deployment_home
-from .killer import kill_worker
+from .killer import kill_worker, watch_end
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,6 @@ def test_a_crashed_lambda_worker_fails_the_run_through_its_failure_record(local_
     long before a peer's message timeout (20 s)."""
     monkeypatch.setattr(coordinator, "LIVENESS_INTERVAL", 3600.0)
     model, inputs = rx
-    started = time.monotonic()
     r = run(RunConfig(None, None, "queue", 3, "block", record=False, model=model, inputs=inputs, predict=False,
                       manifest=local_deployment.to_dict(), timeout=20, launch_grace=0, launcher="lambda"),
             hooks=TestHooks(fault={"worker": 2, "layer": 4, "kind": "crash"}))
@@ -202,7 +201,7 @@ def test_a_crashed_lambda_worker_fails_the_run_through_its_failure_record(local_
     assert r.error.startswith("worker 2: its Lambda invocation failed after 1 attempt (RetriesExhausted): "
                               "Runtime.ExitError: RequestId: "), r.error
     assert r.error.endswith("Error: Runtime exited with error: exit status 17"), r.error
-    assert time.monotonic() - started < 15
+    assert r.timings["run"] < 20  # from launch: before any peer's message timeout
     assert leftovers(local_deployment, r.run_id) == []
     assert not [rep["pid"] for rep in r.worker_reports if rep.get("pid") and process_running(rep["pid"])]
 
@@ -216,6 +215,7 @@ def test_a_sigkilled_lambda_worker_fails_the_run_in_under_5_s(local_deployment, 
         return True
 
     killer, killed = kill_worker(tmp_path / "scratch", 1, started, within=60)
+    noticed = watch_end(monkeypatch)
     r = run(RunConfig(None, None, "object", 2, "block", record=False, model=model, inputs=inputs, predict=False,
                       manifest=local_deployment.to_dict(), timeout=30, launcher="lambda"),
             hooks=TestHooks(fault={"worker": 1, "layer": 1, "kind": "hang"}))
@@ -224,7 +224,8 @@ def test_a_sigkilled_lambda_worker_fails_the_run_in_under_5_s(local_deployment, 
     assert "at" in killed, "worker 1 never announced its process"
     assert r.status == "failed" and r.error.startswith("worker 1"), r.error
     assert "exited without a report" in r.error or "Runtime exited with error: signal: killed" in r.error, r.error
-    assert ended - killed["at"] < 5.0, f"noticed {ended - killed['at']:.1f} s after the kill"
+    assert noticed["at"] - killed["at"] < 5.0, f"noticed {noticed['at'] - killed['at']:.1f} s after the kill"
+    assert ended - killed["at"] < 30.0  # (its clean-up included)
     assert leftovers(local_deployment, r.run_id) == []
     assert not list((tmp_path / "scratch" / "fsd-runs").glob("*"))
 
@@ -295,9 +296,13 @@ def test_a_worker_role_the_run_cannot_take_fails_it_recorded_and_leaves_nothing(
     assert list((tmp_path / "scratch" / "fsd-runs").iterdir()) == []  # its scratch went
 
 
-def test_the_deployment_check_costs_a_cloud_run_little(local_deployment):
+def test_the_deployment_check_costs_a_cloud_run_little(local_deployment, monkeypatch):
+    """The first check of a deployment asks the endpoint; the same check again asks nothing."""
     from fsd_core.run import preflight
 
+    checks = []
+    real = preflight.check
+    monkeypatch.setattr(preflight, "check", lambda *a, **k: checks.append(a) or real(*a, **k))
     preflight.forget()
     manifest = local_deployment.to_dict()
     t = time.perf_counter()
@@ -307,7 +312,9 @@ def test_the_deployment_check_costs_a_cloud_run_little(local_deployment):
     preflight.check_deployment(manifest, 3)
     again = time.perf_counter() - t
     print(f"deployment check: {first * 1000:.0f} ms, then {again * 1000:.2f} ms (remembered)")
-    assert again < 0.005 and first < 3.0
+    assert len(checks) == 1 and first < 5.0
+    preflight.check_deployment(manifest, 2)  # another P is another check
+    assert len(checks) == 2
 
 
 def test_on_aws_every_cloud_run_needs_the_function(local_deployment):
