@@ -5,6 +5,7 @@ cloud ones against the real emulator over HTTP on loopback, and the prediction r
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -456,6 +457,94 @@ def test_foreign_messages_waiting_in_queues_are_ignored(local_deployment, rx_sma
     assert queue_depths(local_deployment, 2) == [0, 0]
 
 
+def test_a_queue_channel_sends_nothing_before_its_slots_are_quiet(local_deployment):
+    from fsd_core.channels.queue import POLL_LINGER
+
+    key = {"manifest": local_deployment.to_dict(), "key": "ab" * 32}
+
+    def opened(quiet_at: float):
+        channel = open_channel("queue", "quiet0run000", 1, dict(key, quiet_at=quiet_at))
+        channel.close()
+        return time.time(), channel.stats.quiet_wait_s
+
+    quiet_at = time.time() + 1.0
+    ready, waited = opened(quiet_at)
+    assert ready >= quiet_at and 0 < waited <= 1.0
+    ready, waited = opened(time.time() + 1000.0)  # (a clock far ahead: the wait is capped)
+    assert waited == pytest.approx(POLL_LINGER, abs=0.05)
+    assert opened(time.time() - 5.0)[1] == 0.0
+
+
+def test_a_poll_left_open_by_a_previous_run_takes_no_frame_of_the_next(local_deployment):
+    """A worker that ends during a long poll leaves it open at SQS, and the poll takes what
+    arrives and hides it for the visibility timeout: the next run's first frames on that slot
+    (measured: back-to-back 1.3 s runs took 6.2 s). The run's lease says when its slots are
+    quiet again and its senders wait for that."""
+    import threading
+
+    from fsd_core.aws.leases import lease_slots
+    from fsd_core.channels.queue import DEFAULT_POLL_WAIT, POLL_LINGER, VISIBILITY_TIMEOUT, QueueChannel, drain_queues
+
+    sqs = client(local_deployment, "sqs")
+    with lease_slots(local_deployment.queue_urls[0], len(local_deployment.queue_urls), 2) as lease:
+        config = {"manifest": local_deployment.to_dict(), "key": "cd" * 32, "slots": lease.slots}
+        taken: list = []
+        previous = threading.Thread(target=lambda: taken.extend(sqs.receive_message(
+            QueueUrl=local_deployment.queue_urls[lease.slots[0]], MaxNumberOfMessages=10,
+            WaitTimeSeconds=DEFAULT_POLL_WAIT, VisibilityTimeout=VISIBILITY_TIMEOUT).get("Messages", [])))
+        previous.start()  # (the poll of the previous run's worker on this slot, which ended now)
+        sender = open_channel("queue", "next0run0000", 1, dict(config, quiet_at=time.time() + POLL_LINGER))
+        receiver = QueueChannel("next0run0000", 0, local_deployment, receive=False, slots=lease.slots).keyed(config)
+        try:
+            sender.send(1, 0, sent := block(48, 10, 0.5, 1))
+            sender.flush()
+            sender.settle()
+            (src, got), = list(receiver.receive(1, [1], timeout=3))
+            assert src == 1 and same(got, sent)
+        finally:
+            sender.close()
+            receiver.close()
+            previous.join()
+            drain_queues(local_deployment, 2, slots=lease.slots)
+        assert not taken and sender.stats.quiet_wait_s > DEFAULT_POLL_WAIT
+
+
+def test_back_to_back_queue_runs_on_the_same_slots_wait_for_them_to_be_quiet(local_deployment, rx_small):
+    from fsd_core.aws.leases import lease_slots
+
+    model, inputs = rx_small
+    config = RunConfig(None, None, "queue", 2, "block", record=False, model=model, inputs=inputs, predict=False,
+                       manifest=local_deployment.to_dict(), timeout=30)
+    queues = local_deployment.queue_urls
+    with lease_slots(queues[0], len(queues), len(queues) - 2, wait_s=60):  # the same two slots for both
+        first, second = run(config), run(config)
+    for r in (first, second):
+        assert r.status == "ok", r.error
+        assert activations_equal(infer(model, inputs).activations, r.activations)
+    waited = [w["channel"]["quiet_wait_s"] for w in second.worker_reports]
+    assert all(w > 0 for w in waited), waited  # (the first run's polls were still open when they started)
+    assert queue_depths(local_deployment, len(queues)) == [0] * len(queues)
+
+
+def test_back_to_back_warm_queue_runs_do_not_wait(local_deployment, rx_small):
+    """A warm pool's processes outlive their run: a poll one leaves open hands back what it
+    takes, so the next run on the same slots need not wait."""
+    from fsd_core.aws.leases import lease_slots
+    from fsd_core.engine.pool import WorkerPool
+
+    model, inputs = rx_small
+    queues = local_deployment.queue_urls
+    with WorkerPool() as pool, lease_slots(queues[0], len(queues), len(queues) - 2, wait_s=60):
+        config = RunConfig(None, None, "queue", 2, "block", record=False, model=model, inputs=inputs, predict=False,
+                           manifest=local_deployment.to_dict(), timeout=30, pool=pool)
+        runs = [run(config) for _ in range(3)]
+    for r in runs:
+        assert r.status == "ok", r.error
+        assert activations_equal(infer(model, inputs).activations, r.activations)
+    for r in runs[1:]:
+        assert [w["channel"]["quiet_wait_s"] for w in r.worker_reports] == [0.0, 0.0]
+
+
 def test_the_drain_waits_for_messages_a_dead_receiver_left_in_flight(local_deployment):
     """A worker that ends during a long poll leaves the poll open at the server, which takes
     what arrives or reappears next (the flake this test pins down: a previous run's worker
@@ -471,7 +560,7 @@ def test_the_drain_waits_for_messages_a_dead_receiver_left_in_flight(local_deplo
     url = local_deployment.queue_urls[0]
     for k in range(3):
         sqs.send_message(QueueUrl=url, MessageBody=f"stale {k}")
-    hidden = POLL_LINGER + VISIBILITY_TIMEOUT - 1
+    hidden = math.ceil(POLL_LINGER + VISIBILITY_TIMEOUT)
     taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=hidden)["Messages"]
     assert len(taken) == 3 and queue_depths(local_deployment, 1) == [3]  # in flight, never deleted
     start = time.monotonic()

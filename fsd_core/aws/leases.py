@@ -11,12 +11,21 @@ the machine whatever its FSD_HOME. The kernel drops a lock when its process dies
 ends with its coordinator, SIGKILL included: nothing to expire or reclaim. Leases coordinate
 the coordinators of one machine; coordinators on several machines sharing one deployment
 need a lease service of their own (docs/reliability.md).
+
+A slot is quiet again only some time after its run ended: a worker that ended during a long
+poll leaves the poll open at SQS, and that poll takes (and hides for the visibility timeout)
+whatever arrives next, the next run's first frames included. A run releases its slots with
+that time (`release(quiet_s)`, written into the slot's file); a new lease takes quiet slots
+first, and tells when the ones it took are all quiet (`quiet_at`):
+the run waits for that before it launches (measured: back-to-back runs on the same slots
+took 6.5 s instead of 1.7 s while the previous run's polls hid their first frames).
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import math
 import os
 import tempfile
 import time
@@ -28,6 +37,8 @@ from ..fileio import private_dir
 
 #: Seconds between looks for free slots while a run waits for them.
 POLL_S = 0.2
+#: The longest a slot can stay not quiet after its run (a damaged slot file says no more).
+MAX_QUIET_S = 60.0
 
 
 def lease_dir(deployment: str) -> Path:
@@ -39,13 +50,20 @@ def lease_dir(deployment: str) -> Path:
 class SlotLease:
     """P slots of a deployment held by this process until `release` (or its death)."""
 
-    def __init__(self, slots: list[int], handles: list[int]) -> None:
+    def __init__(self, slots: list[int], handles: list[int], quiet_at: float = 0.0) -> None:
         self.slots = slots
         self._handles = handles
+        #: When (time.time()) the polls of the runs that held these slots before have all ended.
+        self.quiet_at = quiet_at
 
-    def release(self) -> None:
+    def release(self, quiet_s: float | None = None) -> None:
+        """Give the slots back; `quiet_s`: how long polls of this run's workers may stay open."""
         for fd in self._handles:
             try:
+                if quiet_s is not None:
+                    quiet = max(_quiet_at(fd), time.time() + quiet_s)
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{quiet:.3f}".encode(), 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
@@ -58,9 +76,22 @@ class SlotLease:
         self.release()
 
 
+def _quiet_at(fd: int) -> float:
+    """When the slot's last run's polls have ended (0.0: never written, or damaged; at most
+    MAX_QUIET_S from now, whatever the file says)."""
+    try:
+        value = float(os.pread(fd, 32, 0).decode("ascii"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return 0.0
+    if not math.isfinite(value) or value < 0:
+        return 0.0
+    return min(value, time.time() + MAX_QUIET_S)
+
+
 def _try_take(directory: Path, total: int, wanted: int) -> SlotLease | None:
-    slots: list[int] = []
-    handles: list[int] = []
+    """`wanted` free slots, or None: quiet ones first (in slot order), then those quiet soonest."""
+    free: list[tuple[float, int, int]] = []  # (quiet at, slot, fd)
+    now = time.time()
     for slot in range(total):
         fd = os.open(directory / f"slot-{slot}", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -68,12 +99,14 @@ def _try_take(directory: Path, total: int, wanted: int) -> SlotLease | None:
         except BlockingIOError:
             os.close(fd)
             continue
-        slots.append(slot)
-        handles.append(fd)
-        if len(slots) == wanted:
-            return SlotLease(slots, handles)
-    SlotLease(slots, handles).release()
-    return None
+        free.append((max(_quiet_at(fd), now), slot, fd))
+    if len(free) < wanted:
+        SlotLease([], [fd for _, _, fd in free]).release()
+        return None
+    free.sort()
+    taken, rest = sorted(free[:wanted], key=lambda f: f[1]), free[wanted:]
+    SlotLease([], [fd for _, _, fd in rest]).release()
+    return SlotLease([slot for _, slot, _ in taken], [fd for _, _, fd in taken], max(q for q, _, _ in taken))
 
 
 def try_slot(deployment: str, slot: int) -> SlotLease | None:

@@ -96,6 +96,8 @@ class ChannelStats:
     duplicates: int = 0
     foreign: int = 0
     malformed: int = 0
+    #: Seconds the channel waited before its first send for its slots to be quiet (`aws.leases`).
+    quiet_wait_s: float = 0.0
     requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     billed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

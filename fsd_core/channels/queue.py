@@ -46,11 +46,12 @@ DEFAULT_POLL_WAIT = 1  # seconds of long polling per ReceiveMessage (0..20)
 # request, a dropped connection) is delivered again within seconds, not after SQS's default
 # 30 s; the extra copy is a duplicate, which the base class drops.
 VISIBILITY_TIMEOUT = 5
-# How long a receive a worker left open when it ended can still take messages: its wait,
-# plus the emulator's one-second look (moto rechecks a waiting queue once a second) and the
-# server's latency on a loaded machine. The end-of-run drain waits this long and a
-# visibility timeout more for messages in flight.
-POLL_LINGER = DEFAULT_POLL_WAIT + 2
+# How long after its worker ended a receive left open can still take messages: its wait (SQS
+# and the emulator answer a poll at the end of its wait, taking nothing that comes later),
+# plus half a second for a request still on its way to a loaded server. The end-of-run drain
+# waits this long and a visibility timeout more for messages in flight, and a run's slots are
+# quiet again this long after it released them (`aws.leases`; its workers had ended before).
+POLL_LINGER = DEFAULT_POLL_WAIT + 0.5
 PUBLISH_THREADS = 4
 MAX_RETRIES = 8
 THROTTLE_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
@@ -78,7 +79,8 @@ class QueueChannel(Channel):
     name = "queue"
 
     def __init__(self, run_id: str, worker: int, manifest: Any, poll_wait: int = DEFAULT_POLL_WAIT,
-                 receive: bool = True, duplicate: bool = False, slots: list[int] | None = None) -> None:
+                 receive: bool = True, duplicate: bool = False, slots: list[int] | None = None,
+                 quiet_at: float = 0.0) -> None:
         from ..aws.clients import botocore_config, client
 
         super().__init__(run_id, worker)
@@ -107,13 +109,25 @@ class QueueChannel(Channel):
         if receive:
             self._receiver = threading.Thread(target=self._receive_loop, name=f"receive-w{worker}", daemon=True)
             self._receiver.start()
+        self._wait_until_quiet(quiet_at)
+
+    def _wait_until_quiet(self, quiet_at: float) -> None:
+        """Send nothing before `quiet_at` (time.time()), when the polls that workers of the
+        slots' previous runs left open have ended (`aws.leases`): such a poll takes the frames
+        it finds and hides them for the visibility timeout. Worker start-up usually outlasts
+        it; the wait is capped at POLL_LINGER (clocks of other machines may differ)."""
+        wait = min(quiet_at - time.time(), POLL_LINGER)
+        if wait > 0:
+            time.sleep(wait)
+            self.stats.quiet_wait_s = wait
 
     @classmethod
     def from_config(cls, run_id: str, worker: int, config: dict[str, Any]) -> "QueueChannel":
         from ..aws.manifest import Manifest
 
         return cls(run_id, worker, Manifest.from_dict(config["manifest"]), config.get("poll_wait", DEFAULT_POLL_WAIT),
-                   duplicate=bool(config.get("duplicate")), slots=config.get("slots")).keyed(config)
+                   duplicate=bool(config.get("duplicate")), slots=config.get("slots"),
+                   quiet_at=float(config.get("quiet_at", 0.0))).keyed(config)
 
     def _slot(self, worker: int) -> int:
         """The deployment slot (queue, filter value) of the run's worker `worker`."""

@@ -30,8 +30,9 @@ MAX_WORKERS = 1024
 #: Set on the Lambda function by Terraform: the deployment's worker slots.
 SLOTS_ENV = "FSD_MAX_WORKERS"
 LAUNCHERS = ("local", "pool", "lambda")
-#: Keys a channel config may carry: its location, and the queue channel's poll wait and test option.
-CHANNEL_OPTIONS = frozenset({"root", "spares", "manifest", "poll_wait", "duplicate", "key", "slots"})
+#: Keys a channel config may carry: its location, the queue channel's slots, poll wait, when
+#: its slots are quiet (`aws.leases`) and test option.
+CHANNEL_OPTIONS = frozenset({"root", "spares", "manifest", "poll_wait", "duplicate", "key", "slots", "quiet_at"})
 #: A plan's digest: 16 bytes of BLAKE2b over its shards (run.coordinator), in hex.
 PLAN_DIGEST = re.compile(r"^[0-9a-f]{32}$")
 #: A deployed model's id: its model fingerprint and its plan digest (run.serving).
@@ -203,6 +204,9 @@ def _check_channel(channel: Mapping[str, Any], run_id: str, variant: str) -> Non
             isinstance(s, int) and not isinstance(s, bool) and 0 <= s < MAX_WORKERS for s in slots)
             or len(set(slots)) != len(slots)):
         raise EventError("event: the channel's slots are not distinct slot numbers")
+    quiet = channel.get("quiet_at", 0.0)
+    if isinstance(quiet, bool) or not isinstance(quiet, (int, float)) or not math.isfinite(quiet) or quiet < 0:
+        raise EventError("event: the channel's quiet_at is not a time (seconds since the epoch)")
     if variant == "local":
         if not _run_path(channel.get("root"), run_id):
             raise EventError("event: the local channel is not the run's own directory")

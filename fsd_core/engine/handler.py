@@ -200,8 +200,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         report["loaded_bytes"] += len(input_bytes)
         inputs = matrix_from_bytes(input_bytes)
         del input_bytes
-        channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])
         report["loaded_at"] = time.time()
+        channel = open_channel(CHANNEL_OF_VARIANT[event["variant"]], event["run_id"], me, event["channel"])
         outcome = run_worker(shard, inputs, channel, float(event["timeout"]),
                              progress=_between_layers(_progress_writer(event.get("progress_dir"), me,
                                                                        len(shard.layers)), stage, me),

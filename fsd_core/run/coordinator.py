@@ -432,6 +432,9 @@ class _Backend:
         # A queue run leases worker slots of the deployment (one queue each): concurrent runs
         # never read each other's queues. The lease ends with this process, however it ends.
         self.lease = None
+        # Did it start workers that may end during a long poll (not a warm pool's processes)?
+        # Then its slots are quiet again only a while after it (`aws.leases`).
+        self.polls_may_linger = False
         if variant == "queue":
             from ..aws.leases import lease_slots
 
@@ -477,7 +480,9 @@ class _Backend:
             # channel); every frame carries a MAC with it (channels/frames.py).
             self.channel_config = {"manifest": self.manifest, "key": secrets.token_hex(KEY_SIZE)}
             if self.lease is not None:
-                self.channel_config["slots"] = self.lease.slots
+                # Its senders wait until polls of runs that held these slots before have ended
+                # (`aws.leases`): worker start-up usually outlasts them.
+                self.channel_config.update(slots=self.lease.slots, quiet_at=self.lease.quiet_at)
             emulated = bool(self.manifest.get("endpoint"))
             if self.manifest.get("function_name") and (not emulated or launcher == "lambda"):
                 # Workers are asynchronous invocations of the worker function (on AWS; at the
@@ -547,7 +552,9 @@ class _Backend:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
         if self.lease is not None:
-            self.lease.release()
+            from ..channels.queue import POLL_LINGER
+
+            self.lease.release(quiet_s=POLL_LINGER if self.polls_may_linger else None)
 
 
 #: Warm pools' worker-role sessions by (endpoint, role), and how long one is used (the
@@ -722,6 +729,9 @@ class _DistributedRun:
         """Start worker 0 on its event; it starts the rest of the launch tree."""
         event = self.event()
         _set_subreaper()
+        # (a warm pool's processes outlive the run: a poll one leaves open hands back what it
+        # takes, `QueueChannel._receive_once`)
+        self.backend.polls_may_linger = self.backend.launcher.kind != "pool"
         self.launched = time.perf_counter()
         self.root = self.backend.launcher.start(event)
         self.snap.phase = "running"
@@ -772,6 +782,7 @@ class _DistributedRun:
         if self.pool is not None:
             if self.error is not None:
                 self.pool.recycle()
+                self.backend.polls_may_linger = True
             self.pool.lock.release()
         with _timed(self.timings, "cleanup"):
             try:

@@ -32,7 +32,7 @@ def local_event(tmp: Path) -> dict:
 def queue_event(deployed: bool = False) -> dict:
     """A queue worker's event; `deployed`: of a run on a deployed model (its shards' store)."""
     event = {"run_id": RUN, "worker": 0, "workers": 8, "branching": 2, "variant": "queue",
-             "channel": {"manifest": MANIFEST, "poll_wait": 1, "key": "ab" * 32}, "manifest": MANIFEST,
+             "channel": {"manifest": MANIFEST, "poll_wait": 1, "key": "ab" * 32, "quiet_at": 1.8e9}, "manifest": MANIFEST,
              "stage": {"kind": "s3", "manifest": MANIFEST, "prefix": f"stage/{RUN}/"},
              "launcher": {"kind": "local"}, "timeout": 60, "progress_dir": None}
     if deployed:
@@ -122,6 +122,11 @@ FORGED_QUEUE = {
     "shards in another bucket": ("shards", {"kind": "s3", "manifest": dict(MANIFEST, bucket="other"),
                                             "prefix": f"models/{DEPLOYED}/"}),
     "shards without a plan digest": ("plan_digest", KeyError),
+    "slots quiet at no time": ("channel.quiet_at", float("nan")),
+    "slots quiet for ever": ("channel.quiet_at", float("inf")),
+    "slots quiet before the epoch": ("channel.quiet_at", -1.0),
+    "slots quiet at a string": ("channel.quiet_at", "soon"),
+    "slots quiet at a bool": ("channel.quiet_at", True),
 }
 
 
