@@ -437,24 +437,32 @@ def test_duplicated_sqs_deliveries_give_the_same_result(local_deployment, rx_sma
     assert r.status == "ok", r.error
     assert activations_equal(infer(model, inputs).activations, r.activations)
     assert sum(w.get("duplicates", 0) for w in r.worker_reports) > 0
-    assert queue_depths(local_deployment, 3) == [0, 0, 0]
+    assert queue_depths(local_deployment, len(local_deployment.queue_urls)) == [0] * len(local_deployment.queue_urls)
 
 
 def test_foreign_messages_waiting_in_queues_are_ignored(local_deployment, rx_small):
+    from fsd_core.aws.leases import lease_slots
+
     model, inputs = rx_small
-    stale = open_channel("queue", "stale0run000", 1, {"manifest": local_deployment.to_dict()})
-    try:
-        for layer in (1, 2, 3):
-            stale.send(layer, 0, block(48, 10, 0.5, layer))
-            stale.send(layer, 1, block(48, 10, 0.5, layer))
-        stale.flush()
-    finally:
-        stale.close()
-    r = run(RunConfig(None, None, "queue", 2, "block", record=False, model=model, inputs=inputs, predict=False,
-                      manifest=local_deployment.to_dict(), timeout=30))
+    queues = local_deployment.queue_urls
+    with lease_slots(queues[0], len(queues), len(queues) - 2, wait_s=60) as held:  # the run gets the other two
+        free = [s for s in range(len(queues)) if s not in held.slots]
+        stale = open_channel("queue", "stale0run000", 1, {"manifest": local_deployment.to_dict(), "slots": free})
+        try:
+            for layer in (1, 2, 3):
+                stale.send(layer, 0, block(48, 10, 0.5, layer))
+                stale.send(layer, 1, block(48, 10, 0.5, layer))
+            stale.flush()
+        finally:
+            stale.close()
+        assert [queue_depths(local_deployment, len(queues))[s] for s in free] == [3, 3]
+        r = run(RunConfig(None, None, "queue", 2, "block", record=False, model=model, inputs=inputs, predict=False,
+                          manifest=local_deployment.to_dict(), timeout=30))
     assert r.status == "ok", r.error
     assert activations_equal(infer(model, inputs).activations, r.activations)
-    assert queue_depths(local_deployment, 2) == [0, 0]
+    dropped = sum(w["channel"]["foreign"] + w["channel"]["malformed"] for w in r.worker_reports)
+    assert dropped >= 6  # (without the run's key: dropped as forged)
+    assert queue_depths(local_deployment, len(queues)) == [0] * len(queues)
 
 
 def test_a_queue_channel_sends_nothing_before_its_slots_are_quiet(local_deployment):
@@ -580,4 +588,4 @@ def test_failed_cloud_run_is_cleaned_up(local_deployment, rx_small, variant):
     assert "layer 4" in r.error or "exited without a report" in r.error, r.error  # a peer, or the liveness look
     assert run_objects(local_deployment, r.run_id) == []
     if variant == "queue":
-        assert queue_depths(local_deployment, 3) == [0, 0, 0]
+        assert queue_depths(local_deployment, len(local_deployment.queue_urls)) == [0] * len(local_deployment.queue_urls)

@@ -16,9 +16,8 @@ A slot is quiet again only some time after its run ended: a worker that ended du
 poll leaves the poll open at SQS, and that poll takes (and hides for the visibility timeout)
 whatever arrives next, the next run's first frames included. A run releases its slots with
 that time (`release(quiet_s)`, written into the slot's file); a new lease takes quiet slots
-first, and tells when the ones it took are all quiet (`quiet_at`):
-the run waits for that before it launches (measured: back-to-back runs on the same slots
-took 6.5 s instead of 1.7 s while the previous run's polls hid their first frames).
+first, and tells when the ones it took are all quiet (`quiet_at`), which the run's senders
+wait for (`channels.queue.QueueChannel`; docs/reliability.md has the figures).
 """
 
 from __future__ import annotations
