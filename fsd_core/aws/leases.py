@@ -60,9 +60,7 @@ class SlotLease:
         for fd in self._handles:
             try:
                 if quiet_s is not None:
-                    quiet = max(_quiet_at(fd), time.time() + quiet_s)
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{quiet:.3f}".encode(), 0)
+                    _note_quiet_at(fd, max(_quiet_at(fd), time.time() + quiet_s))
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
@@ -87,18 +85,36 @@ def _quiet_at(fd: int) -> float:
     return min(value, time.time() + MAX_QUIET_S)
 
 
+def _note_quiet_at(fd: int, quiet_at: float) -> None:
+    """Write the slot's quiet time (best effort: a slot file that cannot be written reads as quiet)."""
+    data = f"{quiet_at:.3f}".encode()
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    except OSError:
+        pass
+
+
 def _try_take(directory: Path, total: int, wanted: int) -> SlotLease | None:
-    """`wanted` free slots, or None: quiet ones first (in slot order), then those quiet soonest."""
+    """`wanted` free slots, or None: quiet ones first (in slot order), then those quiet soonest.
+    The scan stops at `wanted` quiet slots, so a lease holds few slots while it looks."""
     free: list[tuple[float, int, int]] = []  # (quiet at, slot, fd)
-    now = time.time()
-    for slot in range(total):
-        fd = os.open(directory / f"slot-{slot}", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        free.append((max(_quiet_at(fd), now), slot, fd))
+    now, quiet = time.time(), 0
+    try:
+        for slot in range(total):
+            fd = os.open(directory / f"slot-{slot}", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            free.append((max(_quiet_at(fd), now), slot, fd))
+            quiet += free[-1][0] <= now
+            if quiet == wanted:
+                break
+    except BaseException:
+        SlotLease([], [fd for _, _, fd in free]).release()
+        raise
     if len(free) < wanted:
         SlotLease([], [fd for _, _, fd in free]).release()
         return None

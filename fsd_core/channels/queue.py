@@ -50,7 +50,8 @@ VISIBILITY_TIMEOUT = 5
 # and the emulator answer a poll at the end of its wait, taking nothing that comes later),
 # plus half a second for a request still on its way to a loaded server. The end-of-run drain
 # waits this long and a visibility timeout more for messages in flight, and a run's slots are
-# quiet again this long after it released them (`aws.leases`; its workers had ended before).
+# quiet again this long after it released them (`aws.leases`; its local and emulated workers
+# were stopped before: see docs/reliability.md for the cases this does not cover).
 POLL_LINGER = DEFAULT_POLL_WAIT + 0.5
 PUBLISH_THREADS = 4
 MAX_RETRIES = 8
@@ -282,9 +283,12 @@ def drain_queues(manifest: Any, workers: int, purge: bool = False, slots: list[i
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
                 counts["sqs:DeleteMessageBatch"] += 1
                 continue
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
             counts["sqs:GetQueueAttributes"] += 1
-            if not int(attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) or time.monotonic() > deadline:
+            if not int(attrs["ApproximateNumberOfMessages"]) and not int(attrs["ApproximateNumberOfMessagesNotVisible"]):
+                break  # (a message that became visible since the receive is waiting: take it first)
+            if time.monotonic() > deadline:
                 break
             time.sleep(0.2)  # in flight: visible again within the visibility timeout
     return counts

@@ -77,7 +77,7 @@ def test_a_released_slot_is_quiet_only_after_its_runs_polls_have_ended(deploymen
         assert other.slots == [1, 2] and other.quiet_at <= time.time()  # the quiet ones
     before = time.time()
     with lease_slots(deployment, 3, 3) as everything:
-        assert everything.slots == [0, 1, 2] and before + 25 < everything.quiet_at <= time.time() + 30
+        assert everything.slots == [0, 1, 2] and before + 25 < everything.quiet_at <= time.time() + 30.01
         everything.release()  # a release without workers (gc's, a run that never launched) keeps the time
     with lease_slots(deployment, 3, 3) as again:
         assert before + 25 < again.quiet_at
