@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -43,7 +44,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=6)
     args = ap.parse_args()
-    os.environ["FSD_HOME"] = tempfile.mkdtemp(prefix="fsd-bench-b2b-")
+    home = tempfile.mkdtemp(prefix="fsd-bench-b2b-")  # (its own emulator and store, removed at the end)
+    os.environ["FSD_HOME"] = home
     model = radixnet(args.neurons, args.layers, seed=0)
     inputs = synthetic_inputs(args.neurons, args.inputs, seed=0)
     truth = serial.infer(model, inputs).activations
@@ -70,6 +72,7 @@ def main() -> int:
                     print(f"  {name}: {seconds:.2f} s (waited {waited:.2f} s)", file=sys.stderr, flush=True)
     finally:
         local_stack.local_down()
+        shutil.rmtree(home, ignore_errors=True)
     print(f"RadiX-Net {args.neurons} x {args.layers}, {args.inputs} inputs, queue, P={args.workers}, "
           f"{args.pairs} interleaved pairs\n")
     print("| runs | wall s, median (range) | senders' wait s, median |")
